@@ -1,0 +1,78 @@
+"""Indexing: read articles, chunk them, embed them into Chroma and a BM25 index, incrementally.
+
+Typical use::
+
+    from index import open_index, index_paths
+
+    store = open_index(".articleqa")
+    report = index_paths(store, ["examples/articles"], prune=True)
+    print(report.summary())
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from index.chunking import chunk_article, split_sentences
+from index.embeddings import DEFAULT_MODEL, ModelNotFoundError, SentenceTransformerEmbeddings, get_embeddings
+from index.indexer import Indexer, ProgressCallback, index_paths
+from index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles
+from index.models import Article, Chunk, IndexReport, SourceFailure
+from index.store import (
+    DEFAULT_COLLECTION,
+    ChromaUnavailableError,
+    IndexMismatchError,
+    IndexStore,
+    IndexStoreError,
+)
+
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "DEFAULT_EXCLUDES",
+    "DEFAULT_MODEL",
+    "SUPPORTED_EXTENSIONS",
+    "Article",
+    "ChromaUnavailableError",
+    "Chunk",
+    "IndexMismatchError",
+    "IndexReport",
+    "IndexStore",
+    "IndexStoreError",
+    "Indexer",
+    "ModelNotFoundError",
+    "ProgressCallback",
+    "SentenceTransformerEmbeddings",
+    "SourceFailure",
+    "chunk_article",
+    "get_embeddings",
+    "index_paths",
+    "load_articles",
+    "open_index",
+    "split_sentences",
+]
+
+
+def open_index(
+    index_dir: str | Path,
+    *,
+    embedding_model: str = DEFAULT_MODEL,
+    chunk_size: int = 800,
+    chunk_overlap: int = 150,
+    chroma_url: str | None = None,
+    collection: str = DEFAULT_COLLECTION,
+    reset: bool = False,
+) -> IndexStore:
+    """Open (or create) an index folder with the shared embedding model for `embedding_model`.
+
+    The model itself loads on first use, so opening an index to read its statistics is cheap.
+    """
+    return IndexStore(
+        index_dir,
+        get_embeddings(embedding_model),
+        embedding_model=embedding_model,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        chroma_url=chroma_url,
+        collection=collection,
+        reset=reset,
+    )

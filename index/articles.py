@@ -1,0 +1,135 @@
+"""The article store: full text and metadata of every indexed article, in SQLite.
+
+Citations show context and exact character offsets, which needs the article text as it was
+chunked; Chroma holds only chunks. A row is written after the article's chunks are in Chroma
+and the lexical index, so a row always means "this article is fully indexed at this hash".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from index.models import Article
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    source TEXT,
+    url TEXT,
+    published_at TEXT,
+    author TEXT,
+    origin TEXT NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    indexed_at TEXT NOT NULL
+);
+"""
+_COLUMNS = "id, title, source, url, published_at, author, origin, text"
+
+
+class ArticleStore:
+    """Articles by id in the SQLite file `path` (created on first use)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def upsert(self, articles: Iterable[tuple[Article, int]]) -> None:
+        """Store `(article, chunk_count)` pairs, replacing rows with the same id."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._db:
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO articles ({_COLUMNS}, content_hash, chunk_count, "
+                "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        a.id,
+                        a.title,
+                        a.source,
+                        a.url,
+                        a.published_at.isoformat() if a.published_at else None,
+                        a.author,
+                        a.origin,
+                        a.text,
+                        a.content_hash,
+                        n,
+                        now,
+                    )
+                    for a, n in articles
+                ],
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        with self._db:
+            self._db.executemany("DELETE FROM articles WHERE id = ?", [(i,) for i in ids])
+
+    def clear(self) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM articles")
+
+    def hashes(self) -> dict[str, str]:
+        """Content hash of every stored article, by id."""
+        return dict(self._db.execute("SELECT id, content_hash FROM articles"))
+
+    def origins(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT id, origin FROM articles"))
+
+    def count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM articles").fetchone()[0]
+
+    def chunk_total(self) -> int:
+        return self._db.execute("SELECT coalesce(sum(chunk_count), 0) FROM articles").fetchone()[0]
+
+    def get(self, article_id: str) -> Article | None:
+        rows = self.get_many([article_id])
+        return rows.get(article_id)
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Article]:
+        found: dict[str, Article] = {}
+        ids = list(dict.fromkeys(ids))
+        for i in range(0, len(ids), 500):
+            batch = ids[i : i + 500]
+            marks = ",".join("?" * len(batch))
+            for row in self._db.execute(
+                f"SELECT {_COLUMNS} FROM articles WHERE id IN ({marks})", batch
+            ):
+                found[row[0]] = _to_article(row)
+        return found
+
+    def list(self) -> list[Article]:
+        """All articles, newest first (undated last)."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM articles "
+            "ORDER BY published_at IS NULL, published_at DESC, title"
+        )
+        return [_to_article(row) for row in rows]
+
+    def sources(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY source"
+        )
+        return [row[0] for row in rows]
+
+
+def _to_article(row: tuple) -> Article:
+    id_, title, source, url, published_at, author, origin, text = row
+    return Article(
+        id=id_,
+        title=title,
+        source=source,
+        url=url,
+        published_at=date.fromisoformat(published_at) if published_at else None,
+        author=author,
+        origin=origin,
+        text=text,
+    )

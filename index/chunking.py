@@ -1,0 +1,114 @@
+"""Sentence-aware chunking with exact character offsets.
+
+Sentences come from blingfire (a compiled, model-free sentence splitter: no downloads, about
+20x faster than pysbd here) applied line by line, because news text carries headlines and
+captions on lines of their own with no closing punctuation. Chunks are runs of whole
+sentences up to `chunk_size` characters; consecutive chunks share their last/first
+`overlap` characters' worth of whole sentences, so an answer on a boundary is still found.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import blingfire
+
+from index.models import Article, Chunk
+
+_LINE = re.compile(r"[^\n]+")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A sentence as `text[start:end]`."""
+
+    start: int
+    end: int
+
+
+def split_sentences(text: str) -> list[Span]:
+    """Split `text` into sentences, returning their character spans (whitespace trimmed).
+
+    Args:
+        text: Any text; lines are never joined into one sentence.
+
+    Returns:
+        Spans in text order; `text[s.start:s.end]` is the sentence without surrounding spaces.
+    """
+    spans: list[Span] = []
+    for line in _LINE.finditer(text):
+        line_text = line.group()
+        if not line_text.strip():
+            continue
+        _, offsets = blingfire.text_to_sentences_and_offsets(line_text)
+        if not offsets:
+            offsets = [(0, len(line_text))]
+        for start, end in offsets:
+            start, end = _trim(line_text, start, end)
+            if start < end:
+                spans.append(Span(line.start() + start, line.start() + end))
+    return spans
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    # blingfire offsets are character offsets into the str it was given; trim whitespace only.
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def chunk_article(article: Article, chunk_size: int = 800, overlap: int = 150) -> list[Chunk]:
+    """Cut an article into chunks of whole sentences.
+
+    Args:
+        article: The article; offsets refer to `article.text`.
+        chunk_size: Target maximum characters per chunk. A single longer sentence becomes a
+            chunk of its own rather than being cut mid-sentence.
+        overlap: Characters of whole trailing sentences repeated at the start of the next
+            chunk (0 disables overlap). Must be smaller than `chunk_size`.
+
+    Returns:
+        Chunks in order, each with `article.text[start:end] == text`.
+
+    Raises:
+        ValueError: If `chunk_size` or `overlap` are out of range.
+    """
+    if chunk_size < 50:
+        raise ValueError(f"chunk_size must be at least 50 characters, got {chunk_size}")
+    if not 0 <= overlap < chunk_size:
+        raise ValueError(f"overlap must be in [0, chunk_size={chunk_size}), got {overlap}")
+    sentences = split_sentences(article.text)
+    groups: list[list[Span]] = []
+    current: list[Span] = []
+    for sentence in sentences:
+        if current and sentence.end - current[0].start > chunk_size:
+            groups.append(current)
+            current = _overlap_tail(current, overlap, sentence, chunk_size)
+        current.append(sentence)
+    if current:
+        groups.append(current)
+    return [
+        Chunk(
+            article_id=article.id,
+            index=i,
+            text=article.text[group[0].start : group[-1].end],
+            start=group[0].start,
+            end=group[-1].end,
+        )
+        for i, group in enumerate(groups)
+    ]
+
+
+def _overlap_tail(group: list[Span], overlap: int, following: Span, chunk_size: int) -> list[Span]:
+    """The trailing sentences of `group` that fit in `overlap` and still leave room."""
+    tail: list[Span] = []
+    for sentence in reversed(group[1:]):
+        if group[-1].end - sentence.start > overlap:
+            break
+        if following.end - sentence.start > chunk_size:
+            break
+        tail.insert(0, sentence)
+    return tail

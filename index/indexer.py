@@ -1,0 +1,216 @@
+"""Incremental indexing: articles in, chunks into Chroma + FTS5, through LangChain's indexing API.
+
+LangChain's `index()` with a SQL record manager gives the incremental semantics: a chunk whose
+content hash is already recorded is neither embedded nor written again; with
+`cleanup="incremental"` and the article id as source id, the old chunks of a changed article
+are deleted once its new chunks are in. We add article-level bookkeeping on top (the article
+store, keyed by a hash of the whole article) so unchanged articles are not even chunked, and
+prune on request.
+
+Crash safety comes from ordering, not from a transaction across stores:
+1. chunks are written to the lexical index and Chroma with deterministic ids (upserts),
+2. then the record manager records them,
+3. then the article row is written.
+A run killed anywhere leaves at worst chunks that are not yet recorded (re-written with the
+same ids by the re-run: no duplicates) or recorded chunks without an article row (the re-run
+sees the article as new, embeds nothing and writes the row).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from langchain_core.documents import Document
+from langchain_core.indexing import index as langchain_index
+
+from index.chunking import chunk_article
+from index.loaders import DEFAULT_EXCLUDES, load_articles
+from index.models import Article, Chunk, IndexReport
+from index.store import IndexStore, published_ord
+
+ProgressCallback = Callable[[str, int, int | None], None]
+"""Called as `progress(phase, done, total)`; phases: "reading", "indexing", "pruning"."""
+
+ARTICLES_PER_BATCH = 32
+
+
+def chunk_documents(article: Article, chunks: Sequence[Chunk]) -> list[Document]:
+    """LangChain documents for an article's chunks, with the metadata retrieval needs.
+
+    Everything here is part of the content hash LangChain's indexing API uses as chunk id,
+    so it must be deterministic (no timestamps).
+    """
+    base = {
+        "article_id": article.id,
+        "title": article.title,
+        "source": article.source,
+        "url": article.url,
+        "published_at": article.published_at.isoformat() if article.published_at else None,
+        "published_ord": published_ord(article.published_at),
+        "author": article.author,
+    }
+    return [
+        Document(
+            page_content=chunk.text,
+            metadata={**base, "chunk_index": chunk.index, "start": chunk.start, "end": chunk.end},
+        )
+        for chunk in chunks
+    ]
+
+
+class Indexer:
+    """Index articles into one `IndexStore`.
+
+    Args:
+        store: The opened index folder.
+        progress: Optional progress callback (see `ProgressCallback`).
+    """
+
+    def __init__(self, store: IndexStore, progress: ProgressCallback | None = None):
+        self.store = store
+        self.progress = progress or (lambda phase, done, total: None)
+
+    def index_articles(
+        self,
+        articles: Sequence[Article],
+        *,
+        report: IndexReport,
+        force: bool = False,
+    ) -> IndexReport:
+        """Add new and changed articles; leave unchanged ones alone.
+
+        Args:
+            articles: Articles with unique ids.
+            report: Filled in place (and returned).
+            force: Re-chunk every article even when its hash is unchanged (used when the
+                chunking settings changed); unchanged chunks are still not re-embedded.
+        """
+        store = self.store
+        known = store.articles.hashes()
+        todo: list[Article] = []
+        for article in articles:
+            old = known.get(article.id)
+            if old is None:
+                report.added.append(article.id)
+                todo.append(article)
+            elif old != article.content_hash:
+                report.updated.append(article.id)
+                todo.append(article)
+            else:
+                report.unchanged.append(article.id)
+                if force:
+                    todo.append(article)
+        total = len(todo)
+        self.progress("indexing", 0, total)
+        for start in range(0, total, ARTICLES_PER_BATCH):
+            batch = todo[start : start + ARTICLES_PER_BATCH]
+            chunked = [
+                (a, chunk_article(a, store.chunk_size, store.chunk_overlap)) for a in batch
+            ]
+            docs = [doc for a, chunks in chunked for doc in chunk_documents(a, chunks)]
+            if docs:
+                # One call per batch of whole articles, batch_size covering all their chunks:
+                # incremental cleanup runs per LangChain batch, and an article split across
+                # two batches would have its unchanged chunks deleted and re-embedded.
+                result = langchain_index(
+                    docs,
+                    store.records,
+                    store.hybrid,
+                    cleanup="incremental",
+                    source_id_key="article_id",
+                    batch_size=len(docs),
+                    key_encoder="sha256",
+                )
+                report.chunks_added += result["num_added"]
+                report.chunks_skipped += result["num_skipped"]
+                report.chunks_deleted += result["num_deleted"]
+            store.articles.upsert((a, len(chunks)) for a, chunks in chunked)
+            self.progress("indexing", min(start + len(batch), total), total)
+        return report
+
+    def prune(self, keep: set[str], is_protected: Callable[[str], bool], report: IndexReport) -> None:
+        """Remove every article not in `keep`, except those whose origin `is_protected`
+        (an input that failed this time: bad input never deletes good data).
+
+        Orphan chunks (chunks whose article row never got written because a run was killed
+        and its input then disappeared) are removed too.
+        """
+        store = self.store
+        origins = store.articles.origins()
+        stale = [
+            aid for aid, origin in origins.items()
+            if aid not in keep and not is_protected(origin)
+        ]
+        orphans = store.lexical.article_ids() - set(origins) - keep
+        targets = stale + sorted(orphans)
+        self.progress("pruning", 0, len(targets))
+        for done, article_id in enumerate(targets, 1):
+            keys = store.records.list_keys(group_ids=[article_id])
+            # Chunks written to the stores but never recorded are found via the lexical index.
+            keys = sorted(set(keys) | store.lexical.chunk_ids_of(article_id))
+            if keys:
+                store.hybrid.delete(keys)
+                store.records.delete_keys(keys)
+                report.chunks_deleted += len(keys)
+            store.articles.delete([article_id])
+            if article_id in origins:
+                report.removed.append(article_id)
+            self.progress("pruning", done, len(targets))
+
+
+
+def index_paths(
+    store: IndexStore,
+    inputs: Sequence[str | Path],
+    *,
+    prune: bool = False,
+    rebuild: bool = False,
+    exclude: Sequence[str] = DEFAULT_EXCLUDES,
+    timeout: float = 20.0,
+    progress: ProgressCallback | None = None,
+) -> IndexReport:
+    """Read files, folders and URLs and bring the index up to date with them.
+
+    Args:
+        store: The opened index folder.
+        inputs: Paths (files or folders, recursive) and http(s) URLs.
+        prune: Also remove indexed articles that were not read in this run, except those
+            from inputs that failed this time (bad input never deletes good data).
+        rebuild: Empty the index first (open the store with `reset=True` instead when the
+            embedding model changed).
+        exclude: File name globs to skip while walking folders.
+        timeout: Seconds for each URL fetch.
+        progress: Optional progress callback.
+
+    Returns:
+        The run's report; `report.failed` lists inputs that could not be read, with reasons.
+    """
+    started = time.perf_counter()
+    report = IndexReport(index_dir=str(store.dir))
+    progress = progress or (lambda phase, done, total: None)
+    if rebuild:
+        store.reset()
+    read = 0
+
+    def on_source(_ref: object) -> None:
+        nonlocal read
+        read += 1
+        progress("reading", read, None)
+
+    loaded = load_articles(inputs, exclude=exclude, timeout=timeout, on_source=on_source)
+    report.failed.extend(loaded.failures)
+    report.skipped.extend(loaded.skipped)
+    rechunk = store.chunking_changed
+    if store.manifest is None:
+        # Written before any chunk, so a killed first run still records the model it used.
+        store.write_manifest(len(store.embeddings.embed_query("dimension probe")))
+    indexer = Indexer(store, progress)
+    indexer.index_articles(loaded.articles, report=report, force=rechunk)
+    if prune:
+        indexer.prune({a.id for a in loaded.articles}, loaded.origin_failed, report)
+    if rechunk:  # only once every article has been re-chunked
+        store.write_manifest(store.manifest.dimension)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,192 @@
+"""BM25 over the same chunks as Chroma, with SQLite FTS5.
+
+News questions hinge on names and numbers ("Lavrov", "30,000") that a small embedding model
+blurs; a lexical index carries them. FTS5 ships with Python's sqlite3, persists in the index
+folder beside Chroma, and ranks with BM25 (`bm25()`), so there is no index to rebuild in
+memory at start-up.
+
+The chunk rows live in a plain table (keyed by chunk id, with the filter columns) and FTS5
+indexes its text as an external-content table kept in step by triggers.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    article_id TEXT NOT NULL,
+    source TEXT,
+    published_ord INTEGER,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, content='chunks', content_rowid='rowid',
+    tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+"""
+
+# Words that carry no signal in a BM25 query over news; everything else is kept.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    out over own same she should so some such than that the their theirs them themselves then
+    there these they this those through to too under until up very was we were what when where
+    which while who whom why will with would you your yours did said say says tell told""".split()
+)
+_TOKEN = re.compile(r"\w+(?:[.,']\w+)*", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class LexicalRow:
+    chunk_id: str
+    article_id: str
+    source: str | None
+    published_ord: int | None
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LexicalHit:
+    chunk_id: str
+    score: float  # BM25, higher is better
+
+
+def query_terms(query: str) -> list[str]:
+    """The terms of a question worth matching: words and numbers minus stopwords."""
+    terms: list[str] = []
+    for token in _TOKEN.findall(query.lower()):
+        if token in STOPWORDS or (len(token) < 2 and not token.isdigit()):
+            continue
+        if token not in terms:
+            terms.append(token)
+    return terms
+
+
+class LexicalIndex:
+    """The FTS5 chunk index in `path` (created on first use)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def upsert(self, rows: Iterable[LexicalRow]) -> None:
+        """Insert or replace rows by chunk id, atomically."""
+        rows = list(rows)
+        with self._db:
+            self._db.executemany(
+                "DELETE FROM chunks WHERE chunk_id = ?", [(r.chunk_id,) for r in rows]
+            )
+            self._db.executemany(
+                'INSERT INTO chunks (chunk_id, article_id, source, published_ord, start, "end", '
+                "text) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.chunk_id, r.article_id, r.source, r.published_ord, r.start, r.end, r.text)
+                    for r in rows
+                ],
+            )
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        with self._db:
+            self._db.executemany(
+                "DELETE FROM chunks WHERE chunk_id = ?", [(cid,) for cid in chunk_ids]
+            )
+
+    def clear(self) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM chunks")
+
+    def chunk_ids_of(self, article_id: str) -> set[str]:
+        rows = self._db.execute("SELECT chunk_id FROM chunks WHERE article_id = ?", (article_id,))
+        return {row[0] for row in rows}
+
+    def chunk_ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT chunk_id FROM chunks")}
+
+    def article_ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT DISTINCT article_id FROM chunks")}
+
+    def count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def get(self, chunk_ids: Sequence[str]) -> dict[str, LexicalRow]:
+        """The stored rows for these chunk ids (missing ids are left out)."""
+        found: dict[str, LexicalRow] = {}
+        for i in range(0, len(chunk_ids), 500):
+            batch = list(chunk_ids[i : i + 500])
+            marks = ",".join("?" * len(batch))
+            for row in self._db.execute(
+                'SELECT chunk_id, article_id, source, published_ord, start, "end", text '
+                f"FROM chunks WHERE chunk_id IN ({marks})",
+                batch,
+            ):
+                found[row[0]] = LexicalRow(*row)
+        return found
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        sources: Sequence[str] | None = None,
+        published_from: int | None = None,
+        published_to: int | None = None,
+    ) -> list[LexicalHit]:
+        """BM25 search for any of the query's terms.
+
+        Args:
+            query: Free text; stopwords are dropped and the remaining terms OR-ed.
+            k: Maximum hits.
+            sources: Keep only chunks from these sources.
+            published_from, published_to: Inclusive date range as `date.toordinal()`;
+                chunks without a date are excluded when either bound is given.
+
+        Returns:
+            Hits, best first.
+        """
+        terms = query_terms(query)
+        if not terms or k <= 0:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        where, params = ["chunks_fts MATCH ?"], [match]
+        if sources:
+            where.append(f"c.source IN ({','.join('?' * len(sources))})")
+            params.extend(sources)
+        if published_from is not None:
+            where.append("c.published_ord >= ?")
+            params.append(published_from)
+        if published_to is not None:
+            where.append("c.published_ord <= ?")
+            params.append(published_to)
+        sql = (
+            "SELECT c.chunk_id, bm25(chunks_fts) AS rank FROM chunks_fts "
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            f"WHERE {' AND '.join(where)} ORDER BY rank LIMIT ?"
+        )
+        rows = self._db.execute(sql, [*params, k]).fetchall()
+        # FTS5's bm25() is negated so that ORDER BY ascending puts the best first.
+        return [LexicalHit(chunk_id, -rank) for chunk_id, rank in rows]

@@ -1,0 +1,276 @@
+"""The index folder: Chroma (dense), FTS5 (lexical), the article store and the record manager.
+
+Layout of an index folder:
+
+    manifest.json     embedding model, dimension and chunking the index was built with
+    chroma/           Chroma's persistent folder (absent when a Chroma server is used)
+    lexical.sqlite    BM25 over the same chunk ids (index.lexical)
+    articles.sqlite   full article texts (index.articles)
+    records.sqlite    LangChain's SQLRecordManager: which chunk hashes are indexed
+
+`HybridStore` is the LangChain `VectorStore` that LangChain's indexing API writes to: every
+add and delete goes to Chroma and to the lexical index with the same ids, so the two never
+disagree about which chunks exist once a run (or its re-run) has finished.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+from langchain_chroma import Chroma
+from langchain_classic.indexes import SQLRecordManager
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+
+from index.articles import ArticleStore
+from index.lexical import LexicalIndex, LexicalRow
+
+SCHEMA_VERSION = 1
+DEFAULT_COLLECTION = "articleqa"
+
+
+class IndexStoreError(RuntimeError):
+    """Base class for problems with an index folder."""
+
+
+class IndexMismatchError(IndexStoreError):
+    """The index was built with settings that differ from the current ones."""
+
+
+class ChromaUnavailableError(IndexStoreError):
+    """The configured Chroma server cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    embedding_model: str
+    dimension: int
+    chunk_size: int
+    chunk_overlap: int
+    collection: str
+    schema: int = SCHEMA_VERSION
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest | None:
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.__dict__, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)  # atomic: a crash never leaves half a manifest
+
+
+def chroma_client(persist_dir: Path, server_url: str | None = None) -> chromadb.ClientAPI:
+    """An embedded persistent client in `persist_dir`, or an HTTP client for `server_url`.
+
+    Telemetry is always off. Raises ChromaUnavailableError naming the URL when a server
+    cannot be reached.
+    """
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if not server_url:
+        persist_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(persist_dir), settings=settings)
+    parsed = urlparse(server_url)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise ChromaUnavailableError(
+            f"Chroma server URL {server_url!r} is not valid; expected e.g. http://127.0.0.1:8000"
+        )
+    try:
+        client = chromadb.HttpClient(
+            host=parsed.hostname,
+            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+            ssl=parsed.scheme == "https",
+            settings=settings,
+        )
+        client.heartbeat()
+    except Exception as exc:  # chromadb raises several unrelated types for "not there"
+        raise ChromaUnavailableError(
+            f"cannot reach the Chroma server at {server_url}: {exc}. "
+            "Start one with `chroma run --path DIR` or unset the Chroma URL to use the "
+            "embedded store."
+        ) from exc
+    return client
+
+
+def chunk_metadata(doc_meta: dict[str, Any]) -> dict[str, Any]:
+    """Chroma accepts only str/int/float/bool metadata values: drop the Nones."""
+    return {k: v for k, v in doc_meta.items() if v is not None}
+
+
+class HybridStore(VectorStore):
+    """Chroma and the lexical index behind one LangChain VectorStore, same ids in both."""
+
+    def __init__(self, dense: Chroma, lexical: LexicalIndex):
+        self.dense = dense
+        self.lexical = lexical
+
+    @property
+    def embeddings(self) -> Embeddings | None:
+        return self.dense.embeddings
+
+    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        ids = kwargs.get("ids")
+        if not ids or len(ids) != len(documents):
+            raise ValueError("HybridStore needs one id per document (deterministic chunk ids)")
+        docs = [Document(page_content=d.page_content, metadata=chunk_metadata(d.metadata)) for d in documents]
+        # Lexical first: it is cheap and local. If we die before Chroma is written, the record
+        # manager has not recorded these ids, so the re-run writes both again (upserts).
+        self.lexical.upsert(
+            LexicalRow(
+                chunk_id=i,
+                article_id=d.metadata["article_id"],
+                source=d.metadata.get("source"),
+                published_ord=d.metadata.get("published_ord"),
+                start=d.metadata["start"],
+                end=d.metadata["end"],
+                text=d.page_content,
+            )
+            for i, d in zip(ids, docs, strict=True)
+        )
+        return self.dense.add_documents(docs, ids=list(ids))
+
+    def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, **kwargs: Any) -> list[str]:
+        texts = list(texts)
+        metadatas = metadatas or [{} for _ in texts]
+        docs = [Document(page_content=t, metadata=m) for t, m in zip(texts, metadatas, strict=True)]
+        return self.add_documents(docs, **kwargs)
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        if not ids:
+            return True
+        self.dense.delete(ids=list(ids))
+        self.lexical.delete(ids)
+        return True
+
+    def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
+        return self.dense.similarity_search(query, k=k, **kwargs)
+
+    @classmethod
+    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict] | None = None, **kwargs: Any) -> HybridStore:
+        raise NotImplementedError("open an index folder with index.store.IndexStore instead")
+
+
+class IndexStore:
+    """Everything in one index folder, opened together and checked against its manifest.
+
+    Args:
+        index_dir: The folder (created when missing).
+        embeddings: The embedding function; Chroma never embeds on its own.
+        embedding_model: Name recorded in the manifest; a different name on open is an error.
+        chunk_size, chunk_overlap: Chunking settings recorded in the manifest.
+        chroma_url: A Chroma server instead of the embedded `chroma/` folder.
+        collection: Chroma collection name (one per index when several share a server).
+        reset: Empty the index on open (for --rebuild; skips the embedding model check).
+
+    Raises:
+        IndexMismatchError: The folder was built with another embedding model.
+        ChromaUnavailableError: `chroma_url` is set and no server answers there.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        embeddings: Embeddings,
+        *,
+        embedding_model: str,
+        chunk_size: int = 800,
+        chunk_overlap: int = 150,
+        chroma_url: str | None = None,
+        collection: str = DEFAULT_COLLECTION,
+        reset: bool = False,
+    ):
+        self.dir = Path(index_dir).expanduser().resolve()
+        self.embeddings = embeddings
+        self.embedding_model = embedding_model
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self.chroma_url = chroma_url
+        self.collection = collection
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest.read(self.manifest_path)
+        if not reset and self.manifest and self.manifest.embedding_model != embedding_model:
+            raise IndexMismatchError(
+                f"the index in {self.dir} was built with embedding model "
+                f"{self.manifest.embedding_model!r}, but {embedding_model!r} is configured. "
+                f"Set the embedding model back to {self.manifest.embedding_model!r}, or rebuild "
+                "the index with `articleqa index PATH --rebuild`."
+            )
+        self.client = chroma_client(self.dir / "chroma", chroma_url)
+        self.dense = self._open_dense()
+        self.lexical = LexicalIndex(self.dir / "lexical.sqlite")
+        self.articles = ArticleStore(self.dir / "articles.sqlite")
+        self.records = SQLRecordManager(
+            namespace=f"articleqa/{collection}", db_url=f"sqlite:///{self.dir / 'records.sqlite'}"
+        )
+        self.records.create_schema()
+        self.hybrid = HybridStore(self.dense, self.lexical)
+        if reset:
+            self.reset()
+
+    def _open_dense(self) -> Chroma:
+        return Chroma(
+            collection_name=self.collection,
+            embedding_function=self.embeddings,
+            client=self.client,
+            collection_configuration={"hnsw": {"space": "cosine"}},
+        )
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "manifest.json"
+
+    @property
+    def chunking_changed(self) -> bool:
+        m = self.manifest
+        return m is not None and (m.chunk_size, m.chunk_overlap) != (self.chunk_size, self.chunk_overlap)
+
+    def write_manifest(self, dimension: int) -> None:
+        self.manifest = Manifest(
+            embedding_model=self.embedding_model,
+            dimension=dimension,
+            chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap,
+            collection=self.collection,
+        )
+        self.manifest.write(self.manifest_path)
+
+    def dense_ids(self) -> set[str]:
+        return set(self.dense.get(include=[])["ids"])
+
+    def record_keys(self) -> set[str]:
+        return set(self.records.list_keys())
+
+    def close(self) -> None:
+        self.lexical.close()
+        self.articles.close()
+
+    def reset(self) -> None:
+        """Empty this index in place (for --rebuild): collection, chunks, articles, records."""
+        try:
+            self.client.delete_collection(self.collection)
+        except Exception:  # chromadb raises different types for "no such collection"
+            pass
+        self.dense = self._open_dense()
+        self.hybrid = HybridStore(self.dense, self.lexical)
+        self.lexical.clear()
+        self.articles.clear()
+        self.records.delete_keys(self.records.list_keys())
+        self.manifest_path.unlink(missing_ok=True)
+        self.manifest = None
+
+
+def published_ord(value: date | None) -> int | None:
+    """Dates as integers, because Chroma's range filters ($gte/$lte) compare numbers only."""
+    return value.toordinal() if value else None

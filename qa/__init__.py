@@ -1,0 +1,1 @@
+"""Question answering over the indexed articles: retrieval, answers, citations, the CLI."""

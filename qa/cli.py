@@ -1,0 +1,184 @@
+"""`articleqa`: the command line, a thin layer over the `index` and `qa` packages.
+
+Settings are built here once (environment, `.env`, flags) and passed inward; library errors
+become one-line messages with a non-zero exit code, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from qa.settings import Settings, load_settings
+
+# Offline by default: set before any Hugging Face, Chroma or Gradio import can read them.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+app = typer.Typer(
+    name="articleqa",
+    help="Ask questions about a collection of news articles; answers quote and cite them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+@app.callback()
+def _main() -> None:
+    """Ask questions about a collection of news articles; answers quote and cite them."""
+
+out = Console()
+
+IndexDir = Annotated[
+    Optional[Path],
+    typer.Option("--index-dir", help="Index folder [env: ARTICLEQA_INDEX_DIR; default .articleqa]."),
+]
+ChromaUrl = Annotated[
+    Optional[str],
+    typer.Option("--chroma-url", help="Use a Chroma server, e.g. http://127.0.0.1:8000 [env: ARTICLEQA_CHROMA_URL]."),
+]
+
+EXIT_FAILED_INPUT = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def settings_from(**flags: object) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return load_settings(**flags)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise fail(f"invalid configuration: {problems}") from None
+
+
+def open_store(settings: Settings, *, reset: bool = False):
+    """The index folder named by the settings, or a clear error."""
+    from index import IndexStoreError, ModelNotFoundError, open_index
+
+    try:
+        return open_index(
+            settings.index_dir,
+            embedding_model=settings.embedding_model,
+            chunk_size=settings.chunk_size,
+            chunk_overlap=settings.chunk_overlap,
+            chroma_url=settings.chroma_url,
+            collection=settings.collection,
+            reset=reset,
+        )
+    except (IndexStoreError, ModelNotFoundError) as exc:
+        raise fail(str(exc)) from None
+
+
+class _RichProgress:
+    """Maps the indexer's `progress(phase, done, total)` calls onto a rich progress display."""
+
+    LABELS = {"reading": "Reading articles", "indexing": "Indexing", "pruning": "Pruning"}
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(self.LABELS.get(phase, phase), total=total)
+        self.progress.update(self.tasks[phase], completed=done, total=total)
+
+
+@app.command("index")
+def index_command(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) and http(s) URLs of article pages.")],
+    index_dir: IndexDir = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove indexed articles not found in these inputs (inputs that fail keep theirs).")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Empty the index and index everything again (needed after changing the embedding model).")] = False,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="File name glob to skip in folders (repeatable; default: LICENSE*, README*, hidden files).")] = None,
+    chroma_url: ChromaUrl = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Index articles: new ones are added, changed ones replaced, unchanged ones skipped.
+
+    Formats: .txt/.md (first line is the headline, optional YAML front matter), .html/.htm,
+    .json/.jsonl (objects with title and body), and article URLs. Exit code 1 when any
+    input failed (the rest is still indexed), 130 when interrupted (re-run to finish).
+    """
+    from index import DEFAULT_EXCLUDES, index_paths
+
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url)
+    store = open_store(settings, reset=rebuild)
+    show = not quiet and not as_json
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show,
+        transient=True,
+    )
+    try:
+        with progress:
+            report = index_paths(
+                store,
+                paths,
+                prune=prune,
+                exclude=tuple(exclude) if exclude else DEFAULT_EXCLUDES,
+                timeout=settings.fetch_timeout,
+                progress=_RichProgress(progress),
+            )
+    except KeyboardInterrupt:
+        raise fail(
+            "interrupted; the index is consistent. Run the same command again to finish.",
+            EXIT_INTERRUPTED,
+        ) from None
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps({**report.model_dump(mode="json"), "summary": report.summary()}))
+    else:
+        _print_report(report, quiet)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILED_INPUT)
+
+
+def _print_report(report, quiet: bool) -> None:
+    for failure in report.failed:
+        console.print(f"[red]failed[/] {failure.origin}: {failure.reason}", highlight=False)
+    if not quiet:
+        for skipped in report.skipped:
+            console.print(f"[yellow]skipped[/] {skipped.origin}: {skipped.reason}", highlight=False)
+    s = report.summary()
+    table = Table(title=f"Index {report.index_dir}", show_header=True)
+    for column in ("added", "updated", "unchanged", "removed", "failed", "chunks added", "chunks deleted", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(*(str(s[k]) for k in ("added", "updated", "unchanged", "removed", "failed", "chunks_added", "chunks_deleted", "seconds")))
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,69 @@
+"""Typed, JSON-serialisable results of retrieval and answering."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Passage(BaseModel):
+    """A retrieved chunk with its article's metadata and its retrieval scores.
+
+    `text == article.text[start:end]`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: str
+    article_id: str
+    title: str
+    source: str | None = None
+    url: str | None = None
+    published_at: date | None = None
+    text: str
+    start: int
+    end: int
+    score: float = Field(0.0, description="Fused retrieval score (higher is better).")
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+
+
+class Citation(BaseModel):
+    """A quoted sentence, where it is in its article, and the passage around it.
+
+    `quote == article.text[start:end]` for the article named by `article_id`.
+    """
+
+    n: int = Field(ge=1, description="The marker number: [n] in the answer text.")
+    article_id: str
+    title: str
+    source: str | None = None
+    url: str | None = None
+    published_at: date | None = None
+    quote: str
+    start: int = Field(ge=0)
+    end: int = Field(gt=0)
+    passage: str
+    passage_start: int = Field(ge=0)
+    passage_end: int = Field(gt=0)
+    score: float = 0.0
+
+
+class Answer(BaseModel):
+    """The answer to one question.
+
+    When `grounded` is False the articles do not answer the question: `text` says so plainly,
+    `citations` is empty and `related` holds the closest passages.
+    """
+
+    question: str
+    text: str
+    grounded: bool
+    citations: list[Citation] = Field(default_factory=list)
+    related: list[Citation] = Field(default_factory=list)
+    confidence: float = 0.0
+    retrieval_query: str = ""
+    answerer: Literal["extractive", "llm"] = "extractive"
+    notes: list[str] = Field(default_factory=list)

@@ -1,0 +1,49 @@
+"""The one settings object: `ARTICLEQA_*` environment variables, a `.env` file, CLI flags.
+
+Read once at the edges (the CLI, the web app) and passed inward as plain values; library
+code never reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from index.embeddings import DEFAULT_MODEL
+from index.store import DEFAULT_COLLECTION
+
+
+class Settings(BaseSettings):
+    """Configuration; every field can be set as `ARTICLEQA_<FIELD>` (e.g. ARTICLEQA_INDEX_DIR)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARTICLEQA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    index_dir: Path = Field(Path(".articleqa"), description="Folder holding the index.")
+    embedding_model: str = Field(
+        DEFAULT_MODEL,
+        description="'bundled:all-MiniLM-L6-v2', a local sentence-transformers folder, or a "
+        "model name already in the local Hugging Face cache.",
+    )
+    chunk_size: int = Field(800, ge=50, description="Target characters per chunk.")
+    chunk_overlap: int = Field(150, ge=0, description="Characters of whole sentences shared by neighbouring chunks.")
+    chroma_url: str | None = Field(None, description="Chroma server URL (e.g. http://127.0.0.1:8000); unset: embedded Chroma in the index folder.")
+    collection: str = Field(DEFAULT_COLLECTION, description="Chroma collection name.")
+    fetch_timeout: float = Field(20.0, gt=0, description="Seconds allowed for fetching one URL.")
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: Any) -> int:
+        size = info.data.get("chunk_size", 800)
+        if value >= size:
+            raise ValueError(f"chunk_overlap ({value}) must be smaller than chunk_size ({size})")
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, with non-None `overrides` (CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

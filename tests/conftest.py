@@ -1,0 +1,109 @@
+"""Shared fixtures: a clean environment, the real bundled model (loaded once), real stores."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langchain_core.embeddings import Embeddings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "articles"
+SEED = EXAMPLES / "macron-white-house-visit.txt"
+CORPUS = EXAMPLES / "wikinews-2019-2020.jsonl"
+SEED_ID = "macron-white-house-visit"
+WASTE_SENTENCE = (
+    "Another senior European official was even more blunt in his assessment, branding the "
+    "Macron-Trump meeting “a waste of time.”"
+)
+
+# Offline always, for every test and every subprocess a test starts.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ARTICLEQA_* setting leaks in from the developer's shell, and no stray .env is read."""
+    for name in list(os.environ):
+        if name.startswith("ARTICLEQA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def embeddings():
+    """The real bundled all-MiniLM-L6-v2, loaded once per test session."""
+    from index.embeddings import get_embeddings
+
+    model = get_embeddings()
+    model.encode(["warm up"])
+    return model
+
+
+class CountingEmbeddings(Embeddings):
+    """The real model, counting how many texts it was asked to embed (to prove skips)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.documents_embedded = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.documents_embedded += len(texts)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+@pytest.fixture
+def counting(embeddings) -> CountingEmbeddings:
+    return CountingEmbeddings(embeddings)
+
+
+@pytest.fixture
+def open_store(counting, tmp_path: Path):
+    """Factory: open an IndexStore in a temp folder with the counting real model."""
+    from index.store import IndexStore
+
+    opened = []
+
+    def _open(index_dir: Path | None = None, **kwargs) -> IndexStore:
+        kwargs.setdefault("embedding_model", "bundled:all-MiniLM-L6-v2")
+        store = IndexStore(index_dir or tmp_path / "index", counting, **kwargs)
+        opened.append(store)
+        return store
+
+    yield _open
+    for store in opened:
+        store.close()
+
+
+def corpus_rows(n: int | None = None) -> list[dict]:
+    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
+    return rows[:n] if n else rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_index(tmp_path_factory, embeddings) -> Iterator[Path]:
+    """The bundled example articles (seed + 291 Wikinews) indexed once per session, read-only."""
+    from index import index_paths
+    from index.store import IndexStore
+
+    index_dir = tmp_path_factory.mktemp("example-index")
+    store = IndexStore(index_dir, embeddings, embedding_model="bundled:all-MiniLM-L6-v2")
+    report = index_paths(store, [EXAMPLES])
+    store.close()
+    assert not report.failed, report.failed
+    assert len(report.added) == 292
+    yield index_dir

@@ -1,0 +1,188 @@
+"""Indexing into a real Chroma (temp folder) with the real bundled model: semantics and safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index import index_paths
+from index.store import IndexMismatchError, IndexStore
+from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE, corpus_rows, write_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+def assert_consistent(store: IndexStore) -> None:
+    """Chroma, the lexical index and the record manager hold exactly the same chunk ids, and
+    every chunk belongs to a stored article whose chunk count matches."""
+    dense, lexical, records = store.dense_ids(), store.lexical.chunk_ids(), store.record_keys()
+    assert dense == lexical == records
+    assert store.lexical.article_ids() == set(store.articles.hashes())
+    assert store.articles.chunk_total() == len(dense)
+
+
+def test_seed_article_is_found_by_similarity_search(open_store, tmp_path):
+    store = open_store()
+    report = index_paths(store, [SEED])
+    assert report.added == [SEED_ID] and not report.failed
+    hits = store.dense.similarity_search("waste of time", k=1)
+    assert hits[0].metadata["article_id"] == SEED_ID
+    assert WASTE_SENTENCE in hits[0].page_content
+    meta = hits[0].metadata
+    article = store.articles.get(SEED_ID)
+    assert article.title == "Macron’s White House visit was a failure – Politico"
+    assert article.source == "RT"
+    assert article.text[meta["start"] : meta["end"]] == hits[0].page_content
+    lexical = store.lexical.search("Lavrov", k=3)
+    assert lexical and store.lexical.get([lexical[0].chunk_id])[lexical[0].chunk_id].article_id == SEED_ID
+    assert_consistent(store)
+
+
+def test_second_run_embeds_nothing(open_store, counting, tmp_path):
+    feed = write_jsonl(tmp_path / "feed.jsonl", corpus_rows(12))
+    store = open_store()
+    first = index_paths(store, [feed, SEED])
+    assert len(first.added) == 13 and first.chunks_added > 13
+    embedded = counting.documents_embedded
+    assert embedded == first.chunks_added
+
+    second = index_paths(store, [feed, SEED])
+    assert counting.documents_embedded == embedded, "an unchanged re-run must embed nothing"
+    assert second.added == second.updated == second.removed == []
+    assert len(second.unchanged) == 13 and second.chunks_added == 0
+    assert_consistent(store)
+
+
+def test_changed_article_replaces_its_chunks_and_new_one_is_added(open_store, counting, tmp_path):
+    rows = corpus_rows(6)
+    feed = write_jsonl(tmp_path / "feed.jsonl", rows[:5])
+    store = open_store()
+    index_paths(store, [feed])
+    before = store.lexical.chunk_ids_of(rows[0]["id"])
+
+    rows[0] = {**rows[0], "body": rows[0]["body"] + "\n\nA correction was appended to this story on Friday."}
+    write_jsonl(feed, rows)  # one changed, one new
+    embedded = counting.documents_embedded
+    report = index_paths(store, [feed])
+    assert report.updated == [rows[0]["id"]]
+    assert report.added == [rows[5]["id"]]
+    assert len(report.unchanged) == 4
+    after = store.lexical.chunk_ids_of(rows[0]["id"])
+    assert after != before and report.chunks_deleted >= 1
+    # Only the changed chunk(s) of the updated article and the new article were embedded.
+    new_chunks = len(store.lexical.chunk_ids_of(rows[5]["id"]))
+    assert counting.documents_embedded - embedded == report.chunks_added
+    assert report.chunks_added <= new_chunks + len(after - before)
+    assert "correction was appended" in store.articles.get(rows[0]["id"]).text
+    hit = store.lexical.search("correction appended Friday", k=1)[0]
+    assert hit.chunk_id in after
+    assert_consistent(store)
+
+
+def test_prune_removes_articles_whose_source_is_gone(open_store, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("Kept headline\nThis article stays in the index.", encoding="utf-8")
+    gone = folder / "gone.txt"
+    gone.write_text("Gone headline\nThis article will be deleted from disk.", encoding="utf-8")
+    store = open_store()
+    index_paths(store, [folder])
+    gone.unlink()
+
+    without_prune = index_paths(store, [folder])
+    assert without_prune.removed == [] and store.articles.get("gone") is not None
+
+    pruned = index_paths(store, [folder], prune=True)
+    assert pruned.removed == ["gone"]
+    assert store.articles.get("gone") is None and store.articles.get("keep") is not None
+    assert store.lexical.search("deleted disk", k=5) == []
+    assert_consistent(store)
+
+
+def test_prune_keeps_articles_of_an_input_that_failed(open_store, tmp_path):
+    feed = write_jsonl(tmp_path / "feed.jsonl", corpus_rows(3))
+    store = open_store()
+    index_paths(store, [feed])
+    feed.write_bytes(b"\xff\xfe not utf-8 \x00\x01")  # the file went bad
+    report = index_paths(store, [feed], prune=True)
+    assert report.failed and report.failed[0].origin == str(feed.resolve())
+    assert report.removed == []
+    assert store.articles.count() == 3
+    assert_consistent(store)
+
+
+def test_rebuild_starts_from_scratch(open_store, counting, tmp_path):
+    feed = write_jsonl(tmp_path / "feed.jsonl", corpus_rows(4))
+    store = open_store()
+    first = index_paths(store, [feed, SEED])
+    embedded = counting.documents_embedded
+    rebuilt = index_paths(store, [feed], rebuild=True)
+    assert len(rebuilt.added) == 4 and rebuilt.unchanged == []
+    assert counting.documents_embedded - embedded == rebuilt.chunks_added
+    assert store.articles.get(SEED_ID) is None
+    assert len(store.dense_ids()) == rebuilt.chunks_added < first.chunks_added
+    assert_consistent(store)
+
+
+def test_bad_inputs_are_named_and_the_rest_is_indexed(open_store, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Good headline\nA perfectly fine article body.", encoding="utf-8")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02binary")
+    (folder / "latin1.md").write_bytes("Caf\xe9 headline\nBody".encode("latin-1"))
+    (folder / "page.html").write_text(
+        "<html><head><title>Empty</title></head><body><script>x=1</script></body></html>",
+        encoding="utf-8",
+    )
+    lines = [json.dumps({"title": "Fine", "body": "A fine JSON line article."}), "{not json", json.dumps({"title": "No body"})]
+    (folder / "feed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = open_store()
+    report = index_paths(store, [folder, tmp_path / "missing.txt", tmp_path / "doc.pdf"])
+    reasons = {(Path(f.origin).name, f.reason.split(":")[0]) for f in report.failed}
+    names = {name for name, _ in reasons}
+    assert {"empty.txt", "binary.txt", "latin1.md", "page.html", "feed.jsonl", "missing.txt", "doc.pdf"} <= names
+    assert sorted(report.added) == ["feed:1", "good"]
+    assert any("line 2" in f.reason for f in report.failed)
+    assert any("line 3" in f.reason and "body" in f.reason for f in report.failed)
+    assert_consistent(store)
+
+
+def test_other_embedding_model_is_refused_with_advice(open_store, counting, tmp_path):
+    store = open_store()
+    index_paths(store, [SEED])
+    store.close()
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        IndexStore(tmp_path / "index", counting, embedding_model="/some/other-model")
+    reopened = IndexStore(tmp_path / "index", counting, embedding_model="/some/other-model", reset=True)
+    assert reopened.articles.count() == 0
+    reopened.close()
+
+
+def test_changed_chunking_rechunks_unchanged_articles(open_store, tmp_path):
+    store = open_store()
+    index_paths(store, [SEED])
+    n_before = len(store.dense_ids())
+    store.close()
+    smaller = open_store(chunk_size=300, chunk_overlap=50)
+    report = index_paths(smaller, [SEED])
+    assert report.unchanged == [SEED_ID]
+    assert len(smaller.dense_ids()) > n_before
+    assert_consistent(smaller)
+    assert smaller.manifest.chunk_size == 300
+
+
+def test_chroma_default_embedder_is_never_called(open_store, monkeypatch, tmp_path):
+    """Chroma's built-in embedder downloads an ONNX model: it must never run."""
+    from chromadb.utils.embedding_functions import onnx_mini_lm_l6_v2 as onnx
+
+    def boom(*args, **kwargs):
+        raise AssertionError("Chroma's default (downloading) embedder was called")
+
+    monkeypatch.setattr(onnx.ONNXMiniLM_L6_V2, "__call__", boom)
+    monkeypatch.setattr(onnx.ONNXMiniLM_L6_V2, "_download_model_if_not_exists", boom)
+    store = open_store()
+    index_paths(store, [SEED])
+    assert store.dense.similarity_search("peacekeepers", k=1)
