@@ -32,7 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages stay one line, greppable
 
 
 @app.callback()
@@ -114,6 +114,7 @@ def index_command(
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="File name glob to skip in folders (repeatable; default: LICENSE*, README*, hidden files).")] = None,
     chroma_url: ChromaUrl = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List skipped files (excluded or unsupported) by name.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Index articles: new ones are added, changed ones replaced, unchanged ones skipped.
@@ -157,17 +158,19 @@ def index_command(
     if as_json:
         out.print_json(json.dumps({**report.model_dump(mode="json"), "summary": report.summary()}))
     else:
-        _print_report(report, quiet)
+        _print_report(report, verbose)
     if report.failed:
         raise typer.Exit(EXIT_FAILED_INPUT)
 
 
-def _print_report(report, quiet: bool) -> None:
+def _print_report(report, verbose: bool) -> None:
     for failure in report.failed:
         console.print(f"[red]failed[/] {failure.origin}: {failure.reason}", highlight=False)
-    if not quiet:
+    if verbose:
         for skipped in report.skipped:
             console.print(f"[yellow]skipped[/] {skipped.origin}: {skipped.reason}", highlight=False)
+    elif report.skipped:
+        console.print(f"skipped {len(report.skipped)} file(s) in folders (--verbose lists them)")
     s = report.summary()
     table = Table(title=f"Index {report.index_dir}", show_header=True)
     for column in ("added", "updated", "unchanged", "removed", "failed", "chunks added", "chunks deleted", "seconds"):

@@ -1,0 +1,204 @@
+"""`articleqa index` end to end: summary, exit codes, JSON, errors, URLs, a real Chroma server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from index import open_index
+from qa.cli import app
+from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+PAGE = """<!doctype html><html><head><title>Bridge reopens | City Paper</title>
+<link rel="canonical" href="http://127.0.0.1/news/bridge-reopens">
+<meta name="author" content="Ada Reporter">
+<meta property="article:published_time" content="2024-05-02T09:00:00Z"></head>
+<body><nav><a href="/">Home</a></nav><article><h1>Bridge reopens after repairs</h1>
+<p>The old river bridge reopened on Thursday after eleven months of repairs costing 4.2 million euros.</p>
+<p>Mayor Lena Okafor said the crossing would carry 12,000 cars a day, and cyclists get a separate lane.</p>
+<p>Engineers found corroded cables during an inspection last spring, which forced the closure.</p>
+</article><footer>Copyright City Paper</footer></body></html>"""
+
+
+def run(*args: str, env: dict | None = None):
+    return runner.invoke(app, list(args), env=env or {})
+
+
+def test_index_prints_summary_then_skips_unchanged(tmp_path):
+    index_dir = tmp_path / "ix"
+    first = run("index", str(SEED), "--index-dir", str(index_dir))
+    assert first.exit_code == 0, first.output
+    assert "added" in first.stdout and "│     1 │" in first.stdout
+    second = run("index", str(SEED), "--index-dir", str(index_dir), "--json")
+    assert second.exit_code == 0
+    data = json.loads(second.stdout)
+    assert data["summary"]["unchanged"] == 1 and data["summary"]["chunks_added"] == 0
+    assert data["unchanged"] == [SEED_ID]
+
+
+def test_index_dir_from_environment(tmp_path):
+    index_dir = tmp_path / "from-env"
+    result = run("index", str(SEED), "--quiet", env={"ARTICLEQA_INDEX_DIR": str(index_dir)})
+    assert result.exit_code == 0, result.output
+    assert (index_dir / "manifest.json").exists()
+
+
+def test_failed_input_gives_exit_code_1_and_names_it(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"title": "ok", "body": "A good line."}\n{oops\n', encoding="utf-8")
+    result = run("index", str(bad), str(tmp_path / "nope.txt"), "--index-dir", str(tmp_path / "ix"))
+    assert result.exit_code == 1
+    assert "nope.txt: no such file or directory" in result.stderr
+    assert "line 2: invalid JSON" in result.stderr
+    assert "│     1 │" in result.stdout  # the good line was still indexed
+
+
+def test_bad_setting_is_a_clear_error(tmp_path):
+    result = run("index", str(SEED), env={"ARTICLEQA_CHUNK_SIZE": "10"})
+    assert result.exit_code == 2
+    assert "chunk_size" in result.stderr and "Traceback" not in result.output
+
+
+def test_other_embedding_model_is_a_clear_error(tmp_path):
+    index_dir = tmp_path / "ix"
+    assert run("index", str(SEED), "--index-dir", str(index_dir), "-q").exit_code == 0
+    model_dir = tmp_path / "other-model"
+    model_dir.mkdir()
+    result = run("index", str(SEED), "--index-dir", str(index_dir), env={"ARTICLEQA_EMBEDDING_MODEL": str(model_dir)})
+    assert result.exit_code == 2
+    assert "was built with embedding model 'bundled:all-MiniLM-L6-v2'" in result.stderr
+    assert "--rebuild" in result.stderr
+
+
+def test_prune_and_rebuild_flags(tmp_path):
+    index_dir = tmp_path / "ix"
+    feed = write_jsonl(tmp_path / "feed.jsonl", corpus_rows(3))
+    assert run("index", str(feed), str(SEED), "--index-dir", str(index_dir), "-q").exit_code == 0
+    pruned = run("index", str(feed), "--index-dir", str(index_dir), "--prune", "--json")
+    assert json.loads(pruned.stdout)["removed"] == [SEED_ID]
+    rebuilt = run("index", str(SEED), "--index-dir", str(index_dir), "--rebuild", "--json")
+    data = json.loads(rebuilt.stdout)
+    assert data["added"] == [SEED_ID] and data["summary"]["unchanged"] == 0
+    store = open_index(index_dir)
+    assert [a.id for a in store.articles.list()] == [SEED_ID]
+    store.close()
+
+
+@pytest.fixture
+def news_site():
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - stdlib name
+            if self.path == "/news/bridge-reopens":
+                body = PAGE.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_index_urls_from_a_real_local_server(news_site, tmp_path):
+    index_dir = tmp_path / "ix"
+    result = run(
+        "index", f"{news_site}/news/bridge-reopens", f"{news_site}/news/missing",
+        "--index-dir", str(index_dir), "--json",
+    )
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert len(data["added"]) == 1
+    assert data["failed"][0]["origin"].endswith("/news/missing") and "404" in data["failed"][0]["reason"]
+    store = open_index(index_dir)
+    article = store.articles.get(data["added"][0])
+    assert article.title == "Bridge reopens after repairs" or article.title.startswith("Bridge reopens")
+    assert article.author == "Ada Reporter"
+    assert str(article.published_at) == "2024-05-02"
+    assert "12,000 cars a day" in article.text
+    hit = store.lexical.search("Okafor", k=1)[0]
+    assert store.lexical.get([hit.chunk_id])[hit.chunk_id].article_id == article.id
+    store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` server (the binary that ships with chromadb) on 127.0.0.1."""
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            assert proc.poll() is None, "chroma run exited early"
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start in 60 s")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.integration
+def test_index_into_a_chroma_server(chroma_server, tmp_path):
+    index_dir = tmp_path / "ix"
+    args = ["index", str(SEED), "--index-dir", str(index_dir), "--chroma-url", chroma_server, "--json"]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["added"] == [SEED_ID]
+    assert not (index_dir / "chroma").exists(), "no embedded Chroma when a server is used"
+    again = run(*args)
+    assert json.loads(again.stdout)["summary"]["chunks_added"] == 0
+    store = open_index(index_dir, chroma_url=chroma_server)
+    hit = store.dense.similarity_search("waste of time", k=1)[0]
+    assert hit.metadata["article_id"] == SEED_ID
+    assert store.dense_ids() == store.lexical.chunk_ids()
+    store.close()
+
+
+def test_unreachable_chroma_server_is_a_clear_error(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run("index", str(SEED), "--index-dir", str(tmp_path / "ix"), "--chroma-url", url)
+    assert result.exit_code == 2
+    assert f"cannot reach the Chroma server at {url}" in result.stderr
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("articleqa")
+    result = subprocess.run([str(script), "index", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "--prune" in result.stdout and "--rebuild" in result.stdout
