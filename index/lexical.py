@@ -155,6 +155,7 @@ class LexicalIndex:
         sources: Sequence[str] | None = None,
         published_from: int | None = None,
         published_to: int | None = None,
+        article_ids: Sequence[str] | None = None,
     ) -> list[LexicalHit]:
         """BM25 search for any of the query's terms.
 
@@ -164,6 +165,7 @@ class LexicalIndex:
             sources: Keep only chunks from these sources.
             published_from, published_to: Inclusive date range as `date.toordinal()`;
                 chunks without a date are excluded when either bound is given.
+            article_ids: Keep only chunks of these articles.
 
         Returns:
             Hits, best first.
@@ -176,6 +178,9 @@ class LexicalIndex:
         if sources:
             where.append(f"c.source IN ({','.join('?' * len(sources))})")
             params.extend(sources)
+        if article_ids:
+            where.append(f"c.article_id IN ({','.join('?' * len(article_ids))})")
+            params.extend(article_ids)
         if published_from is not None:
             where.append("c.published_ord >= ?")
             params.append(published_from)

@@ -1,1 +1,28 @@
-"""Question answering over the indexed articles: retrieval, answers, citations, the CLI."""
+"""Question answering over the indexed articles: retrieval, cited answers, the Python API.
+
+    from qa import ArticleQA
+    with ArticleQA.open(".articleqa") as qa:
+        print(qa.ask("Who called the meeting a waste of time?").text)
+"""
+
+from qa.answerer import NO_ANSWER, ExtractiveAnswerer
+from qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, QAError, StreamEvent
+from qa.conversation import Turn
+from qa.models import Answer, Citation, Passage
+from qa.retrieval import Filters, HybridRetriever
+
+__all__ = [
+    "NO_ANSWER",
+    "Answer",
+    "ArticleQA",
+    "Citation",
+    "EmptyIndexError",
+    "EmptyQuestionError",
+    "ExtractiveAnswerer",
+    "Filters",
+    "HybridRetriever",
+    "Passage",
+    "QAError",
+    "StreamEvent",
+    "Turn",
+]

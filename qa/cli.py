@@ -39,7 +39,7 @@ console = Console(stderr=True, soft_wrap=True)  # messages stay one line, greppa
 def _main() -> None:
     """Ask questions about a collection of news articles; answers quote and cite them."""
 
-out = Console()
+out = Console(soft_wrap=True)  # answers and quotes are never hard-wrapped
 
 IndexDir = Annotated[
     Optional[Path],
@@ -177,6 +177,148 @@ def _print_report(report, verbose: bool) -> None:
         table.add_column(column, justify="right")
     table.add_row(*(str(s[k]) for k in ("added", "updated", "unchanged", "removed", "failed", "chunks_added", "chunks_deleted", "seconds")))
     out.print(table)
+
+
+def open_qa(settings: Settings):
+    """An ArticleQA over the configured index, or a clear error."""
+    from index import IndexStoreError, ModelNotFoundError
+    from qa.api import ArticleQA, QAError
+
+    try:
+        return ArticleQA.open(
+            settings.index_dir,
+            embedding_model=settings.embedding_model,
+            chroma_url=settings.chroma_url,
+            collection=settings.collection,
+            k=settings.k,
+            answer_threshold=settings.answer_threshold,
+        )
+    except (QAError, IndexStoreError, ModelNotFoundError) as exc:
+        raise fail(str(exc)) from None
+
+
+def parse_day(value: str | None, flag: str):
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{flag} {value!r} is not a date; use YYYY-MM-DD, e.g. 2020-03-15") from None
+
+
+def build_filters(sources: list[str] | None, after: str | None, before: str | None):
+    from qa.retrieval import Filters
+
+    try:
+        return Filters(tuple(sources or ()), parse_day(after, "--after"), parse_day(before, "--before"))
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def print_answer(answer) -> None:
+    """The answer, then its numbered sources (or the related passages when it abstained)."""
+    out.print(answer.text, highlight=False)
+    listed = answer.citations if answer.grounded else answer.related
+    if not listed:
+        return
+    out.print()
+    out.print("[bold]Sources[/]" if answer.grounded else "[bold]Related passages[/] (not an answer)")
+    for c in listed:
+        meta = ", ".join(x for x in (c.source, str(c.published_at) if c.published_at else None) if x)
+        label = f"[{c.n}]" if answer.grounded else "-"
+        out.print(f"{label} [bold]{c.title}[/]" + (f" ({meta})" if meta else ""), highlight=False)
+        if c.url:
+            out.print(f"    {c.url}", highlight=False, soft_wrap=True)
+        out.print(f"    “{c.quote}” (chars {c.start}-{c.end} of {c.article_id})", highlight=False)
+
+
+SourceOpt = Annotated[Optional[list[str]], typer.Option("--source", help="Only articles from this source (repeatable).")]
+AfterOpt = Annotated[Optional[str], typer.Option("--after", help="Only articles published on or after YYYY-MM-DD.")]
+BeforeOpt = Annotated[Optional[str], typer.Option("--before", help="Only articles published on or before YYYY-MM-DD.")]
+TodayOpt = Annotated[Optional[str], typer.Option("--today", help="The date relative cues count from (\"last week\"); default: today.")]
+KOpt = Annotated[Optional[int], typer.Option("--k", help="Passages to retrieve [env: ARTICLEQA_K; default 6].")]
+
+
+@app.command("ask")
+def ask_command(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    index_dir: IndexDir = None,
+    k: KOpt = None,
+    source: SourceOpt = None,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    today: TodayOpt = None,
+    chroma_url: ChromaUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer with its citations as JSON.")] = False,
+) -> None:
+    """Answer one question from the indexed articles, citing the quoted passages."""
+    from qa.api import QAError
+
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k)
+    filters = build_filters(source, after, before)
+    day = parse_day(today, "--today")
+    qa = open_qa(settings)
+    try:
+        answer = qa.ask(question, filters=filters, today=day)
+    except (QAError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        qa.close()
+    if as_json:
+        out.print_json(answer.model_dump_json())
+    else:
+        print_answer(answer)
+
+
+@app.command("chat")
+def chat_command(
+    index_dir: IndexDir = None,
+    k: KOpt = None,
+    source: SourceOpt = None,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    today: TodayOpt = None,
+    chroma_url: ChromaUrl = None,
+) -> None:
+    """A conversation in the terminal: follow-up questions use the previous turns.
+
+    Type a question and press Enter; /clear forgets the conversation, /quit (or Ctrl-D) ends.
+    """
+    from qa.api import QAError
+
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k)
+    filters = build_filters(source, after, before)
+    day = parse_day(today, "--today")
+    qa = open_qa(settings)
+    history = []
+    console.print("Ask about the indexed articles. /clear starts over, /quit ends.", highlight=False)
+    try:
+        while True:
+            try:
+                question = input("\n> ").strip()
+            except EOFError:
+                break
+            if not question:
+                continue
+            if question in {"/quit", "/exit"}:
+                break
+            if question == "/clear":
+                history.clear()
+                console.print("(conversation cleared)")
+                continue
+            try:
+                answer = qa.ask(question, history=history, filters=filters, today=day)
+            except (QAError, ValueError) as exc:
+                console.print(f"[red]error:[/] {exc}", highlight=False)
+                continue
+            print_answer(answer)
+            history.append(qa.turn(question, answer))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        qa.close()
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -64,6 +64,7 @@ class Answer(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     related: list[Citation] = Field(default_factory=list)
     confidence: float = 0.0
+    score: float | None = Field(None, description="Raw score of the best sentence (extractive).")
     retrieval_query: str = ""
     answerer: Literal["extractive", "llm"] = "extractive"
     notes: list[str] = Field(default_factory=list)

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(150, ge=0, description="Characters of whole sentences shared by neighbouring chunks.")
     chroma_url: str | None = Field(None, description="Chroma server URL (e.g. http://127.0.0.1:8000); unset: embedded Chroma in the index folder.")
     collection: str = Field(DEFAULT_COLLECTION, description="Chroma collection name.")
+    k: int = Field(6, ge=1, description="Passages retrieved per question.")
+    answer_threshold: float | None = Field(
+        None, description="Abstain below this answer score (default: the calibrated one)."
+    )
     fetch_timeout: float = Field(20.0, gt=0, description="Seconds allowed for fetching one URL.")
 
     @field_validator("chunk_overlap")

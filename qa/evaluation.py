@@ -1,0 +1,204 @@
+"""Evaluation on question sets: retrieval hits, answer accuracy, abstention, latency.
+
+Question format (one JSON object a line): `{"id", "question", "answer", "article_ids",
+"type"}` with `type` "factoid" (answerable) or null (not answerable from the articles);
+an optional `question_date` is passed as "today". Extra keys are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qa.models import Answer
+
+
+class EvalQuestion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    question: str = Field(min_length=1)
+    answer: str = ""
+    article_ids: list[str] = Field(default_factory=list)
+    type: Literal["factoid"] | None = None
+    question_date: date | None = None
+
+
+class QuestionResult(BaseModel):
+    id: str
+    type: str
+    question: str
+    gold: str
+    gold_articles: list[str]
+    answer: str
+    grounded: bool
+    score: float | None
+    answer_hit: bool  # gold answer string in a retrieved passage
+    article_hit: bool  # a gold article among the retrieved passages
+    correct: bool  # factoid: gold in the (grounded) answer; null: abstained
+    cited_articles: list[str]
+    seconds: float
+
+
+class Metrics(BaseModel):
+    questions: int
+    answer_hit_at_k: float | None = None
+    article_hit_at_k: float | None = None
+    answer_accuracy: float | None = None
+    citation_precision: float | None = None
+    false_abstention_rate: float | None = None
+    abstention_rate: float | None = None
+    latency_p50_ms: float
+    latency_p95_ms: float
+
+
+class EvalReport(BaseModel):
+    k: int
+    overall: Metrics
+    by_type: dict[str, Metrics]
+    results: list[QuestionResult]
+
+
+def load_questions(path: str | Path) -> list[EvalQuestion]:
+    """Read a question file; every bad line is reported with its number.
+
+    Raises:
+        ValueError: Naming each bad line and what is wrong with it.
+    """
+    questions: list[EvalQuestion] = []
+    problems: list[str] = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            questions.append(EvalQuestion.model_validate(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {n}: invalid JSON: {exc.msg}")
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems.append(f"line {n}: {detail}")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems[:10]))
+    if not questions:
+        raise ValueError(f"{path}: no questions")
+    return questions
+
+
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+
+
+def normalise(text: str) -> str:
+    """Case, Unicode form, quote marks, dashes and whitespace folded, for string matching."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def contains(haystack: str, needle: str) -> bool:
+    return bool(needle) and normalise(needle) in normalise(haystack)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _mean(flags: Iterable[bool]) -> float | None:
+    flags = list(flags)
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def metrics(results: Sequence[QuestionResult]) -> Metrics:
+    factoid = [r for r in results if r.type == "factoid"]
+    null = [r for r in results if r.type != "factoid"]
+    cited = [(a, r) for r in factoid for a in r.cited_articles]
+    latencies = [r.seconds * 1000 for r in results]
+    return Metrics(
+        questions=len(results),
+        answer_hit_at_k=_mean(r.answer_hit for r in factoid),
+        article_hit_at_k=_mean(r.article_hit for r in factoid),
+        answer_accuracy=_mean(r.correct for r in factoid),
+        citation_precision=_mean(a in r.gold_articles for a, r in cited) if cited else None,
+        false_abstention_rate=_mean(not r.grounded for r in factoid),
+        abstention_rate=_mean(not r.grounded for r in null),
+        latency_p50_ms=round(percentile(latencies, 50), 1),
+        latency_p95_ms=round(percentile(latencies, 95), 1),
+    )
+
+
+def evaluate(
+    ask: Callable[..., tuple[Answer, list]],
+    questions: Sequence[EvalQuestion],
+    *,
+    k: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Run every question through `ask` and score the answers.
+
+    Args:
+        ask: `ask(question, today) -> (answer, passages)`; passages have `.text` and
+            `.article_id` (the retrieved context the answer was chosen from).
+        questions: The question set.
+        k: Passages retrieved per question (reported with the results).
+        progress: Called as `progress(done, total)`.
+    """
+    results: list[QuestionResult] = []
+    for i, q in enumerate(questions, 1):
+        started = time.perf_counter()
+        answer, passages = ask(q.question, q.question_date)
+        seconds = time.perf_counter() - started
+        kind = "factoid" if q.type == "factoid" else "null"
+        result = QuestionResult(
+            id=q.id,
+            type=kind,
+            question=q.question,
+            gold=q.answer,
+            gold_articles=q.article_ids,
+            answer=answer.text,
+            grounded=answer.grounded,
+            score=answer.score,
+            answer_hit=any(contains(p.text, q.answer) for p in passages),
+            article_hit=any(p.article_id in q.article_ids for p in passages),
+            correct=(answer.grounded and contains(answer.text, q.answer))
+            if kind == "factoid"
+            else not answer.grounded,
+            cited_articles=[c.article_id for c in answer.citations],
+            seconds=seconds,
+        )
+        results.append(result)
+        if progress:
+            progress(i, len(questions))
+    by_type = {t: metrics([r for r in results if r.type == t]) for t in ("factoid", "null")}
+    return EvalReport(k=k, overall=metrics(results), by_type=by_type, results=results)
+
+
+def threshold_sweep(results: Sequence[QuestionResult], thresholds: Iterable[float]) -> list[dict]:
+    """False-abstention and abstention rates if answers scoring below t were withheld.
+
+    Needs results from a run that never abstained on score (threshold -inf), so every
+    question has the score of its best sentence.
+    """
+    factoid = [r for r in results if r.type == "factoid" and r.score is not None]
+    null = [r for r in results if r.type != "factoid" and r.score is not None]
+    rows = []
+    for t in thresholds:
+        answered = [r for r in factoid if r.score >= t]
+        rows.append(
+            {
+                "threshold": round(t, 3),
+                "false_abstention": round(1 - len(answered) / len(factoid), 4) if factoid else None,
+                "abstention_on_null": round(sum(r.score < t for r in null) / len(null), 4) if null else None,
+                "accuracy": round(sum(contains(r.answer, r.gold) for r in answered) / len(factoid), 4) if factoid else None,
+            }
+        )
+    return rows

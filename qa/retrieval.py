@@ -1,0 +1,228 @@
+"""Hybrid retrieval: dense (Chroma) and lexical (BM25) results fused by reciprocal rank.
+
+Dense retrieval finds paraphrases; BM25 carries the names and numbers news questions hinge
+on ("Lavrov", "30,000"). Reciprocal rank fusion (RRF) combines the two rankings without
+having to calibrate their incomparable scores against each other. A time cue in the question
+("last week", "in 2019") adds two more rankings restricted to that publication window, so
+in-window articles are preferred without excluding the rest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from index.store import IndexStore, published_ord
+from qa.models import Passage
+from qa.timecues import DateWindow, time_window
+
+RRF_K = 60  # the constant from Cormack et al. (2009); damps the weight of top ranks
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Hard filters: only chunks of these sources / published in this range are retrieved."""
+
+    sources: tuple[str, ...] = ()
+    after: date | None = None
+    before: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.after and self.before and self.after > self.before:
+            raise ValueError(
+                f"the date range is empty: after={self.after} is later than before={self.before}"
+            )
+
+    def chroma_where(self, window: DateWindow | None = None) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if self.sources:
+            clauses.append({"source": {"$in": list(self.sources)}})
+        lo, hi = self._range(window)
+        if lo is not None:
+            clauses.append({"published_ord": {"$gte": lo}})
+        if hi is not None:
+            clauses.append({"published_ord": {"$lte": hi}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def _range(self, window: DateWindow | None) -> tuple[int | None, int | None]:
+        lo, hi = published_ord(self.after), published_ord(self.before)
+        if window:
+            lo = max(lo or 0, window.start.toordinal())
+            hi = min(hi or 10**7, window.end.toordinal())
+        return lo, hi
+
+
+@dataclass
+class RetrievalResult:
+    passages: list[Passage]
+    query: str
+    window: DateWindow | None = None
+    query_embedding: list[float] = field(default_factory=list)
+
+
+class HybridRetriever(BaseRetriever):
+    """A LangChain retriever over an `IndexStore`: dense + BM25, fused with RRF.
+
+    Use `retrieve()` for typed `Passage`s; `invoke()` (LangChain) returns Documents whose
+    metadata carries the same fields.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: IndexStore
+    k: int = 6
+    candidates: int = 30
+    filters: Filters = Filters()
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        today: date | None = None,
+        time_query: str | None = None,
+        context_query: str | None = None,
+        prefer_articles: Sequence[str] = (),
+    ) -> RetrievalResult:
+        """The best `k` passages for `query`.
+
+        Args:
+            query: The retrieval query (the question, or the question condensed with history).
+            k: Passages to return (default: the retriever's `k`); must be at least 1.
+            filters: Hard source / date filters (default: the retriever's).
+            today: The day the question is asked, for relative time cues (default: today).
+            time_query: Text to read time cues from (default: `query`).
+            context_query: A follow-up question condensed with the conversation; its
+                rankings are fused with those of `query`, so the follow-up's own words
+                still count.
+            prefer_articles: Articles the conversation is about (cited in earlier turns);
+                their chunks get extra rankings for `query`, so they are preferred.
+
+        Returns:
+            Passages best first, with the time window that was preferred, if any.
+        """
+        k = self.k if k is None else k
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        filters = filters or self.filters
+        window = time_window(time_query or query, today or date.today())
+        n = max(self.candidates, 3 * k)
+        vector = self.store.embeddings.embed_query(query)
+
+        rankings: list[tuple[str, list[str]]] = [
+            ("dense", self._dense(vector, n, filters.chroma_where())),
+            ("lexical", self._lexical(query, n, filters, None)),
+        ]
+        if context_query and context_query != query:
+            context_vector = self.store.embeddings.embed_query(context_query)
+            rankings.append(("dense", self._dense(context_vector, n, filters.chroma_where())))
+            rankings.append(("lexical", self._lexical(context_query, n, filters, None)))
+        if prefer_articles:
+            ids = tuple(dict.fromkeys(prefer_articles))
+            where = filters.chroma_where()
+            article_clause = {"article_id": {"$in": list(ids)}}
+            where = {"$and": [where, article_clause]} if where else article_clause
+            rankings.append(("dense", self._dense(vector, n, where)))
+            rankings.append(("lexical", self._lexical(query, n, filters, None, ids)))
+        if window:
+            rankings.append(("dense", self._dense(vector, n, filters.chroma_where(window))))
+            rankings.append(("lexical", self._lexical(query, n, filters, window)))
+
+        if self.mode != "hybrid":  # single-retriever modes, for evaluation
+            rankings = [(kind, ids) for kind, ids in rankings if kind == self.mode]
+        fused: dict[str, float] = defaultdict(float)
+        best_rank: dict[tuple[str, str], int] = {}
+        for kind, ids in rankings:
+            for rank, chunk_id in enumerate(ids, 1):
+                fused[chunk_id] += 1.0 / (RRF_K + rank)
+                key = (kind, chunk_id)
+                best_rank[key] = min(rank, best_rank.get(key, rank))
+        ordered = sorted(fused, key=lambda cid: (-fused[cid], cid))
+        passages = self._passages(ordered, fused, best_rank, k)
+        return RetrievalResult(passages, context_query or query, window, vector)
+
+    def _dense(self, vector: list[float], n: int, where: dict | None) -> list[str]:
+        if self.store.dense._collection.count() == 0:
+            return []
+        results = self.store.dense.similarity_search_by_vector_with_relevance_scores(
+            vector, k=n, filter=where
+        )
+        return [doc.id for doc, _distance in results if doc.id]
+
+    def _lexical(
+        self,
+        query: str,
+        n: int,
+        filters: Filters,
+        window: DateWindow | None,
+        article_ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        lo, hi = filters._range(window)
+        hits = self.store.lexical.search(
+            query,
+            n,
+            sources=filters.sources or None,
+            published_from=lo,
+            published_to=hi,
+            article_ids=article_ids,
+        )
+        return [hit.chunk_id for hit in hits]
+
+    def _passages(
+        self,
+        ordered: list[str],
+        fused: dict[str, float],
+        best_rank: dict[tuple[str, str], int],
+        k: int,
+    ) -> list[Passage]:
+        rows = self.store.lexical.get(ordered[: 3 * k])
+        articles = self.store.articles.get_many([r.article_id for r in rows.values()])
+        passages: list[Passage] = []
+        for chunk_id in ordered:
+            row = rows.get(chunk_id)
+            article = articles.get(row.article_id) if row else None
+            if article is None:  # a chunk whose article row is not written yet (killed run)
+                continue
+            passages.append(
+                Passage(
+                    chunk_id=chunk_id,
+                    article_id=article.id,
+                    title=article.title,
+                    source=article.source,
+                    url=article.url,
+                    published_at=article.published_at,
+                    text=row.text,
+                    start=row.start,
+                    end=row.end,
+                    score=fused[chunk_id],
+                    dense_rank=best_rank.get(("dense", chunk_id)),
+                    lexical_rank=best_rank.get(("lexical", chunk_id)),
+                )
+            )
+            if len(passages) == k:
+                break
+        return passages
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(
+                page_content=p.text,
+                id=p.chunk_id,
+                metadata=p.model_dump(mode="json", exclude={"text", "chunk_id"}),
+            )
+            for p in self.retrieve(query).passages
+        ]

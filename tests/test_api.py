@@ -1,0 +1,132 @@
+"""The Python API over the real example index (seed + 291 Wikinews articles)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from index import IndexMismatchError, index_paths, open_index
+from qa import NO_ANSWER, Answer, ArticleQA, EmptyIndexError, EmptyQuestionError, Filters
+from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def qa(example_index):
+    with ArticleQA.open(example_index) as opened:
+        yield opened
+
+
+def test_seed_question_is_answered_with_the_exact_citation(qa):
+    answer = qa.ask("Who called the meeting a waste of time?")
+    assert answer.grounded
+    first = answer.citations[0]
+    assert first.n == 1 and "[1]" in answer.text
+    assert first.article_id == SEED_ID and first.source == "RT"
+    assert first.quote == WASTE_SENTENCE
+    article = qa.store.articles.get(SEED_ID)
+    assert article.text[first.start : first.end] == first.quote
+    assert article.text[first.passage_start : first.passage_end] == first.passage
+    assert first.passage_start <= first.start < first.end <= first.passage_end
+
+
+def test_every_citation_quotes_its_article_exactly(qa):
+    for question in ["How many peacekeepers could Britain and France deploy in Ukraine?", "How many people died in the Magnitogorsk building collapse?"]:
+        answer = qa.ask(question)
+        assert answer.grounded, question
+        for c in answer.citations:
+            assert qa.store.articles.get(c.article_id).text[c.start : c.end] == c.quote
+            assert f"[{c.n}]" in answer.text
+
+
+def test_unanswerable_question_abstains_and_shows_related(qa):
+    answer = qa.ask("What was the final score of Super Bowl LIV?")
+    assert not answer.grounded
+    assert answer.text == NO_ANSWER and answer.citations == []
+    assert answer.related
+
+
+def test_source_filter(qa):
+    only_rt = qa.retrieve("peacekeepers in Ukraine", filters=Filters(sources=("RT",)))
+    assert only_rt.passages and {p.article_id for p in only_rt.passages} == {SEED_ID}
+    no_rt = qa.ask("Who called the meeting a waste of time?", filters=Filters(sources=("Wikinews",)))
+    assert all(c.source == "Wikinews" for c in no_rt.citations + no_rt.related)
+
+
+def test_date_filter(qa):
+    window = Filters(after=date(2020, 3, 1), before=date(2020, 3, 31))
+    result = qa.retrieve("coronavirus outbreak", filters=window)
+    assert result.passages
+    assert all(date(2020, 3, 1) <= p.published_at <= date(2020, 3, 31) for p in result.passages)
+    with pytest.raises(ValueError, match="after=2020-04-01 is later than before=2020-03-01"):
+        Filters(after=date(2020, 4, 1), before=date(2020, 3, 1))
+
+
+def test_relative_time_prefers_articles_of_that_window(qa):
+    # Same words, different "today": the window moves the preferred articles.
+    question = "What happened with the coronavirus last week?"
+    march = qa.retrieve(question, today=date(2020, 3, 20))
+    assert march.window and march.window.start == date(2020, 3, 9)
+    in_window = [p for p in march.passages if march.window.contains(p.published_at)]
+    assert len(in_window) >= len(march.passages) // 2
+    december = qa.retrieve(question, today=date(2020, 12, 20))
+    assert {p.chunk_id for p in march.passages} != {p.chunk_id for p in december.passages}
+
+
+def test_follow_up_uses_the_conversation(qa):
+    first_q = "Who called the meeting a waste of time?"
+    first = qa.ask(first_q)
+    follow = "What did he say about troops?"
+    alone = qa.retrieve(follow)
+    with_history = qa.retrieve(follow, history=[qa.turn(first_q, first)])
+    assert with_history.query != follow and "waste of time" in with_history.query
+    assert with_history.passages[0].article_id == SEED_ID
+    assert SEED_ID not in {p.article_id for p in alone.passages[:1]}
+    answer = qa.ask(follow, history=[qa.turn(first_q, first)])
+    assert answer.grounded and answer.citations[0].article_id == SEED_ID
+    assert "no US troops would be sent to Ukraine" in answer.citations[0].quote
+    # Plain (question, answer) pairs work too: the query still carries the conversation.
+    from_pairs = qa.retrieve(follow, history=[(first_q, first.text)])
+    assert "waste of time" in from_pairs.query
+
+
+def test_answer_is_json_serialisable(qa):
+    answer = qa.ask("Who called the meeting a waste of time?")
+    data = json.loads(answer.model_dump_json())
+    assert data["citations"][0]["quote"] == WASTE_SENTENCE
+    assert Answer.model_validate_json(answer.model_dump_json()) == answer
+
+
+def test_stream_yields_passages_then_text_then_answer(qa):
+    events = list(qa.stream("Who called the meeting a waste of time?"))
+    assert events[0].kind == "passages" and events[0].passages
+    assert events[-1].kind == "answer"
+    deltas = [e.text for e in events if e.kind == "delta"]
+    assert deltas and "".join(deltas).strip() == events[-1].answer.text
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n"])
+def test_empty_question_is_refused(qa, question):
+    with pytest.raises(EmptyQuestionError, match="question is empty"):
+        qa.ask(question)
+
+
+def test_missing_and_empty_index_say_what_to_do(tmp_path, embeddings):
+    with pytest.raises(EmptyIndexError, match="articleqa index PATH"):
+        ArticleQA.open(tmp_path / "nothing-here")
+    store = open_index(tmp_path / "empty")
+    index_paths(store, [tmp_path / "no-such-folder"])
+    store.close()
+    with pytest.raises(EmptyIndexError, match="holds no articles"):
+        ArticleQA.open(tmp_path / "empty")
+
+
+def test_index_built_with_another_model_is_refused(tmp_path, embeddings):
+    store = open_index(tmp_path / "ix")
+    index_paths(store, [SEED])
+    store.close()
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        ArticleQA.open(tmp_path / "ix", embedding_model=str(tmp_path))
