@@ -321,6 +321,64 @@ def chat_command(
         qa.close()
 
 
+@app.command("eval")
+def eval_command(
+    questions: Annotated[Path, typer.Argument(help="Questions, one JSON object a line: id, question, answer, article_ids, type (factoid or null).")],
+    articles: Annotated[Optional[Path], typer.Option("--articles", help="Articles JSONL to index (incrementally) first.")] = None,
+    index_dir: IndexDir = None,
+    k: KOpt = None,
+    mode: Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, dense or lexical.")] = "hybrid",
+    chroma_url: ChromaUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+) -> None:
+    """Evaluate retrieval and answers on a question set (hits@k, accuracy, abstention, latency)."""
+    from qa.evaluation import evaluate, load_questions
+
+    if mode not in {"hybrid", "dense", "lexical"}:
+        raise fail(f"--mode {mode!r} is not one of hybrid, dense, lexical")
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k)
+    try:
+        qs = load_questions(questions)
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if articles is not None:
+        from index import index_paths
+
+        store = open_store(settings)
+        try:
+            report = index_paths(store, [articles])
+        finally:
+            store.close()
+        if report.failed:
+            raise fail("; ".join(f"{f.origin}: {f.reason}" for f in report.failed[:5]), EXIT_FAILED_INPUT)
+    qa = open_qa(settings)
+    qa.retriever.mode = mode
+    progress = Progress(TextColumn("Evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=as_json, transient=True)
+
+    def ask(question, today):
+        result = qa.retrieve(question, today=today)
+        return qa._answer(question, result), result.passages
+
+    try:
+        with progress:
+            task = progress.add_task("eval", total=len(qs))
+            result = evaluate(ask, qs, k=settings.k, progress=lambda done, total: progress.update(task, completed=done))
+    finally:
+        qa.close()
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    table = Table(title=f"{questions.name}: {len(qs)} questions, k={settings.k}, {mode} retrieval")
+    table.add_column("metric")
+    for name in ("all", "factoid", "null"):
+        table.add_column(name, justify="right")
+    groups = [result.overall, result.by_type["factoid"], result.by_type["null"]]
+    for field in ("questions", "answer_hit_at_1", "answer_mrr", "answer_hit_at_k", "article_hit_at_k", "answer_accuracy", "citation_precision", "false_abstention_rate", "abstention_rate", "latency_p50_ms", "latency_p95_ms"):
+        cells = [getattr(g, field) for g in groups]
+        table.add_row(field, *("-" if c is None else f"{c:.3f}" if isinstance(c, float) and field not in ("latency_p50_ms", "latency_p95_ms") else str(c) for c in cells))
+    out.print(table)
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()
 

@@ -42,6 +42,7 @@ class QuestionResult(BaseModel):
     grounded: bool
     score: float | None
     answer_hit: bool  # gold answer string in a retrieved passage
+    answer_rank: int | None  # rank (1-based) of the first retrieved passage holding it
     article_hit: bool  # a gold article among the retrieved passages
     correct: bool  # factoid: gold in the (grounded) answer; null: abstained
     cited_articles: list[str]
@@ -51,6 +52,8 @@ class QuestionResult(BaseModel):
 class Metrics(BaseModel):
     questions: int
     answer_hit_at_k: float | None = None
+    answer_hit_at_1: float | None = None
+    answer_mrr: float | None = None
     article_hit_at_k: float | None = None
     answer_accuracy: float | None = None
     citation_precision: float | None = None
@@ -126,6 +129,10 @@ def metrics(results: Sequence[QuestionResult]) -> Metrics:
     return Metrics(
         questions=len(results),
         answer_hit_at_k=_mean(r.answer_hit for r in factoid),
+        answer_hit_at_1=_mean(r.answer_rank == 1 for r in factoid),
+        answer_mrr=round(sum(1 / r.answer_rank for r in factoid if r.answer_rank) / len(factoid), 4)
+        if factoid
+        else None,
         article_hit_at_k=_mean(r.article_hit for r in factoid),
         answer_accuracy=_mean(r.correct for r in factoid),
         citation_precision=_mean(a in r.gold_articles for a, r in cited) if cited else None,
@@ -158,6 +165,7 @@ def evaluate(
         answer, passages = ask(q.question, q.question_date)
         seconds = time.perf_counter() - started
         kind = "factoid" if q.type == "factoid" else "null"
+        ranks = [i for i, p in enumerate(passages, 1) if contains(p.text, q.answer)]
         result = QuestionResult(
             id=q.id,
             type=kind,
@@ -167,7 +175,8 @@ def evaluate(
             answer=answer.text,
             grounded=answer.grounded,
             score=answer.score,
-            answer_hit=any(contains(p.text, q.answer) for p in passages),
+            answer_hit=bool(ranks),
+            answer_rank=ranks[0] if ranks else None,
             article_hit=any(p.article_id in q.article_ids for p in passages),
             correct=(answer.grounded and contains(answer.text, q.answer))
             if kind == "factoid"
