@@ -30,7 +30,7 @@ def main() -> None:
         qa.answerer.min_coverage = 0.0  # compare answers, not abstention
         for q in questions:
             result = qa.retrieve(q.question, today=q.question_date)
-            answer = qa._answer(q.question, result)
+            answer = qa.answer_from(q.question, result)
             top = result.passages[0].text
             first = split_sentences(top)[0]
             for name, text in (

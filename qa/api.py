@@ -163,7 +163,7 @@ class ArticleQA:
             EmptyQuestionError: The question is blank.
         """
         result = self.retrieve(question, history, filters, k=k, today=today)
-        answer = self._answer(question, result)
+        answer = self.answer_from(question, result)
         if result.window:
             answer.notes.append(
                 f"preferred articles published {result.window.start} to {result.window.end} "
@@ -187,12 +187,13 @@ class ArticleQA:
         """
         result = self.retrieve(question, history, filters, k=k, today=today)
         yield StreamEvent("passages", passages=tuple(result.passages))
-        answer = self._answer(question, result)
+        answer = self.answer_from(question, result)
         for piece in re.findall(r"\S.*?(?:\[\d+\]|$)\s*", answer.text):
             yield StreamEvent("delta", text=piece)
         yield StreamEvent("answer", answer=answer)
 
-    def _answer(self, question: str, result: RetrievalResult) -> Answer:
+    def answer_from(self, question: str, result: RetrievalResult) -> Answer:
+        """The answer to `question` from an earlier `retrieve()` result (for evaluation)."""
         # The conversation only widens retrieval; sentences are scored against the question
         # itself, or a follow-up would be answered with the previous answer again.
         answer = self.answerer.answer(_clean(question), result.passages)

@@ -357,7 +357,7 @@ def eval_command(
 
     def ask(question, today):
         result = qa.retrieve(question, today=today)
-        return qa._answer(question, result), result.passages
+        return qa.answer_from(question, result), result.passages
 
     try:
         with progress:
