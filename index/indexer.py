@@ -192,14 +192,21 @@ def index_paths(
     progress = progress or (lambda phase, done, total: None)
     if rebuild:
         store.reset()
-    read = 0
+    read, sources = 0, 0
+
+    def on_discovered(refs: Sequence[object]) -> None:
+        nonlocal sources
+        sources = len(refs)
+        progress("reading", 0, sources)
 
     def on_source(_ref: object) -> None:
         nonlocal read
         read += 1
-        progress("reading", read, None)
+        progress("reading", read, sources or None)
 
-    loaded = load_articles(inputs, exclude=exclude, timeout=timeout, on_source=on_source)
+    loaded = load_articles(
+        inputs, exclude=exclude, timeout=timeout, on_source=on_source, on_discovered=on_discovered
+    )
     report.failed.extend(loaded.failures)
     report.skipped.extend(loaded.skipped)
     rechunk = store.chunking_changed

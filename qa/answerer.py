@@ -111,6 +111,9 @@ class ScoredSentence:
     text: str
     score: float
     features: dict[str, float] = field(default_factory=dict)
+    # The sentence's embedding, kept so the near-duplicate check needs no second encode (and
+    # the answerer holds no per-question state: one instance serves concurrent requests).
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _content_terms(text: str) -> list[str]:
@@ -162,9 +165,6 @@ class ExtractiveAnswerer:
         self.threshold = threshold
         self.related_k = related_k
         self.min_coverage = min_coverage
-        # Embeddings of the last scored batch, keyed by (article_id, start): the near-duplicate
-        # check reuses them instead of encoding again.
-        self._vectors: dict[tuple[str, int], np.ndarray] = {}
 
     # ---- scoring ---------------------------------------------------------------------------
 
@@ -204,7 +204,6 @@ class ExtractiveAnswerer:
             result is deterministic).
         """
         candidates = self._candidates(passages)
-        self._vectors = {}
         if not candidates:
             return []
         dense_query = retrieval_query or question
@@ -265,8 +264,9 @@ class ExtractiveAnswerer:
                 "echo": echo,
             }
             score = sum(WEIGHTS[k] * v for k, v in features.items())
-            scored.append(ScoredSentence(cand.passage, cand.start, cand.end, cand.text, score, features))
-            self._vectors[(cand.passage.article_id, cand.start)] = s_vecs[j]
+            scored.append(
+                ScoredSentence(cand.passage, cand.start, cand.end, cand.text, score, features, s_vecs[j])
+            )
         order = sorted(
             range(len(scored)), key=lambda j: (-scored[j].score, candidates[j].rank, j)
         )
@@ -355,8 +355,7 @@ class ExtractiveAnswerer:
         return chosen
 
     def _near_duplicate(self, a: ScoredSentence, b: ScoredSentence) -> bool:
-        va = self._vectors.get((a.passage.article_id, a.start))
-        vb = self._vectors.get((b.passage.article_id, b.start))
+        va, vb = a.vector, b.vector
         if va is not None and vb is not None and float(va @ vb) >= NEAR_DUPLICATE_COSINE:
             return True
         # Adds no content word beyond the other sentence: nothing new to say.
