@@ -1,0 +1,449 @@
+"""The web chat: a Gradio app over one index folder.
+
+    from ui.app import serve
+    serve(Path(".articleqa"))                 # http://127.0.0.1:7860, blocks until Ctrl-C
+
+Chat tab: streamed, cited answers (multi-turn: follow-ups use the previous answer's
+articles), a sources panel with each quoted sentence highlighted in its passage, and the
+full article of any citation. Articles tab: the indexed articles, uploads and URLs indexed
+incrementally with a progress bar, prune, rebuild, statistics. API: `/ask` (the JSON answer).
+
+No `from __future__ import annotations` here: `gr.api` reads the `/ask` function's type
+hints at run time to describe the endpoint.
+"""
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+# Before gradio is imported: no analytics, nothing fetched from the Hugging Face Hub.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import gradio as gr  # noqa: E402
+
+from index import DEFAULT_COLLECTION, DEFAULT_MODEL, SUPPORTED_EXTENSIONS  # noqa: E402
+from qa.api import QAError  # noqa: E402
+from qa.conversation import Turn  # noqa: E402
+from qa.models import Answer  # noqa: E402
+from qa.retrieval import Filters  # noqa: E402
+from ui import render  # noqa: E402
+from ui.library import IndexBusyError, Library  # noqa: E402
+
+__all__ = ["build_app", "serve", "parse_filters", "empty_index_message", "CSS", "THEME"]
+
+log = logging.getLogger(__name__)
+CSS = render.CSS
+# System fonts only: the default theme would make the browser fetch Google Fonts.
+THEME = gr.themes.Default(
+    font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+)
+MAX_K = 20
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PHASES = {"reading": "Reading files", "indexing": "Indexing articles", "pruning": "Pruning"}
+_SCROLL_TO_QUOTE = """() => { setTimeout(() => {
+  const m = document.querySelector('#aqa-article mark');
+  if (m) m.scrollIntoView({block: 'center', behavior: 'smooth'});
+}, 200); }"""
+
+
+def _error(message: str, title: str = "Error") -> gr.Error:
+    """A message for the user (a toast in the page, an AppError for API clients); expected
+    errors are not printed as tracebacks on the server console."""
+    return gr.Error(message, title=title, print_exception=False)
+
+
+def empty_index_message(index_dir: Path) -> str:
+    """What the chat tab shows while the index holds no articles."""
+    return (
+        "### No articles indexed yet\n\n"
+        "Add some in the **Articles** tab: upload files (.txt, .md, .html, .htm, .json, .jsonl) "
+        "or paste article URLs, then come back here and ask.\n\n"
+        "Or index a folder from a terminal (then reload this page):\n\n"
+        f"```\narticleqa index PATH... --index-dir {index_dir}\n```"
+    )
+
+
+def _parse_date(value: str | None, name: str) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if _DATE.match(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise _error(
+        f'The "{name}" date {value!r} is not a valid date: use YYYY-MM-DD, e.g. 2019-06-30.',
+        title="Bad date",
+    )
+
+
+def parse_filters(sources: list[str] | None, after: str | None, before: str | None) -> Filters:
+    """Filters from the form; a bad or empty date range raises `gr.Error` with the reason."""
+    after_date = _parse_date(after, "after")
+    before_date = _parse_date(before, "before")
+    try:
+        return Filters(
+            sources=tuple(s for s in (sources or []) if s),
+            after=after_date,
+            before=before_date,
+        )
+    except ValueError as exc:  # after > before
+        raise _error(str(exc), title="Bad date range") from None
+
+
+def _clamp_k(k: Any, default: int) -> int:
+    try:
+        k = int(k)
+    except (TypeError, ValueError):
+        raise _error(f"k must be a whole number of passages, got {k!r}") from None
+    if not 1 <= k <= 100:
+        raise _error(f"k must be between 1 and 100 passages, got {k}")
+    return k
+
+
+def _question(question: Any) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise _error('The question is empty: type one, e.g. "Who called the meeting a waste of time?"')
+    return question.strip()
+
+
+def _busy_message(library: Library, exc: Exception) -> str:
+    log.warning("question failed: %s: %s", type(exc).__name__, exc, exc_info=not library.writing)
+    if library.writing:
+        return f"The index is being updated; ask again when it finishes ({exc})."
+    return f"Could not answer: {exc}"
+
+
+def build_app(library: Library | None = None, *, index_dir: Path | None = None, **library_kwargs: Any) -> gr.Blocks:
+    """The Gradio app for `library` (or for a `Library` opened on `index_dir` with
+    `library_kwargs`: embedding_model, chroma_url, collection, k, answer_threshold,
+    fetch_timeout). The opened library is `app.library`; close it with `app.library.close()`.
+    Launch with `css=CSS, theme=THEME` (as `serve` does)."""
+    if library is None:
+        if index_dir is None:
+            raise ValueError("build_app needs a Library or an index_dir")
+        library = Library(Path(index_dir), **library_kwargs)
+    lib = library
+    default_k = lib.k
+
+    # ---- callbacks: chat ----------------------------------------------------------------
+
+    def respond(question, chat, turns, k, sources, after, before) -> Iterator[tuple]:
+        text = _question(question)
+        filters = parse_filters(sources, after, before)
+        k = _clamp_k(k, default_k)
+        chat = list(chat or [])
+        turns = list(turns or [])
+        qa = lib.qa()
+        if qa is None:
+            chat += [
+                {"role": "user", "content": text},
+                {"role": "assistant", "content": "No articles are indexed yet: add some in the Articles tab, then ask again."},
+            ]
+            gr.Warning("No articles are indexed yet: add some in the Articles tab.")
+            yield "", chat, turns, None, render.sources_html(None), gr.Radio(choices=[], value=None), render.article_html(None, None), gr.Markdown(visible=True)
+            return
+        chat += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        no_pick = gr.Radio(choices=[], value=None)
+        yield "", chat, turns, None, render.searching_html(), no_pick, render.article_html(None, None), gr.Markdown(visible=False)
+        answer: Answer | None = None
+        try:
+            for event in qa.stream(text, turns, filters, k=k):
+                if event.kind == "passages":
+                    yield "", chat, turns, None, render.searching_html(len(event.passages)), no_pick, gr.skip(), gr.skip()
+                elif event.kind == "delta":
+                    chat[-1] = {"role": "assistant", "content": chat[-1]["content"] + event.text}
+                    yield "", chat, turns, None, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                elif event.kind == "answer":
+                    answer = event.answer
+        except QAError as exc:
+            raise _error(str(exc)) from None
+        except gr.Error:
+            raise
+        except Exception as exc:  # a failing store while the index is rebuilt, etc.
+            chat[-1] = {"role": "assistant", "content": _busy_message(lib, exc)}
+            yield "", chat, turns, None, render.sources_html(None), no_pick, gr.skip(), gr.skip()
+            raise _error(_busy_message(lib, exc)) from None
+        if answer is None:  # the stream always ends with the answer; be explicit if not
+            raise _error("Could not answer: the answer was not produced.")
+        chat[-1] = {"role": "assistant", "content": answer.text}
+        turns.append(qa.turn(text, answer))
+        choices = render.citation_choices(answer)
+        yield (
+            "",
+            chat,
+            turns,
+            answer,
+            render.sources_html(answer),
+            gr.Radio(choices=choices, value=None, visible=True),
+            render.article_html(None, None),
+            gr.skip(),
+        )
+
+    def clear_chat():
+        return [], [], None, render.sources_html(None), gr.Radio(choices=[], value=None), render.article_html(None, None), ""
+
+    def open_citation(value, answer):
+        citation = render.pick_citation(answer, value)
+        article = lib.get_article(citation.article_id) if citation else None
+        return render.article_html(article, citation)
+
+    # ---- callbacks: articles ------------------------------------------------------------
+
+    def progress_feed(progress: gr.Progress):
+        def feed(phase: str, done: int, total: int | None) -> None:
+            desc = _PHASES.get(phase, phase)
+            if total:
+                progress((done, total), desc=desc, unit="articles" if phase != "reading" else "files")
+            else:
+                progress((done, None), desc=desc, unit="files")
+
+        return feed
+
+    def refreshed(search: str = ""):
+        """Statistics, table, source choices and empty notice after the index changed."""
+        return (
+            render.stats_markdown(lib.stats()),
+            lib.articles(search or ""),
+            gr.Dropdown(choices=lib.sources()),
+            gr.Markdown(visible=lib.qa() is None),
+        )
+
+    def write(action, title, *args, progress):
+        try:
+            report = action(*args, progress=progress_feed(progress))
+        except IndexBusyError as exc:
+            raise _error(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
+        except Exception as exc:
+            raise _error(f"{title} failed: {exc}") from None
+        failed = [(f.origin, f.reason) for f in report.failed]
+        if failed:
+            gr.Warning(f"{len(failed)} input(s) could not be indexed; see the report.")
+        return render.report_markdown(report.summary(), failed, title)
+
+    def index_uploads(files, urls, search, progress=gr.Progress()):
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        url_list = [u.strip() for u in (urls or "").splitlines() if u.strip()]
+        if not paths and not url_list:
+            raise _error("Choose files to upload or paste URLs (one per line) first.")
+        report = write(lib.add, "Indexed", paths, url_list, progress=progress)
+        return (report, None, "", *refreshed(search))
+
+    def prune(search, progress=gr.Progress()):
+        report = write(lib.prune, "Pruned", progress=progress)
+        return (report, *refreshed(search))
+
+    def rebuild(search, progress=gr.Progress()):
+        report = write(lib.rebuild, "Rebuilt", progress=progress)
+        return (report, *refreshed(search))
+
+    def search_articles(search):
+        return lib.articles(search or "")
+
+    # ---- the public API -----------------------------------------------------------------
+
+    def ask(
+        question: str,
+        k: int = default_k,
+        sources: list[str] | None = None,
+        after: str = "",
+        before: str = "",
+    ) -> dict:
+        """Answer a question from the indexed articles: the answer text with [n] markers,
+        its citations (article id, title, quote, character offsets, passage), or
+        grounded=false with related passages. Filters: sources, after/before (YYYY-MM-DD)."""
+        text = _question(question)
+        filters = parse_filters(sources, after, before)
+        k = _clamp_k(k, default_k)
+        qa = lib.qa()
+        if qa is None:
+            raise _error(
+                f"No articles are indexed yet in {lib.index_dir}: add some with "
+                f"`articleqa index PATH --index-dir {lib.index_dir}` or the Articles tab."
+            )
+        try:
+            answer = qa.ask(text, filters=filters, k=k)
+        except QAError as exc:
+            raise _error(str(exc)) from None
+        except Exception as exc:
+            raise _error(_busy_message(lib, exc)) from None
+        return answer.model_dump(mode="json")
+
+    # ---- layout -------------------------------------------------------------------------
+
+    private = {"api_visibility": "private"}
+    with gr.Blocks(title="Article QA", analytics_enabled=False) as demo:
+        turns = gr.State([])
+        answer_state = gr.State(None)
+        gr.Markdown(
+            "# Article QA\nAsk questions about the indexed news articles; every answer quotes "
+            "and cites the sentences it comes from."
+        )
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                empty_notice = gr.Markdown(
+                    empty_index_message(lib.index_dir),
+                    visible=lib.qa() is None,
+                    elem_id="aqa-empty-notice",
+                )
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        chatbot = gr.Chatbot(
+                            label="Conversation",
+                            height=440,
+                            render_markdown=False,
+                            latex_delimiters=[],
+                            feedback_options=None,
+                            buttons=["copy"],
+                            elem_id="aqa-chat",
+                        )
+                        with gr.Row():
+                            question = gr.Textbox(
+                                placeholder="Ask a question about the articles…",
+                                show_label=False,
+                                scale=5,
+                                lines=1,
+                                max_lines=4,
+                                elem_id="aqa-question",
+                            )
+                            send = gr.Button("Ask", variant="primary", scale=1, elem_id="aqa-ask")
+                            clear = gr.Button("Clear chat", scale=1, elem_id="aqa-clear")
+                        with gr.Row():
+                            k_slider = gr.Slider(
+                                1, MAX_K, value=min(default_k, MAX_K), step=1,
+                                label="Passages to retrieve (k)", elem_id="aqa-k",
+                            )
+                            source_filter = gr.Dropdown(
+                                choices=lib.sources(), value=[], multiselect=True,
+                                label="Only these sources", elem_id="aqa-sources-filter",
+                            )
+                        with gr.Row():
+                            after = gr.Textbox(label="Published after (YYYY-MM-DD)", placeholder="2019-01-01", elem_id="aqa-after")
+                            before = gr.Textbox(label="Published before (YYYY-MM-DD)", placeholder="2020-12-31", elem_id="aqa-before")
+                    with gr.Column(scale=2):
+                        sources_panel = gr.HTML(render.sources_html(None), elem_id="aqa-sources")
+                        cite_pick = gr.Radio(
+                            choices=[], value=None, label="Open a citation: the whole article, quote highlighted",
+                            elem_id="aqa-cite-pick",
+                        )
+                        article_panel = gr.HTML(render.article_html(None, None), elem_id="aqa-article")
+            with gr.Tab("Articles", id="articles"):
+                stats = gr.Markdown(render.stats_markdown(lib.stats()), elem_id="aqa-stats")
+                with gr.Row():
+                    uploads = gr.File(
+                        label="Upload articles (" + ", ".join(SUPPORTED_EXTENSIONS) + ")",
+                        file_count="multiple",
+                        file_types=list(SUPPORTED_EXTENSIONS),
+                        type="filepath",
+                        elem_id="aqa-upload",
+                    )
+                    urls = gr.Textbox(
+                        label="Article URLs (one per line)", lines=4,
+                        placeholder="https://example.org/news/story.html", elem_id="aqa-urls",
+                    )
+                with gr.Row():
+                    index_btn = gr.Button("Index uploads and URLs", variant="primary", elem_id="aqa-index")
+                    prune_btn = gr.Button("Prune: remove articles whose file is gone", elem_id="aqa-prune")
+                    rebuild_btn = gr.Button("Rebuild the index from the stored articles", variant="stop", elem_id="aqa-rebuild")
+                report = gr.Markdown("", elem_id="aqa-report")
+                search = gr.Textbox(label="Search articles (title, source, date, id)", elem_id="aqa-search")
+                table = gr.Dataframe(
+                    value=lib.articles(),
+                    headers=["title", "source", "date", "id"],
+                    datatype=["str", "str", "str", "str"],
+                    interactive=False,
+                    wrap=True,
+                    column_widths=["52%", "14%", "12%", "22%"],
+                    max_height=520,
+                    elem_id="aqa-articles",
+                )
+
+        chat_outputs = [question, chatbot, turns, answer_state, sources_panel, cite_pick, article_panel, empty_notice]
+        chat_inputs = [question, chatbot, turns, k_slider, source_filter, after, before]
+        for trigger in (question.submit, send.click):
+            trigger(respond, chat_inputs, chat_outputs, concurrency_limit=4, **private)
+        clear.click(clear_chat, None, [chatbot, turns, answer_state, sources_panel, cite_pick, article_panel, question], **private)
+        cite_pick.change(open_citation, [cite_pick, answer_state], article_panel, **private).then(
+            None, None, None, js=_SCROLL_TO_QUOTE, **private
+        )
+
+        after_write = [stats, table, source_filter, empty_notice]
+        index_btn.click(index_uploads, [uploads, urls, search], [report, uploads, urls, *after_write], **private)
+        prune_btn.click(prune, [search], [report, *after_write], **private)
+        rebuild_btn.click(rebuild, [search], [report, *after_write], **private)
+        search.change(search_articles, [search], table, show_progress="hidden", **private)
+        demo.load(lambda s: refreshed(s), [search], after_write, show_progress="hidden", **private)
+
+        gr.api(ask, api_name="ask", concurrency_limit=4)
+
+    demo.library = lib  # type: ignore[attr-defined]
+    return demo
+
+
+def serve(
+    index_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    embedding_model: str = DEFAULT_MODEL,
+    chroma_url: str | None = None,
+    collection: str = DEFAULT_COLLECTION,
+    k: int = 6,
+    answer_threshold: float | None = None,
+    fetch_timeout: float = 20.0,
+    prevent_thread_lock: bool = False,
+) -> gr.Blocks:
+    """Open (or create) `index_dir` and serve the web chat on http://host:port.
+
+    Blocks until interrupted unless `prevent_thread_lock`; then the caller closes it with
+    `app.close()` and `app.library.close()`. No share link, no analytics.
+
+    Raises:
+        index.IndexMismatchError, index.ChromaUnavailableError: the index cannot be opened.
+        OSError: the port is taken.
+    """
+    library = Library(
+        Path(index_dir),
+        embedding_model=embedding_model,
+        chroma_url=chroma_url,
+        collection=collection,
+        k=k,
+        answer_threshold=answer_threshold,
+        fetch_timeout=fetch_timeout,
+    )
+    try:
+        demo = build_app(library)
+        demo.queue(default_concurrency_limit=1)
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            auth=auth,
+            share=False,
+            inbrowser=False,
+            prevent_thread_lock=prevent_thread_lock,
+            show_error=True,
+            quiet=True,
+            ssr_mode=False,
+            mcp_server=False,
+            max_file_size="50mb",
+            css=CSS,
+            theme=THEME,
+            footer_links=["api"],
+            run_history=False,
+        )
+    except BaseException:
+        library.close()
+        raise
+    if not prevent_thread_lock:  # launch returned: the server was stopped (Ctrl-C)
+        library.close()
+    return demo
