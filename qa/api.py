@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from index import DEFAULT_COLLECTION, DEFAULT_MODEL, IndexStore, open_index
 from index.store import Manifest
 from qa.answerer import ExtractiveAnswerer
 from qa.conversation import Turn, as_turns, condense_query
+from qa.llm import DEFAULT_TIMEOUT, EXTRACTIVE, LLMAnswerer, LLMUnavailableError, create_chat_model
+from qa.llm import LLMConfigError as _LLMSpecError
 from qa.models import Answer, Passage
 from qa.retrieval import Filters, HybridRetriever, RetrievalResult
 
@@ -36,6 +38,21 @@ class EmptyQuestionError(QAError, ValueError):
 
 class EmptyIndexError(QAError):
     pass
+
+
+class LLMConfigError(QAError, _LLMSpecError):
+    """The `llm` setting is malformed, names an unknown provider, or lacks its package."""
+
+
+@dataclass
+class _Prepared:
+    """A question ready to answer: retrieval done, follow-up condensed."""
+
+    question: str
+    result: RetrievalResult
+    standalone: str | None = None  # the LLM's standalone rewrite of a follow-up
+    notes: list[str] = field(default_factory=list)
+    unavailable: str | None = None  # the LLM already failed for this question
 
 
 @dataclass(frozen=True)
@@ -58,7 +75,8 @@ class ArticleQA:
     Args:
         store: The opened index.
         k: Passages retrieved per question.
-        answerer: Turns passages into an answer (default: the offline extractive answerer).
+        answerer: Turns passages into an answer (default: the offline extractive answerer;
+            `ArticleQA.open(..., llm=...)` puts a `qa.llm.LLMAnswerer` here).
     """
 
     def __init__(self, store: IndexStore, *, k: int = 6, answerer: Any | None = None):
@@ -78,13 +96,39 @@ class ArticleQA:
         collection: str = DEFAULT_COLLECTION,
         k: int = 6,
         answer_threshold: float | None = None,
+        llm: str | None = None,
+        llm_base_url: str | None = None,
+        llm_timeout: float = DEFAULT_TIMEOUT,
     ) -> ArticleQA:
         """Open an existing index folder for questions.
+
+        Args:
+            llm: None or "extractive" (default): the offline extractive answerer. Otherwise a
+                LangChain chat model as "provider:model" ("ollama:llama3.2",
+                "openai:gpt-4o-mini"); its answers are verified, and it falls back to the
+                extractive answer (with a note) whenever it fails.
+            llm_base_url: The model server's URL, e.g. "http://127.0.0.1:8080/v1" for an
+                OpenAI-compatible server (llama.cpp, vLLM, LM Studio).
+            llm_timeout: Seconds allowed for one complete LLM reply.
 
         Raises:
             EmptyIndexError: There is no index at `index_dir`, or it holds no articles.
             index.IndexMismatchError: It was built with another embedding model.
+            LLMConfigError: `llm` is malformed, names an unknown provider or one whose
+                LangChain package is missing, or `llm_timeout` is not positive (checked
+                before the index is opened). A model that cannot be reached or has no API
+                key is not an error here: its answers fall back, each with a note.
         """
+        llm = (llm or "").strip()
+        use_llm = bool(llm) and llm.lower() != EXTRACTIVE
+        model, unavailable = None, None
+        if use_llm:  # before the (slower) index opening: a bad setting is reported at once
+            try:
+                model = create_chat_model(llm, base_url=llm_base_url, timeout=llm_timeout)
+            except LLMUnavailableError as exc:  # e.g. no API key: answers fall back, saying so
+                unavailable = str(exc)
+            except _LLMSpecError as exc:
+                raise LLMConfigError(str(exc)) from None
         path = Path(index_dir).expanduser()
         if Manifest.read(path / "manifest.json") is None:
             raise EmptyIndexError(
@@ -102,7 +146,21 @@ class ArticleQA:
         answerer = None
         if answer_threshold is not None:
             answerer = ExtractiveAnswerer(store.embeddings, threshold=answer_threshold)
+        if use_llm:
+            answerer = LLMAnswerer(
+                model,
+                answerer or ExtractiveAnswerer(store.embeddings),
+                name=llm,
+                timeout=llm_timeout,
+                unavailable=unavailable,
+                base_url=llm_base_url,
+            )
         return cls(store, k=k, answerer=answerer)
+
+    @property
+    def llm(self) -> LLMAnswerer | None:
+        """The LLM answerer, when answers are generated (None: extractive answers)."""
+        return self.answerer if isinstance(self.answerer, LLMAnswerer) else None
 
     def close(self) -> None:
         self.store.close()
@@ -123,18 +181,46 @@ class ArticleQA:
         today: date | None = None,
     ) -> RetrievalResult:
         """The passages `ask` would answer from (for inspection and evaluation)."""
+        return self._prepare(question, history, filters, k=k, today=today).result
+
+    def _prepare(
+        self,
+        question: str,
+        history: Iterable[Any] | None,
+        filters: Filters | None,
+        *,
+        k: int | None,
+        today: date | None,
+    ) -> _Prepared:
+        """Condense a follow-up (with the LLM when there is one) and retrieve."""
         question = _clean(question)
         turns = as_turns(history)
+        prepared = _Prepared(question=question, result=None)  # type: ignore[arg-type]
         condensed = condense_query(question, turns)
+        if self.llm and turns:
+            standalone, failure = self.llm.condense(question, turns)
+            if standalone:
+                prepared.standalone = standalone
+                # An unchanged question means the LLM judged it standalone; the heuristic
+                # query (if any) then only widens retrieval, which costs nothing.
+                condensed = standalone if normalise_space(standalone) != question else condensed
+            elif failure and failure.startswith("LLM unavailable"):
+                # Same server, same question: do not wait for it a second time. The answer's
+                # fallback note gives the reason once.
+                prepared.unavailable = failure.removeprefix("LLM unavailable: ")
+                prepared.notes.append("the follow-up was condensed without the LLM")
+            else:
+                prepared.notes.append(f"{failure}; the follow-up was condensed without it")
         follow_up = condensed != question
-        return self.retriever.retrieve(
+        prepared.result = self.retriever.retrieve(
             question,
             k=k,
             filters=filters,
             today=today,
             context_query=condensed if follow_up else None,
-            prefer_articles=turns[-1].article_ids if follow_up else (),
+            prefer_articles=turns[-1].article_ids if follow_up and turns else (),
         )
+        return prepared
 
     def ask(
         self,
@@ -157,19 +243,19 @@ class ArticleQA:
 
         Returns:
             An `Answer`: quoted sentences with [n] markers and their `Citation`s, or
-            `grounded=False` with the closest passages as `related`.
+            `grounded=False` with the closest passages as `related`. With an LLM,
+            `answerer` is "llm" for a verified generated answer, or "extractive" with a
+            note saying why the LLM's answer is not shown.
 
         Raises:
             EmptyQuestionError: The question is blank.
         """
-        result = self.retrieve(question, history, filters, k=k, today=today)
-        answer = self.answer_from(question, result)
-        if result.window:
-            answer.notes.append(
-                f"preferred articles published {result.window.start} to {result.window.end} "
-                f"({result.window.cue!r})"
-            )
-        return answer
+        prepared = self._prepare(question, history, filters, k=k, today=today)
+        if self.llm:
+            answer = self.llm.answer(prepared.question, prepared.result.passages, **self._llm_args(prepared, today))
+        else:
+            answer = self.answer_from(question, prepared.result)
+        return self._finish(answer, prepared)
 
     def stream(
         self,
@@ -182,15 +268,26 @@ class ArticleQA:
     ) -> Iterator[StreamEvent]:
         """Like `ask`, as events: the passages, the answer text in pieces, the final answer.
 
-        The extractive answerer's text is known at once; it is streamed a sentence at a time
-        so every interface handles streaming the same way the LLM answerer needs.
+        With an LLM the "delta" events carry the model's tokens as they arrive, and the final
+        "answer" event carries the verified answer, whose text can differ from the streamed
+        text (a note says so) or be the extractive answer when the LLM failed (a note says
+        why). The extractive answerer's text is known at once; it is streamed a sentence at
+        a time so every interface handles streaming the same way.
         """
-        result = self.retrieve(question, history, filters, k=k, today=today)
+        prepared = self._prepare(question, history, filters, k=k, today=today)
+        result = prepared.result
         yield StreamEvent("passages", passages=tuple(result.passages))
+        if self.llm:
+            for item in self.llm.stream_answer(prepared.question, result.passages, **self._llm_args(prepared, today)):
+                if isinstance(item, Answer):
+                    yield StreamEvent("answer", answer=self._finish(item, prepared))
+                else:
+                    yield StreamEvent("delta", text=item)
+            return
         answer = self.answer_from(question, result)
         for piece in re.findall(r"\S.*?(?:\[\d+\]|$)\s*", answer.text):
             yield StreamEvent("delta", text=piece)
-        yield StreamEvent("answer", answer=answer)
+        yield StreamEvent("answer", answer=self._finish(answer, prepared))
 
     def answer_from(self, question: str, result: RetrievalResult) -> Answer:
         """The answer to `question` from an earlier `retrieve()` result (for evaluation)."""
@@ -200,6 +297,23 @@ class ArticleQA:
         answer.retrieval_query = result.query
         return answer
 
+    @staticmethod
+    def _llm_args(prepared: _Prepared, today: date | None) -> dict[str, Any]:
+        return {
+            "retrieval_query": prepared.result.query,
+            "standalone": prepared.standalone,
+            "today": today,
+            "unavailable": prepared.unavailable,
+        }
+
+    @staticmethod
+    def _finish(answer: Answer, prepared: _Prepared) -> Answer:
+        answer.notes.extend(n for n in prepared.notes if n not in answer.notes)
+        window = prepared.result.window
+        if window:
+            answer.notes.append(f"preferred articles published {window.start} to {window.end} ({window.cue!r})")
+        return answer
+
     def turn(self, question: str, answer: Answer) -> Turn:
         """The `Turn` to append to a history after `answer`."""
         return Turn(
@@ -207,6 +321,10 @@ class ArticleQA:
             answer=answer.text,
             article_ids=[c.article_id for c in answer.citations],
         )
+
+
+def normalise_space(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _clean(question: str) -> str:

@@ -192,6 +192,9 @@ def open_qa(settings: Settings):
             collection=settings.collection,
             k=settings.k,
             answer_threshold=settings.answer_threshold,
+            llm=settings.llm,
+            llm_base_url=settings.llm_base_url,
+            llm_timeout=settings.llm_timeout,
         )
     except (QAError, IndexStoreError, ModelNotFoundError) as exc:
         raise fail(str(exc)) from None
@@ -217,9 +220,10 @@ def build_filters(sources: list[str] | None, after: str | None, before: str | No
         raise fail(str(exc)) from None
 
 
-def print_answer(answer) -> None:
+def print_answer(answer, *, text: bool = True) -> None:
     """The answer, then its numbered sources (or the related passages when it abstained)."""
-    out.print(answer.text, highlight=False)
+    if text:
+        out.print(answer.text, highlight=False, markup=False)
     listed = answer.citations if answer.grounded else answer.related
     if not listed:
         return
@@ -239,6 +243,39 @@ AfterOpt = Annotated[Optional[str], typer.Option("--after", help="Only articles 
 BeforeOpt = Annotated[Optional[str], typer.Option("--before", help="Only articles published on or before YYYY-MM-DD.")]
 TodayOpt = Annotated[Optional[str], typer.Option("--today", help="The date relative cues count from (\"last week\"); default: today.")]
 KOpt = Annotated[Optional[int], typer.Option("--k", help="Passages to retrieve [env: ARTICLEQA_K; default 6].")]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="Answerer: extractive (default) or a LangChain chat model PROVIDER:MODEL, e.g. ollama:llama3.2, openai:gpt-4o-mini [env: ARTICLEQA_LLM]. Keys come from the provider's environment variable.")]
+LlmBaseUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="The LLM server, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible one (llama.cpp, vLLM, LM Studio) [env: ARTICLEQA_LLM_BASE_URL].")]
+LlmTimeoutOpt = Annotated[Optional[float], typer.Option("--llm-timeout", help="Seconds for one complete LLM reply, then the extractive answer [env: ARTICLEQA_LLM_TIMEOUT; default 60].")]
+
+
+def stream_answer(qa, question: str, **kwargs):
+    """Print an LLM answer's tokens as they arrive, then the verified answer's sources.
+
+    The verified text replaces the streamed one when verification changed it or the LLM
+    failed; notes (what was removed or flagged, why the extractive answer is shown) go to
+    stderr.
+    """
+    streamed = []
+    answer = None
+    for event in qa.stream(question, **kwargs):
+        if event.kind == "delta":
+            streamed.append(event.text)
+            out.print(event.text, end="", markup=False, highlight=False)
+            out.file.flush()
+        elif event.kind == "answer":
+            answer = event.answer
+    if streamed:
+        out.print()
+    for note in answer.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    if " ".join("".join(streamed).split()) != " ".join(answer.text.split()):
+        if streamed:
+            out.print()
+            out.print("[bold]Verified answer[/]" if answer.answerer == "llm" else "[bold]Extractive answer[/]")
+        print_answer(answer)
+    else:
+        print_answer(answer, text=False)
+    return answer
 
 
 @app.command("ask")
@@ -252,15 +289,21 @@ def ask_command(
     today: TodayOpt = None,
     chroma_url: ChromaUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer with its citations as JSON.")] = False,
+    llm: LlmOpt = None,
+    llm_base_url: LlmBaseUrlOpt = None,
+    llm_timeout: LlmTimeoutOpt = None,
 ) -> None:
     """Answer one question from the indexed articles, citing the quoted passages."""
     from qa.api import QAError
 
-    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k)
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout)
     filters = build_filters(source, after, before)
     day = parse_day(today, "--today")
     qa = open_qa(settings)
     try:
+        if qa.llm and not as_json:  # tokens are printed as they arrive
+            stream_answer(qa, question, filters=filters, today=day)
+            return
         answer = qa.ask(question, filters=filters, today=day)
     except (QAError, ValueError) as exc:
         raise fail(str(exc)) from None
@@ -281,6 +324,9 @@ def chat_command(
     before: BeforeOpt = None,
     today: TodayOpt = None,
     chroma_url: ChromaUrl = None,
+    llm: LlmOpt = None,
+    llm_base_url: LlmBaseUrlOpt = None,
+    llm_timeout: LlmTimeoutOpt = None,
 ) -> None:
     """A conversation in the terminal: follow-up questions use the previous turns.
 
@@ -288,7 +334,7 @@ def chat_command(
     """
     from qa.api import QAError
 
-    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k)
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout)
     filters = build_filters(source, after, before)
     day = parse_day(today, "--today")
     qa = open_qa(settings)
@@ -309,11 +355,14 @@ def chat_command(
                 console.print("(conversation cleared)")
                 continue
             try:
-                answer = qa.ask(question, history=history, filters=filters, today=day)
+                if qa.llm:
+                    answer = stream_answer(qa, question, history=history, filters=filters, today=day)
+                else:
+                    answer = qa.ask(question, history=history, filters=filters, today=day)
+                    print_answer(answer)
             except (QAError, ValueError) as exc:
                 console.print(f"[red]error:[/] {exc}", highlight=False)
                 continue
-            print_answer(answer)
             history.append(qa.turn(question, answer))
     except KeyboardInterrupt:
         pass
@@ -328,10 +377,16 @@ def eval_command(
     index_dir: IndexDir = None,
     k: KOpt = None,
     mode: Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, dense or lexical.")] = "hybrid",
+    baseline: Annotated[bool, typer.Option("--baseline", help="Also run the LangChain tutorial recipe on the same articles and questions, side by side.")] = False,
     chroma_url: ChromaUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
-    """Evaluate retrieval and answers on a question set (hits@k, accuracy, abstention, latency)."""
+    """Evaluate retrieval and answers on a question set (hits@k, accuracy, abstention, latency).
+
+    --baseline adds the usual LangChain RAG recipe (RecursiveCharacterTextSplitter 1000/200,
+    the same embedding model, Chroma.from_documents, similarity_search, the top chunk as the
+    answer) over the same articles, in the same run.
+    """
     from qa.evaluation import evaluate, load_questions
 
     if mode not in {"hybrid", "dense", "lexical"}:
@@ -353,30 +408,124 @@ def eval_command(
             raise fail("; ".join(f"{f.origin}: {f.reason}" for f in report.failed[:5]), EXIT_FAILED_INPUT)
     qa = open_qa(settings)
     qa.retriever.mode = mode
-    progress = Progress(TextColumn("Evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=as_json, transient=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=as_json, transient=True)
 
     def ask(question, today):
         result = qa.retrieve(question, today=today)
         return qa.answer_from(question, result), result.passages
 
+    reports = {}
     try:
         with progress:
-            task = progress.add_task("eval", total=len(qs))
-            result = evaluate(ask, qs, k=settings.k, progress=lambda done, total: progress.update(task, completed=done))
+            task = progress.add_task("Evaluating Article QA", total=len(qs))
+            reports["articleqa"] = evaluate(ask, qs, k=settings.k, progress=lambda done, total: progress.update(task, completed=done))
+            if baseline:
+                from qa.baseline import BaselineRecipe
+
+                recipe = BaselineRecipe(qa.store.embeddings)
+                try:
+                    progress.add_task("Indexing the baseline recipe", total=None)
+                    recipe.index(qa.store.articles.list())
+                    task = progress.add_task("Evaluating the baseline", total=len(qs))
+                    reports["baseline"] = evaluate(
+                        lambda question, today: recipe.ask(question, settings.k), qs, k=settings.k,
+                        progress=lambda done, total: progress.update(task, completed=done),
+                    )
+                finally:
+                    recipe.close()
     finally:
         qa.close()
     if as_json:
-        out.print_json(result.model_dump_json())
+        if baseline:
+            out.print_json(json.dumps({name: r.model_dump(mode="json") for name, r in reports.items()}))
+        else:
+            out.print_json(reports["articleqa"].model_dump_json())
         return
-    table = Table(title=f"{questions.name}: {len(qs)} questions, k={settings.k}, {mode} retrieval")
+    _print_eval(reports, f"{questions.name}: {len(qs)} questions, k={settings.k}, {mode} retrieval")
+
+
+_EVAL_ROWS = (
+    ("answerable questions", "factoid", "questions"),
+    ("answer in top chunk (hit@1)", "factoid", "answer_hit_at_1"),
+    ("answer MRR", "factoid", "answer_mrr"),
+    ("answer in top k (hit@k)", "factoid", "answer_hit_at_k"),
+    ("gold article in top k", "factoid", "article_hit_at_k"),
+    ("answer accuracy", "factoid", "answer_accuracy"),
+    ("citation precision", "factoid", "citation_precision"),
+    ("false abstention", "factoid", "false_abstention_rate"),
+    ("unanswerable questions", "null", "questions"),
+    ("abstention on unanswerable", "null", "abstention_rate"),
+    ("latency p50 ms", "overall", "latency_p50_ms"),
+    ("latency p95 ms", "overall", "latency_p95_ms"),
+)
+
+
+def _print_eval(reports: dict, title: str) -> None:
+    table = Table(title=title)
     table.add_column("metric")
-    for name in ("all", "factoid", "null"):
+    for name in reports:
         table.add_column(name, justify="right")
-    groups = [result.overall, result.by_type["factoid"], result.by_type["null"]]
-    for field in ("questions", "answer_hit_at_1", "answer_mrr", "answer_hit_at_k", "article_hit_at_k", "answer_accuracy", "citation_precision", "false_abstention_rate", "abstention_rate", "latency_p50_ms", "latency_p95_ms"):
-        cells = [getattr(g, field) for g in groups]
-        table.add_row(field, *("-" if c is None else f"{c:.3f}" if isinstance(c, float) and field not in ("latency_p50_ms", "latency_p95_ms") else str(c) for c in cells))
+    for label, group, field in _EVAL_ROWS:
+        cells = []
+        for report in reports.values():
+            metrics = report.overall if group == "overall" else report.by_type[group]
+            value = getattr(metrics, field)
+            cells.append("-" if value is None else f"{value:.3f}" if isinstance(value, float) and "latency" not in field else str(value))
+        table.add_row(label, *cells)
     out.print(table)
+
+
+@app.command("serve")
+def serve_command(
+    index_dir: IndexDir = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 exposes the app to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
+    auth: Annotated[Optional[str], typer.Option("--auth", help="Require a login, as user:password.")] = None,
+    k: KOpt = None,
+    chroma_url: ChromaUrl = None,
+    llm: LlmOpt = None,
+    llm_base_url: LlmBaseUrlOpt = None,
+    llm_timeout: LlmTimeoutOpt = None,
+) -> None:
+    """Start the web chat (Gradio) on http://HOST:PORT; the index folder is created if missing."""
+    credentials = None
+    if auth is not None:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            raise fail(f"--auth {auth!r} is not user:password")
+        credentials = (user, password)
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout)
+    if host not in {"127.0.0.1", "localhost", "::1"} and credentials is None:
+        console.print(
+            f"[yellow]warning:[/] serving on {host} without --auth: anyone who can reach it can "
+            "read and change the index",
+            highlight=False,
+        )
+    from index import IndexStoreError, ModelNotFoundError
+    from qa.api import QAError
+    from ui.app import serve
+
+    console.print(f"Article QA on http://{host}:{port} (index: {settings.index_dir}; Ctrl-C stops it)", highlight=False)
+    try:
+        serve(
+            settings.index_dir,
+            host=host,
+            port=port,
+            auth=credentials,
+            embedding_model=settings.embedding_model,
+            chroma_url=settings.chroma_url,
+            collection=settings.collection,
+            k=settings.k,
+            answer_threshold=settings.answer_threshold,
+            fetch_timeout=settings.fetch_timeout,
+            llm=settings.llm,
+            llm_base_url=settings.llm_base_url,
+            llm_timeout=settings.llm_timeout,
+        )
+    except (IndexStoreError, ModelNotFoundError, QAError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot serve on {host}:{port}: {exc}") from None
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -38,6 +38,16 @@ class Settings(BaseSettings):
         None, description="Abstain below this answer score (default: the calibrated one)."
     )
     fetch_timeout: float = Field(20.0, gt=0, description="Seconds allowed for fetching one URL.")
+    llm: str | None = Field(
+        None,
+        description="Answerer: 'extractive' (default, offline) or a LangChain chat model as "
+        "PROVIDER:MODEL, e.g. 'ollama:llama3.2', 'openai:gpt-4o-mini'. API keys come from the "
+        "provider's own environment variable (e.g. OPENAI_API_KEY).",
+    )
+    llm_base_url: str | None = Field(
+        None, description="The LLM server's URL, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible server."
+    )
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds allowed for one complete LLM reply; then the extractive answer is shown.")
 
     @field_validator("chunk_overlap")
     @classmethod

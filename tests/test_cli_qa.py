@@ -120,3 +120,27 @@ def test_eval_bad_question_file_names_the_line(tmp_path, example_index):
     result = run("eval", str(bad), "--index-dir", str(example_index))
     assert result.exit_code == 2
     assert "line 2: question: Field required" in result.stderr and "line 3: invalid JSON" in result.stderr
+
+
+def test_eval_with_articles_and_baseline_side_by_side(tmp_path):
+    """--articles indexes first; --baseline runs the LangChain tutorial recipe in the same run."""
+    from tests.conftest import corpus_rows, write_jsonl
+
+    rows = corpus_rows(8)
+    articles = write_jsonl(tmp_path / "articles.jsonl", rows)
+    ids = {r["id"] for r in rows}
+    chosen = [q for q in map(json.loads, EVAL.read_text(encoding="utf-8").splitlines()) if set(q["article_ids"]) & ids][:3]
+    chosen.append({"id": "n1", "question": "Which team won Super Bowl LIV?", "answer": "", "article_ids": [], "type": None})
+    questions = write_jsonl(tmp_path / "qa.jsonl", chosen)
+    result = run("eval", str(questions), "--articles", str(articles), "--index-dir", str(tmp_path / "ix"), "--baseline", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"articleqa", "baseline"}
+    for name in ("articleqa", "baseline"):
+        assert data[name]["by_type"]["factoid"]["questions"] == len(chosen) - 1
+        assert data[name]["by_type"]["null"]["questions"] == 1
+    # The recipe always shows its top chunk: it never abstains.
+    assert data["baseline"]["by_type"]["null"]["abstention_rate"] == 0.0
+    assert all(r["grounded"] for r in data["baseline"]["results"])
+    table = run("eval", str(questions), "--index-dir", str(tmp_path / "ix"), "--baseline")
+    assert "articleqa" in table.stdout and "baseline" in table.stdout and "abstention on unanswerable" in table.stdout

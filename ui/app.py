@@ -126,7 +126,7 @@ def _busy_message(library: Library, exc: Exception) -> str:
 def build_app(library: Library | None = None, *, index_dir: Path | None = None, **library_kwargs: Any) -> gr.Blocks:
     """The Gradio app for `library` (or for a `Library` opened on `index_dir` with
     `library_kwargs`: embedding_model, chroma_url, collection, k, answer_threshold,
-    fetch_timeout). The opened library is `app.library`; close it with `app.library.close()`.
+    fetch_timeout, llm, llm_base_url, llm_timeout). The opened library is `app.library`; close it with `app.library.close()`.
     Launch with `css=CSS, theme=THEME` (as `serve` does)."""
     if library is None:
         if index_dir is None:
@@ -401,6 +401,9 @@ def serve(
     k: int = 6,
     answer_threshold: float | None = None,
     fetch_timeout: float = 20.0,
+    llm: str | None = None,
+    llm_base_url: str | None = None,
+    llm_timeout: float = 60.0,
     prevent_thread_lock: bool = False,
 ) -> gr.Blocks:
     """Open (or create) `index_dir` and serve the web chat on http://host:port.
@@ -420,6 +423,9 @@ def serve(
         k=k,
         answer_threshold=answer_threshold,
         fetch_timeout=fetch_timeout,
+        llm=llm,
+        llm_base_url=llm_base_url,
+        llm_timeout=llm_timeout,
     )
     try:
         demo = build_app(library)

@@ -51,6 +51,9 @@ class Library:
     k: int = 6
     answer_threshold: float | None = None
     fetch_timeout: float = 20.0
+    llm: str | None = None
+    llm_base_url: str | None = None
+    llm_timeout: float = 60.0
     chunk_size: int | None = None
     chunk_overlap: int | None = None
     store: IndexStore = field(init=False)
@@ -122,6 +125,9 @@ class Library:
                 collection=self.collection,
                 k=self.k,
                 answer_threshold=self.answer_threshold,
+                llm=self.llm,
+                llm_base_url=self.llm_base_url,
+                llm_timeout=self.llm_timeout,
             )
         except EmptyIndexError:
             fresh = None

@@ -1,0 +1,455 @@
+"""Optional generated answers: a LangChain chat model answers from the passages, then every
+citation is verified (`qa.verify`) before the answer is shown.
+
+The model is chosen with a "provider:model" spec and created by LangChain's own
+`init_chat_model`:
+
+    openai:gpt-4o-mini                               OPENAI_API_KEY from the environment
+    ollama:llama3.2                                  a local Ollama server
+    openai:MODEL + base_url http://127.0.0.1:8080/v1 any OpenAI-compatible server
+                                                     (llama.cpp, vLLM, LM Studio)
+
+API keys are only ever read from the environment, by the provider's own client. The
+offline `ExtractiveAnswerer` stays underneath as the fallback: when the model cannot be
+reached, times out, rejects the key, does not exist, or gives an answer with no citation
+that verifies, the extractive answer is returned with a note that says why. Nothing here
+raises for a model failure, and no call waits longer than `timeout` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+
+from prompts import render_prompt
+from qa.answerer import NO_ANSWER, ExtractiveAnswerer
+from qa.conversation import Turn
+from qa.models import Answer, Passage
+from qa.verify import normalise, verify_answer
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "LLMAnswerer",
+    "LLMConfigError",
+    "LLMUnavailableError",
+    "create_chat_model",
+    "parse_spec",
+]
+
+DEFAULT_TIMEOUT = 60.0
+# Answers are one to three sentences; the cap bounds the time a runaway model can take.
+DEFAULT_MAX_TOKENS = 400
+# Local OpenAI-compatible servers ignore the key, but the OpenAI client refuses to start
+# without one; this placeholder is only used with a base_url and no OPENAI_API_KEY set.
+PLACEHOLDER_API_KEY = "not-needed-by-local-servers"
+EXTRACTIVE = "extractive"
+SPEC_FORM = "'extractive' or PROVIDER:MODEL, e.g. 'ollama:llama3.2' or 'openai:gpt-4o-mini'"
+# History sent to the condensing prompt: the last few turns, answers shortened.
+CONDENSE_TURNS = 3
+CONDENSE_ANSWER_CHARS = 300
+MAX_CONDENSED_CHARS = 300
+
+_SPEC = re.compile(r"^([a-z][a-z0-9_]*):(\S.*)$")
+
+
+class LLMConfigError(ValueError):
+    """The LLM setting is malformed, names an unknown provider, or its package is missing."""
+
+
+class LLMUnavailableError(RuntimeError):
+    """The model could not answer (server down, timeout, bad key, model missing...)."""
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split "provider:model" into its parts.
+
+    Raises:
+        LLMConfigError: `spec` is not of that form (the message names it and the valid form).
+    """
+    match = _SPEC.match(spec.strip()) if isinstance(spec, str) else None
+    if not match or not match.group(2).strip():
+        raise LLMConfigError(f"LLM {spec!r} is not valid; use {SPEC_FORM}")
+    return match.group(1), match.group(2).strip()
+
+
+def create_chat_model(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> BaseChatModel:
+    """A LangChain chat model for `spec`, created by `init_chat_model`.
+
+    Args:
+        spec: "provider:model", e.g. "ollama:llama3.2", "openai:gpt-4o-mini".
+        base_url: The server's URL (an OpenAI-compatible server's `/v1` URL, or Ollama's).
+        timeout: Seconds the client waits for the server (connecting, each read).
+        max_tokens: Longest answer generated.
+
+    Raises:
+        LLMConfigError: A malformed spec, an unknown provider, or the provider's LangChain
+            package is not installed.
+        LLMUnavailableError: The provider's client refused to start (e.g. no API key).
+    """
+    if timeout <= 0:
+        raise LLMConfigError(f"LLM timeout must be positive, got {timeout}")
+    provider, model = parse_spec(spec)
+    init_chat_model = _init_chat_model()
+    kwargs: dict[str, Any] = {"temperature": 0}
+    if base_url:
+        kwargs["base_url"] = base_url
+    if provider == "ollama":
+        # ChatOllama has no timeout/max_retries fields: the timeout goes to its httpx client.
+        kwargs.update(client_kwargs={"timeout": timeout}, num_predict=max_tokens)
+    else:
+        # No retries: a retry after a timeout doubles the wait; the caller falls back instead.
+        kwargs.update(timeout=timeout, max_retries=0, max_tokens=max_tokens)
+    if provider == "openai" and base_url and not os.environ.get("OPENAI_API_KEY"):
+        kwargs["api_key"] = PLACEHOLDER_API_KEY
+    try:
+        return init_chat_model(model, model_provider=provider, **kwargs)
+    except ImportError as exc:
+        raise LLMConfigError(
+            f"LLM {spec!r}: the {provider!r} provider's LangChain package is not installed "
+            f"({exc}). Install the LLM extra: pip install 'articleqa[llm]' (openai, ollama), "
+            f"or langchain-{provider.replace('_', '-')}"
+        ) from None
+    except ValueError as exc:
+        if "provider" in str(exc).lower():
+            raise LLMConfigError(
+                f"LLM {spec!r}: unknown provider {provider!r}; use {SPEC_FORM}. {exc}"
+            ) from None
+        raise LLMUnavailableError(describe_failure(exc, spec=spec, base_url=base_url, timeout=timeout)) from None
+    except Exception as exc:  # the provider's client refused its settings, e.g. no API key
+        raise LLMUnavailableError(describe_failure(exc, spec=spec, base_url=base_url, timeout=timeout)) from None
+
+
+def _init_chat_model():
+    """LangChain's `init_chat_model`: from `langchain` (maintained) when installed, else
+    from `langchain_classic` (already a dependency, same function)."""
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError:
+        from langchain_classic.chat_models import init_chat_model
+    return init_chat_model
+
+
+def describe_failure(exc: BaseException, *, spec: str, base_url: str | None, timeout: float) -> str:
+    """A one-line reason for a model failure, naming the server, model or setting to fix."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    status = getattr(exc, "status_code", None)
+    where = base_url or "the provider's default server"
+    _, model = parse_spec(spec) if _SPEC.match(spec or "") else ("", spec)
+    if names & {"APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout", "TimeoutError", "_DeadlineExceeded"}:
+        return f"{spec} gave no complete answer within {timeout:g} s (raise the LLM timeout, or use a smaller model)"
+    if names & {"APIConnectionError", "ConnectError", "ConnectionError", "RemoteProtocolError"}:
+        return f"cannot reach the server for {spec} at {where} ({_first_line(exc)})"
+    if status in (401, 403) or names & {"AuthenticationError", "PermissionDeniedError"}:
+        return f"the API key for {spec} was rejected ({_first_line(exc)}); set the provider's key in the environment"
+    if status == 404 or names & {"NotFoundError"}:
+        hint = f"; run: ollama pull {model}" if spec.startswith("ollama:") else ""
+        return f"model {model!r} was not found at {where}{hint} ({_first_line(exc)})"
+    if "api_key" in str(exc) or "API key" in str(exc) or "credentials" in str(exc).lower():
+        return f"no API key for {spec}: {_first_line(exc)}"
+    return f"{spec} failed: {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _DeadlineExceeded(TimeoutError):
+    pass
+
+
+def _text_of(chunk: Any) -> str:
+    content = getattr(chunk, "content", chunk)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return str(content or "")
+
+
+def stream_with_deadline(model: BaseChatModel, prompt: str, timeout: float) -> Iterator[str]:
+    """The model's reply to `prompt`, piece by piece, all of it within `timeout` seconds.
+
+    The model runs in a daemon thread, so a server that accepts the connection and then
+    stalls cannot hang the caller even if the client's own timeout does not fire.
+
+    Raises:
+        Whatever the model raised, or a TimeoutError when the deadline passes.
+    """
+    pieces: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for chunk in model.stream([HumanMessage(prompt)]):
+                if stop.is_set():
+                    return
+                pieces.put(("delta", _text_of(chunk)))
+            pieces.put(("done", None))
+        except BaseException as exc:  # handed to the caller's thread
+            pieces.put(("error", exc))
+
+    worker = threading.Thread(target=work, name="articleqa-llm", daemon=True)
+    worker.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                kind, value = pieces.get(timeout=max(remaining, 0.001))
+            except queue.Empty:
+                raise _DeadlineExceeded(f"no complete answer within {timeout:g} s") from None
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            if value:
+                yield value
+    finally:
+        stop.set()  # the worker stops at its next chunk if the caller gave up
+
+
+class LLMAnswerer:
+    """Answers with a chat model, verifies the citations, falls back to the extractive answer.
+
+    Args:
+        model: A LangChain chat model (None when it could not be created: see `unavailable`).
+        fallback: The extractive answerer used whenever the model's answer cannot be shown.
+        name: The spec, for notes ("openai:gpt-4o-mini").
+        timeout: Seconds allowed for one complete reply (answer or condensed question).
+        unavailable: Why the model could not be created; every answer then falls back.
+        base_url: For messages only.
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel | None,
+        fallback: ExtractiveAnswerer,
+        *,
+        name: str = "llm",
+        timeout: float = DEFAULT_TIMEOUT,
+        unavailable: str | None = None,
+        base_url: str | None = None,
+    ):
+        if model is None and unavailable is None:
+            raise ValueError("LLMAnswerer needs a model, or the reason there is none")
+        self.model = model
+        self.fallback = fallback
+        self.name = name
+        self.timeout = timeout
+        self.unavailable = unavailable
+        self.base_url = base_url
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: str,
+        fallback: ExtractiveAnswerer,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> LLMAnswerer:
+        """Create the model for `spec`; a model that cannot start yet (no key) is not an
+        error here: its answers fall back, each with the reason.
+
+        Raises:
+            LLMConfigError: see `create_chat_model`.
+        """
+        try:
+            model = create_chat_model(spec, base_url=base_url, timeout=timeout)
+            return cls(model, fallback, name=spec, timeout=timeout, base_url=base_url)
+        except LLMUnavailableError as exc:
+            return cls(None, fallback, name=spec, timeout=timeout, unavailable=str(exc), base_url=base_url)
+
+    # ---- answering -------------------------------------------------------------------------
+
+    def answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        retrieval_query: str | None = None,
+        standalone: str | None = None,
+        today: date | None = None,
+        unavailable: str | None = None,
+    ) -> Answer:
+        """The verified answer (or the extractive one with a note); see `stream_answer`."""
+        final = None
+        for item in self.stream_answer(
+            question, passages, retrieval_query=retrieval_query, standalone=standalone, today=today, unavailable=unavailable
+        ):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None  # stream_answer always ends with an Answer
+        return final
+
+    def stream_answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        retrieval_query: str | None = None,
+        standalone: str | None = None,
+        today: date | None = None,
+        unavailable: str | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the model's text as it arrives, then the verified `Answer`.
+
+        Args:
+            question: The user's question (the extractive fallback scores against it).
+            passages: Retrieved passages; they are numbered [1].. in this order.
+            retrieval_query: Echoed in the answer.
+            standalone: The question condensed with the conversation, for the model.
+            today: The day the question is asked (in the prompt).
+            unavailable: Skip the model and fall back with this reason (it already failed
+                for this question, e.g. while condensing).
+
+        Yields:
+            `str` pieces of the raw model text, then exactly one `Answer` (last). The final
+            text may differ from the streamed text (markers removed, quotes flagged,
+            sentences dropped, or the extractive fallback); a note says so.
+        """
+        reason = unavailable or self.unavailable
+        if reason:
+            yield self._fallback(question, passages, retrieval_query, f"LLM unavailable: {reason}")
+            return
+        if not passages:
+            yield self._fallback(question, passages, retrieval_query, "no passages retrieved; the LLM was not asked")
+            return
+        prompt = render_prompt(
+            "answer",
+            today=(today or date.today()).isoformat(),
+            passages=format_passages(passages),
+            question=standalone or question,
+        )
+        streamed: list[str] = []
+        try:
+            for piece in stream_with_deadline(self.model, prompt, self.timeout):
+                streamed.append(piece)
+                yield piece
+        except Exception as exc:
+            reason = describe_failure(exc, spec=self.name, base_url=self.base_url, timeout=self.timeout)
+            answer = self._fallback(question, passages, retrieval_query, f"LLM unavailable: {reason}")
+            if streamed:
+                answer.notes.append("the LLM stopped mid-answer; the partial text shown was discarded")
+            yield answer
+            return
+        yield self._verified(question, passages, retrieval_query, "".join(streamed))
+
+    def _verified(self, question: str, passages: list[Passage], retrieval_query: str | None, raw: str) -> Answer:
+        text = raw.strip()
+        if not text:
+            return self._fallback(question, passages, retrieval_query, "the LLM returned an empty answer; showing the extractive answer")
+        check = verify_answer(text, passages)
+        if not check.grounded:
+            if _abstains(text):
+                note = "the LLM found no answer in the passages; showing the extractive answer"
+            else:
+                note = "the LLM answer was not shown: none of its citations verified against the passages; showing the extractive answer"
+            answer = self._fallback(question, passages, retrieval_query, note)
+            answer.notes.extend(f"LLM answer check: {n}" for n in check.notes)
+            return answer
+        notes = list(check.notes)
+        if normalise(check.text) != normalise(text):
+            notes.append("the verified answer differs from the text streamed while it was generated (see the notes above)")
+        return Answer(
+            question=question,
+            text=check.text,
+            grounded=True,
+            citations=check.citations,
+            confidence=check.supported / check.sentences if check.sentences else 0.0,
+            score=None,
+            retrieval_query=retrieval_query or question,
+            answerer="llm",
+            notes=notes,
+        )
+
+    def _fallback(self, question: str, passages: list[Passage], retrieval_query: str | None, note: str) -> Answer:
+        answer = self.fallback.answer(question, passages)
+        if retrieval_query:
+            answer.retrieval_query = retrieval_query
+        if note.startswith("LLM unavailable") and "extractive answer" not in note:
+            note += "; showing the extractive answer"
+        answer.notes.insert(0, note)
+        return answer
+
+    # ---- follow-ups ------------------------------------------------------------------------
+
+    def condense(self, question: str, history: Sequence[Turn]) -> tuple[str | None, str | None]:
+        """The follow-up `question` rewritten as a standalone question with the model.
+
+        Returns:
+            `(standalone, None)`, or `(None, reason)` when the model failed or its reply is
+            unusable (the caller falls back to `qa.conversation.condense_query`).
+        """
+        if self.unavailable:
+            return None, f"LLM unavailable: {self.unavailable}"
+        lines = []
+        for turn in list(history)[-CONDENSE_TURNS:]:
+            lines.append(f"User: {turn.question}")
+            if turn.answer:
+                answer = " ".join(re.sub(r"\[\d+\]", "", turn.answer).split())
+                lines.append(f"Assistant: {answer[:CONDENSE_ANSWER_CHARS]}")
+        prompt = render_prompt("condense_question", history="\n".join(lines), question=question)
+        try:
+            reply = "".join(stream_with_deadline(self.model, prompt, self.timeout))
+        except Exception as exc:
+            return None, "LLM unavailable: " + describe_failure(exc, spec=self.name, base_url=self.base_url, timeout=self.timeout)
+        standalone = _first_question(reply)
+        if not standalone or len(standalone) > MAX_CONDENSED_CHARS:
+            return None, f"the LLM's condensed question was unusable ({reply.strip()[:80]!r})"
+        return standalone, None
+
+
+def _first_question(reply: str) -> str:
+    """The first non-empty line of a condensing reply, without a label or quotes."""
+    for line in reply.strip().splitlines():
+        line = re.sub(r"^\s*(standalone question|question)\s*:\s*", "", line, flags=re.I).strip()
+        line = line.strip("\"'“”").strip()
+        if line:
+            return line
+    return ""
+
+
+def _abstains(text: str) -> bool:
+    return normalise(NO_ANSWER).lower().rstrip(".") in normalise(text).lower()
+
+
+def format_passages(passages: list[Passage]) -> str:
+    """The numbered passages with their article metadata, each fenced as data.
+
+    A passage that itself contains the closing tag cannot end its fence early: the tag is
+    broken up inside the text (a quote of that exact spot would then not verify; harmless).
+    """
+    blocks = []
+    for n, p in enumerate(passages, 1):
+        attrs = {
+            "n": str(n),
+            "title": p.title,
+            "source": p.source or "unknown",
+            "published": p.published_at.isoformat() if p.published_at else "unknown",
+            "article": p.article_id,
+        }
+        head = " ".join(f'{k}="{_attr(v)}"' for k, v in attrs.items())
+        body = re.sub(r"</?\s*passages?\b", lambda m: m.group(0).replace("<", "< "), p.text, flags=re.I)
+        blocks.append(f"<passage {head}>\n{body}\n</passage>")
+    return "\n\n".join(blocks)
+
+
+def _attr(value: str) -> str:
+    return " ".join(value.replace('"', "'").replace("<", "(").replace(">", ")").split())
