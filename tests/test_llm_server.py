@@ -174,3 +174,32 @@ def test_cli_ask_streams_from_the_server(small_index, llm_url, monkeypatch):
     assert result.stdout.strip()
     assert "LLM unavailable" not in result.stderr
     assert "Sources" in result.stdout or "Related passages" in result.stdout
+
+
+def test_web_chat_answers_with_the_server(small_index, llm_url, monkeypatch, tmp_path):
+    """The web app takes the same LLM options: /ask answers through the llama.cpp server."""
+    import shutil
+
+    from gradio_client import Client
+
+    from ui.app import serve
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    index_dir = tmp_path / "index"
+    shutil.copytree(small_index, index_dir)
+    port = free_port()
+    app = serve(
+        index_dir, host="127.0.0.1", port=port, k=3, prevent_thread_lock=True,
+        llm="openai:smollm2", llm_base_url=llm_url, llm_timeout=LLM_TIMEOUT,
+    )
+    try:
+        data = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(WASTE_Q, 3, [], "", "", api_name="/ask")
+        assert data["answerer"] in ("llm", "extractive") and data["text"]
+        if data["answerer"] == "extractive":
+            assert "showing the extractive answer" in data["notes"][0]
+        with ArticleQA.open(index_dir) as reader:
+            for c in data["citations"]:
+                assert reader.store.articles.get(c["article_id"]).text[c["start"] : c["end"]] == c["quote"]
+    finally:
+        app.close()
+        app.library.close()
