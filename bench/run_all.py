@@ -1,0 +1,173 @@
+"""Benchmarks (not tests): indexing speed against the LangChain recipe, re-run cost, ask latency.
+
+    python -m bench.run_all [--articles examples/articles] [--questions tests/data/eval.jsonl]
+
+Each measurement runs in a fresh subprocess so its peak memory (ru_maxrss) is its own.
+Results go to bench/results.json and docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_ours(articles: str, index_dir: str) -> dict:
+    from index import index_paths, load_articles, open_index
+
+    n_articles = len(load_articles([articles]).articles)
+    store = open_index(index_dir)
+    store.embeddings.encode(["warm up"])  # model load is not indexing speed
+    started = time.perf_counter()
+    report = index_paths(store, [articles])
+    full = time.perf_counter() - started
+    started = time.perf_counter()
+    again = index_paths(store, [articles])
+    rerun = time.perf_counter() - started
+    store.close()
+    assert again.chunks_added == 0
+    return {
+        "articles": n_articles,
+        "chunks": report.chunks_added,
+        "seconds": round(full, 2),
+        "articles_per_s": round(n_articles / full, 2),
+        "chunks_per_s": round(report.chunks_added / full, 2),
+        "unchanged_rerun_seconds": round(rerun, 3),
+        "unchanged_rerun_share": round(rerun / full, 4),
+        "peak_rss_mb": round(_peak_mb()),
+    }
+
+
+def measure_baseline(articles: str) -> dict:
+    from index import get_embeddings, load_articles
+    from qa.baseline import BaselineRecipe
+
+    loaded = load_articles([articles]).articles
+    embeddings = get_embeddings()
+    embeddings.encode(["warm up"])
+    recipe = BaselineRecipe(embeddings)
+    seconds = recipe.index(loaded)
+    chunks = recipe.store._collection.count()
+    recipe.close()
+    return {
+        "articles": len(loaded),
+        "chunks": chunks,
+        "seconds": round(seconds, 2),
+        "articles_per_s": round(len(loaded) / seconds, 2),
+        "chunks_per_s": round(chunks / seconds, 2),
+        "peak_rss_mb": round(_peak_mb()),
+    }
+
+
+def measure_ask(index_dir: str, questions: str) -> dict:
+    from qa import ArticleQA
+    from qa.evaluation import load_questions
+
+    qs = load_questions(questions)
+    with ArticleQA.open(index_dir) as qa:
+        qa.ask("warm up question about the news")
+        times = []
+        for q in qs:
+            started = time.perf_counter()
+            qa.ask(q.question, today=q.question_date)
+            times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {
+        "questions": len(times),
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], 1),
+        "peak_rss_mb": round(_peak_mb()),
+    }
+
+
+def _child(kind: str, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.run_all", "--child", kind, *args],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _markdown(results: dict) -> str:
+    ours, base, ask = results["index_ours"], results["index_baseline"], results["ask"]
+    m = results["machine"]
+    return f"""# Benchmarks
+
+Measured {results["date"]} on {m["cpus"]} CPU cores ({m["processor"] or m["machine"]}), Python
+{m["python"]}, no GPU, with `python -m bench.run_all` (`make bench`). Articles:
+`{results["articles"]}`; questions: `{results["questions"]}`. Each row ran in its own process.
+
+## Indexing
+
+| system | articles | chunks | seconds | articles/s | chunks/s | peak RSS |
+| --- | --- | --- | --- | --- | --- | --- |
+| Article QA (`articleqa index`) | {ours["articles"]} | {ours["chunks"]} | {ours["seconds"]} | {ours["articles_per_s"]} | {ours["chunks_per_s"]} | {ours["peak_rss_mb"]} MB |
+| LangChain recipe (1000/200 splitter, Chroma.from_documents) | {base["articles"]} | {base["chunks"]} | {base["seconds"]} | {base["articles_per_s"]} | {base["chunks_per_s"]} | {base["peak_rss_mb"]} MB |
+
+Ratio of articles/s, ours to the recipe's: **{results["index_ratio"]}**. An unchanged re-run
+took {ours["unchanged_rerun_seconds"]} s, {100 * ours["unchanged_rerun_share"]:.2f}% of the full index.
+
+## Asking (warm, extractive answerer)
+
+| corpus | questions | p50 | p95 | peak RSS |
+| --- | --- | --- | --- | --- |
+| {ours["articles"]} articles | {ask["questions"]} | {ask["p50_ms"]} ms | {ask["p95_ms"]} ms | {ask["peak_rss_mb"]} MB |
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", default="examples/articles")
+    parser.add_argument("--questions", default="tests/data/eval.jsonl")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    if args.child:
+        kind, *rest = args.child
+        fn = {"ours": measure_ours, "baseline": measure_baseline, "ask": measure_ask}[kind]
+        print(json.dumps(fn(*rest)))
+        return
+    with tempfile.TemporaryDirectory(prefix="articleqa-bench-") as tmp:
+        index_dir = str(Path(tmp) / "index")
+        ours = _child("ours", args.articles, index_dir)
+        base = _child("baseline", args.articles)
+        ask = _child("ask", index_dir, args.questions)
+    results = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+        },
+        "articles": args.articles,
+        "questions": args.questions,
+        "index_ours": ours,
+        "index_baseline": base,
+        "index_ratio": round(ours["articles_per_s"] / base["articles_per_s"], 2),
+        "ask": ask,
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (ROOT / "docs" / "BENCHMARKS.md").write_text(_markdown(results), encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
