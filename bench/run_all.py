@@ -165,7 +165,9 @@ def main() -> None:
         "ask": ask,
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (ROOT / "docs" / "BENCHMARKS.md").write_text(_markdown(results), encoding="utf-8")
+    notes = ROOT / "bench" / "NOTES.md"  # hand-written: targets, caveats, next steps
+    extra = "\n" + notes.read_text(encoding="utf-8") if notes.exists() else ""
+    (ROOT / "docs" / "BENCHMARKS.md").write_text(_markdown(results) + extra, encoding="utf-8")
     print(json.dumps(results, indent=2))
 
 
