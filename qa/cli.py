@@ -185,17 +185,7 @@ def open_qa(settings: Settings):
     from qa.api import ArticleQA, QAError
 
     try:
-        return ArticleQA.open(
-            settings.index_dir,
-            embedding_model=settings.embedding_model,
-            chroma_url=settings.chroma_url,
-            collection=settings.collection,
-            k=settings.k,
-            answer_threshold=settings.answer_threshold,
-            llm=settings.llm,
-            llm_base_url=settings.llm_base_url,
-            llm_timeout=settings.llm_timeout,
-        )
+        return ArticleQA.open(settings.index_dir, **settings.qa_options())
     except (QAError, IndexStoreError, ModelNotFoundError) as exc:
         raise fail(str(exc)) from None
 
@@ -512,15 +502,8 @@ def serve_command(
             host=host,
             port=port,
             auth=credentials,
-            embedding_model=settings.embedding_model,
-            chroma_url=settings.chroma_url,
-            collection=settings.collection,
-            k=settings.k,
-            answer_threshold=settings.answer_threshold,
             fetch_timeout=settings.fetch_timeout,
-            llm=settings.llm,
-            llm_base_url=settings.llm_base_url,
-            llm_timeout=settings.llm_timeout,
+            **settings.qa_options(),
         )
     except (IndexStoreError, ModelNotFoundError, QAError) as exc:
         raise fail(str(exc)) from None

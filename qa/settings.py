@@ -49,6 +49,20 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(60.0, gt=0, description="Seconds allowed for one complete LLM reply; then the extractive answer is shown.")
 
+    def qa_options(self) -> dict[str, Any]:
+        """Keyword arguments for `ArticleQA.open` and `ui.app.serve`: everything that decides
+        how questions are answered, in one place."""
+        return {
+            "embedding_model": self.embedding_model,
+            "chroma_url": self.chroma_url,
+            "collection": self.collection,
+            "k": self.k,
+            "answer_threshold": self.answer_threshold,
+            "llm": self.llm,
+            "llm_base_url": self.llm_base_url,
+            "llm_timeout": self.llm_timeout,
+        }
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, value: int, info: Any) -> int:

@@ -144,3 +144,38 @@ def test_eval_with_articles_and_baseline_side_by_side(tmp_path):
     assert all(r["grounded"] for r in data["baseline"]["results"])
     table = run("eval", str(questions), "--index-dir", str(tmp_path / "ix"), "--baseline")
     assert "articleqa" in table.stdout and "baseline" in table.stdout and "abstention on unanswerable" in table.stdout
+
+
+def test_serve_starts_the_web_chat_on_loopback(tmp_path):
+    """The console script's `serve` on an empty folder: the page answers on 127.0.0.1."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(sys.executable).with_name("articleqa")
+    proc = subprocess.Popen(
+        [str(script), "serve", "--index-dir", str(tmp_path / "ix"), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline, status = time.monotonic() + 180, None
+        while time.monotonic() < deadline and status != 200:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200
+        assert (tmp_path / "ix").is_dir()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_serve_rejects_malformed_auth(tmp_path):
+    result = run("serve", "--index-dir", str(tmp_path / "ix"), "--auth", "nopassword")
+    assert result.exit_code == 2
+    assert "--auth 'nopassword' is not user:password" in result.stderr
