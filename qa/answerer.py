@@ -376,19 +376,4 @@ class ExtractiveAnswerer:
 
 
 def _citation(n: int, s: ScoredSentence) -> Citation:
-    p = s.passage
-    return Citation(
-        n=n,
-        article_id=p.article_id,
-        title=p.title,
-        source=p.source,
-        url=p.url,
-        published_at=p.published_at,
-        quote=s.text,
-        start=s.start,
-        end=s.end,
-        passage=p.text,
-        passage_start=p.start,
-        passage_end=p.end,
-        score=s.score,
-    )
+    return Citation.of(n, s.passage, s.start - s.passage.start, s.end - s.passage.start, s.score)

@@ -86,20 +86,7 @@ class BaselineRecipe:
         if not passages:
             return Answer(question=question, text="", grounded=False), passages
         top = passages[0]
-        citation = Citation(
-            n=1,
-            article_id=top.article_id,
-            title=top.title,
-            source=top.source,
-            url=top.url,
-            published_at=top.published_at,
-            quote=top.text,
-            start=top.start,
-            end=top.end,
-            passage=top.text,
-            passage_start=top.start,
-            passage_end=top.end,
-        )
+        citation = Citation.of(1, top, 0, len(top.text))
         return Answer(question=question, text=top.text, grounded=True, citations=[citation]), passages
 
     def close(self) -> None:

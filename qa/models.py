@@ -50,6 +50,29 @@ class Citation(BaseModel):
     passage_end: int = Field(gt=0)
     score: float = 0.0
 
+    @classmethod
+    def of(cls, n: int, passage: Passage, start: int, end: int, score: float | None = None) -> Citation:
+        """Cite `passage.text[start:end]` (offsets within the passage) as marker [n].
+
+        The quote is cut from the passage, so `article.text[c.start:c.end] == c.quote` holds
+        whenever the passage is an exact slice of its article.
+        """
+        return cls(
+            n=n,
+            article_id=passage.article_id,
+            title=passage.title,
+            source=passage.source,
+            url=passage.url,
+            published_at=passage.published_at,
+            quote=passage.text[start:end],
+            start=passage.start + start,
+            end=passage.start + end,
+            passage=passage.text,
+            passage_start=passage.start,
+            passage_end=passage.end,
+            score=passage.score if score is None else score,
+        )
+
 
 class Answer(BaseModel):
     """The answer to one question.

@@ -199,7 +199,7 @@ def _verify_sentence(sentence: str, passages: list[Passage], notes: list[str]) -
             continue
         n, (a, b) = found
         quoted_numbers.add(n)
-        citations.append(_citation(n, passages[n - 1], a, b))
+        citations.append(Citation.of(n, passages[n - 1], a, b))
 
     # Markers with no verified quote in this sentence: cite the passage's closest sentence.
     claim = _QUOTE_SPAN.sub(lambda m: m.group(1), _MARKER.sub(" ", sentence))
@@ -218,7 +218,7 @@ def _verify_sentence(sentence: str, passages: list[Passage], notes: list[str]) -
             unsupported.add(n)
             notes.append(f"removed [{n}]: passage {n} shares no content word with {_short(claim)!r}")
             continue
-        citations.append(_citation(n, passages[n - 1], *span))
+        citations.append(Citation.of(n, passages[n - 1], *span))
     if unsupported:
         edits = [
             (s, e, re.sub(r"\[(\d+)\]", lambda m: "" if int(m.group(1)) in unsupported else m.group(0), r))
@@ -257,25 +257,6 @@ def _closest_sentence(claim: str, passage_text: str) -> tuple[int, int] | None:
         if overlap > best_overlap:
             best, best_overlap = (span.start, span.end), overlap
     return best
-
-
-def _citation(n: int, passage: Passage, start: int, end: int) -> Citation:
-    """A citation of `passage.text[start:end]`, with offsets in the article."""
-    return Citation(
-        n=n,
-        article_id=passage.article_id,
-        title=passage.title,
-        source=passage.source,
-        url=passage.url,
-        published_at=passage.published_at,
-        quote=passage.text[start:end],
-        start=passage.start + start,
-        end=passage.start + end,
-        passage=passage.text,
-        passage_start=passage.start,
-        passage_end=passage.end,
-        score=passage.score,
-    )
 
 
 def _short(text: str, limit: int = 80) -> str:
