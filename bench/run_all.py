@@ -59,7 +59,7 @@ def measure_baseline(articles: str) -> dict:
     from qa.baseline import BaselineRecipe
 
     loaded = load_articles([articles]).articles
-    embeddings = get_embeddings()
+    embeddings = get_embeddings(backend="torch")  # the recipe as published: PyTorch
     embeddings.encode(["warm up"])
     recipe = BaselineRecipe(embeddings)
     seconds = recipe.index(loaded)

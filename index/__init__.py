@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from index.chunking import chunk_article, split_sentences
-from index.embeddings import DEFAULT_MODEL, ModelNotFoundError, SentenceTransformerEmbeddings, get_embeddings
+from index.embeddings import DEFAULT_MODEL, Backend, ModelNotFoundError, SentenceTransformerEmbeddings, get_embeddings
 from index.indexer import Indexer, ProgressCallback, index_paths
 from index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles
 from index.models import Article, Chunk, IndexReport, SourceFailure
@@ -56,6 +56,8 @@ def open_index(
     index_dir: str | Path,
     *,
     embedding_model: str = DEFAULT_MODEL,
+    embedding_backend: Backend = "auto",
+    cache_dir: Path | None = None,
     chunk_size: int = 800,
     chunk_overlap: int = 150,
     chroma_url: str | None = None,
@@ -65,10 +67,11 @@ def open_index(
     """Open (or create) an index folder with the shared embedding model for `embedding_model`.
 
     The model itself loads on first use, so opening an index to read its statistics is cheap.
+    `embedding_backend` and `cache_dir`: see `index.embeddings.SentenceTransformerEmbeddings`.
     """
     return IndexStore(
         index_dir,
-        get_embeddings(embedding_model),
+        get_embeddings(embedding_model, backend=embedding_backend, cache_dir=cache_dir),
         embedding_model=embedding_model,
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,

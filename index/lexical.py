@@ -6,7 +6,9 @@ folder beside Chroma, and ranks with BM25 (`bm25()`), so there is no index to re
 memory at start-up.
 
 The chunk rows live in a plain table (keyed by chunk id, with the filter columns) and FTS5
-indexes its text as an external-content table kept in step by triggers.
+indexes its text as an external-content table kept in step by triggers. A side table holds
+each chunk's sentence vectors for the answerer (`index.encoding.SpanVectors`); a trigger
+deletes them with their chunk, so they can never outlive or mismatch it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from index.encoding import SpanVectors
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -38,6 +42,14 @@ CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
 END;
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    chunk_id TEXT PRIMARY KEY,
+    spans BLOB NOT NULL,
+    vectors BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS chunks_ad_vectors AFTER DELETE ON chunks BEGIN
+    DELETE FROM sentence_vectors WHERE chunk_id = old.chunk_id;
 END;
 """
 
@@ -63,6 +75,9 @@ class LexicalRow:
     start: int
     end: int
     text: str
+    # The chunk's sentence vectors, if the embedding model gives them (written, never read back
+    # with the row: see `LexicalIndex.sentence_vectors`).
+    sentences: SpanVectors | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,10 @@ class LexicalIndex:
                     for r in rows
                 ],
             )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO sentence_vectors (chunk_id, spans, vectors) VALUES (?, ?, ?)",
+                [(r.chunk_id, *r.sentences.to_blobs()) for r in rows if r.sentences is not None],
+            )
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
         with self._db:
@@ -119,6 +138,20 @@ class LexicalIndex:
     def clear(self) -> None:
         with self._db:
             self._db.execute("DELETE FROM chunks")
+            self._db.execute("DELETE FROM sentence_vectors")
+
+    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SpanVectors]:
+        """The stored sentence vectors of these chunks (chunks without any are left out)."""
+        found: dict[str, SpanVectors] = {}
+        unique = list(dict.fromkeys(chunk_ids))
+        for i in range(0, len(unique), 500):
+            batch = unique[i : i + 500]
+            marks = ",".join("?" * len(batch))
+            for chunk_id, spans, vectors in self._db.execute(
+                f"SELECT chunk_id, spans, vectors FROM sentence_vectors WHERE chunk_id IN ({marks})", batch
+            ):
+                found[chunk_id] = SpanVectors.from_blobs(spans, vectors)
+        return found
 
     def chunk_ids_of(self, article_id: str) -> set[str]:
         rows = self._db.execute("SELECT chunk_id FROM chunks WHERE article_id = ?", (article_id,))

@@ -4,8 +4,11 @@ No generator is involved, so the answer is always text the articles actually con
 best one or two sentences, quoted verbatim with a citation marker each. Every sentence of
 every retrieved passage is a candidate; each is scored by a weighted sum of
 
-- `dense`: cosine similarity between the question and the sentence (bundled MiniLM model,
-  one batched `encode` call per question for the question and all candidates);
+- `dense`: cosine similarity between the question and the sentence (bundled MiniLM model).
+  Sentence vectors come from the index (`sentence_vectors`: computed with the chunk's own
+  vector at indexing time, see `index.encoding`), so a question costs one encode of the
+  question; sentences without a stored vector (an index built before they existed, a model
+  that cannot give them) are encoded here, in one batch;
 - `lexical`: IDF-weighted share of the question's terms that the sentence contains (IDF
   computed over the candidate sentences, so names and numbers rare among them dominate);
 - `prior`: the passage's retrieval rank (retrieval saw the whole chunk, the sentence
@@ -23,11 +26,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from index.chunking import split_sentences
+from index.encoding import SpanVectors
 from index.lexical import STOPWORDS
 from qa.coverage import name_coverage, question_names
 from qa.models import Answer, Citation, Passage
@@ -97,6 +102,10 @@ class _Encoder(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
+SentenceVectorSource = Callable[[Sequence[str]], dict[str, SpanVectors]]
+"""chunk ids -> their stored sentence vectors (e.g. `index.lexical.LexicalIndex.sentence_vectors`)."""
+
+
 @dataclass(frozen=True)
 class ScoredSentence:
     """A candidate sentence with its combined score.
@@ -147,6 +156,8 @@ class ExtractiveAnswerer:
         max_sentences: At most this many sentences in an answer (1 or 2 is sensible).
         threshold: Abstain when the best combined score is below this.
         related_k: How many related passages to offer when abstaining.
+        sentence_vectors: Where stored sentence vectors come from (None: encode every
+            candidate sentence per question, about 3x slower).
     """
 
     def __init__(
@@ -157,6 +168,7 @@ class ExtractiveAnswerer:
         threshold: float = DEFAULT_THRESHOLD,
         related_k: int = 3,
         min_coverage: float = DEFAULT_MIN_COVERAGE,
+        sentence_vectors: SentenceVectorSource | None = None,
     ):
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
@@ -165,6 +177,7 @@ class ExtractiveAnswerer:
         self.threshold = threshold
         self.related_k = related_k
         self.min_coverage = min_coverage
+        self.sentence_vectors = sentence_vectors
 
     # ---- scoring ---------------------------------------------------------------------------
 
@@ -207,10 +220,7 @@ class ExtractiveAnswerer:
         if not candidates:
             return []
         dense_query = retrieval_query or question
-        # One batched encode for the query and all candidates: per-sentence calls would be
-        # ~50x slower on CPU.
-        vectors = self.embeddings.encode([dense_query] + [c.text for c in candidates])
-        q_vec, s_vecs = vectors[0], vectors[1:]
+        q_vec, s_vecs = self._vectors(dense_query, candidates)
         dense = s_vecs @ q_vec
 
         q_terms = _content_terms(question)
@@ -271,6 +281,24 @@ class ExtractiveAnswerer:
             range(len(scored)), key=lambda j: (-scored[j].score, candidates[j].rank, j)
         )
         return [scored[j] for j in order]
+
+    def _vectors(self, query: str, candidates: list[_Candidate]) -> tuple[np.ndarray, np.ndarray]:
+        """The query's vector and one vector per candidate sentence (stored ones where found)."""
+        stored: dict[str, dict[tuple[int, int], np.ndarray]] = {}
+        if self.sentence_vectors is not None:
+            found = self.sentence_vectors([c.passage.chunk_id for c in candidates])
+            stored = {chunk_id: spans.lookup() for chunk_id, spans in found.items()}
+        rows: list[np.ndarray | None] = [
+            stored.get(c.passage.chunk_id, {}).get((c.start - c.passage.start, c.end - c.passage.start))
+            for c in candidates
+        ]
+        missing = [j for j, row in enumerate(rows) if row is None]
+        # One batched encode for the query and the sentences without a stored vector:
+        # per-sentence calls would be ~50x slower on CPU.
+        encoded = self.embeddings.encode([query] + [candidates[j].text for j in missing])
+        for j, vector in zip(missing, encoded[1:]):
+            rows[j] = vector
+        return encoded[0], np.vstack(rows)
 
     # ---- answering -------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from index import DEFAULT_COLLECTION, DEFAULT_MODEL, IndexStore, open_index
+from index.embeddings import Backend
 from index.store import Manifest
 from qa.answerer import ExtractiveAnswerer
 from qa.conversation import Turn, as_turns, condense_query
@@ -69,6 +70,11 @@ class StreamEvent:
     answer: Answer | None = None
 
 
+def extractive_answerer(store: IndexStore, **options: Any) -> ExtractiveAnswerer:
+    """The offline answerer over `store`, reading the sentence vectors stored with its chunks."""
+    return ExtractiveAnswerer(store.embeddings, sentence_vectors=store.lexical.sentence_vectors, **options)
+
+
 class ArticleQA:
     """Question answering over one index folder.
 
@@ -84,7 +90,7 @@ class ArticleQA:
             raise ValueError(f"k must be at least 1, got {k}")
         self.store = store
         self.retriever = HybridRetriever(store=store, k=k)
-        self.answerer = answerer or ExtractiveAnswerer(store.embeddings)
+        self.answerer = answerer or extractive_answerer(store)
 
     @classmethod
     def open(
@@ -92,6 +98,8 @@ class ArticleQA:
         index_dir: str | Path = ".articleqa",
         *,
         embedding_model: str = DEFAULT_MODEL,
+        embedding_backend: Backend = "auto",
+        cache_dir: Path | None = None,
         chroma_url: str | None = None,
         collection: str = DEFAULT_COLLECTION,
         k: int = 6,
@@ -103,6 +111,8 @@ class ArticleQA:
         """Open an existing index folder for questions.
 
         Args:
+            embedding_backend: "auto" (OpenVINO when it can run the model, else PyTorch),
+                "openvino" or "torch"; `cache_dir` keeps the OpenVINO export.
             llm: None or "extractive" (default): the offline extractive answerer. Otherwise a
                 LangChain chat model as "provider:model" ("ollama:llama3.2",
                 "openai:gpt-4o-mini"); its answers are verified, and it falls back to the
@@ -135,7 +145,12 @@ class ArticleQA:
                 f"no index in {path}. Build one first: articleqa index PATH... --index-dir {path}"
             )
         store = open_index(
-            path, embedding_model=embedding_model, chroma_url=chroma_url, collection=collection
+            path,
+            embedding_model=embedding_model,
+            embedding_backend=embedding_backend,
+            cache_dir=cache_dir,
+            chroma_url=chroma_url,
+            collection=collection,
         )
         if store.articles.count() == 0:
             store.close()
@@ -145,11 +160,11 @@ class ArticleQA:
             )
         answerer = None
         if answer_threshold is not None:
-            answerer = ExtractiveAnswerer(store.embeddings, threshold=answer_threshold)
+            answerer = extractive_answerer(store, threshold=answer_threshold)
         if use_llm:
             answerer = LLMAnswerer(
                 model,
-                answerer or ExtractiveAnswerer(store.embeddings),
+                answerer or extractive_answerer(store),
                 name=llm,
                 timeout=llm_timeout,
                 unavailable=unavailable,

@@ -28,7 +28,8 @@ class BaselineRecipe:
     """The tutorial pipeline over `articles`, in its own temporary Chroma folder.
 
     Args:
-        embeddings: The same embedding function the product uses (a fair comparison).
+        embeddings: The same embedding model the product uses (a fair comparison), run as
+            the recipe runs it: sentence-transformers on PyTorch (`backend="torch"`).
         persist_dir: Where Chroma writes; a fresh temporary folder by default.
     """
 

@@ -80,6 +80,8 @@ def open_store(settings: Settings, *, reset: bool = False):
         return open_index(
             settings.index_dir,
             embedding_model=settings.embedding_model,
+            embedding_backend=settings.embedding_backend,
+            cache_dir=settings.cache_dir,
             chunk_size=settings.chunk_size,
             chunk_overlap=settings.chunk_overlap,
             chroma_url=settings.chroma_url,
@@ -412,7 +414,10 @@ def eval_command(
             if baseline:
                 from qa.baseline import BaselineRecipe
 
-                recipe = BaselineRecipe(qa.store.embeddings)
+                from index import get_embeddings
+
+                # The recipe as published: sentence-transformers on PyTorch, same model.
+                recipe = BaselineRecipe(get_embeddings(settings.embedding_model, backend="torch"))
                 try:
                     progress.add_task("Indexing the baseline recipe", total=None)
                     recipe.index(qa.store.articles.list())

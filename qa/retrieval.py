@@ -163,12 +163,7 @@ class HybridRetriever(BaseRetriever):
         return RetrievalResult(passages, context_query or query, window, vector)
 
     def _dense(self, vector: list[float], n: int, where: dict | None) -> list[str]:
-        if self.store.dense._collection.count() == 0:
-            return []
-        results = self.store.dense.similarity_search_by_vector_with_relevance_scores(
-            vector, k=n, filter=where
-        )
-        return [doc.id for doc, _distance in results if doc.id]
+        return [chunk_id for chunk_id, _distance in self.store.hybrid.nearest(vector, n, where)]
 
     def _lexical(
         self,

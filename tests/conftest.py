@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# The OpenVINO export of the embedding model goes to a cache folder of this test session (made
+# once, shared by the tests and the CLI and server processes they start), never ~/.cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="articleqa-test-cache-")
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +63,15 @@ class CountingEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.inner.embed_query(text)
+
+    # The span path the index uses with the real model (chunk and sentence vectors in one pass).
+    @property
+    def supports_spans(self) -> bool:
+        return self.inner.supports_spans
+
+    def encode_with_spans(self, texts, spans):
+        self.documents_embedded += len(texts)
+        return self.inner.encode_with_spans(texts, spans)
 
 
 @pytest.fixture

@@ -277,3 +277,36 @@ def test_answer_kind_detectors():
     q = "Where did the helicopter crash?"
     assert answer_kind_score(where, q, "The helicopter crashed in Calabasas.") == 1.0
     assert answer_kind_score(where, q, "The helicopter crashed.") == 0.0
+
+
+def test_stored_sentence_vectors_leave_only_the_question_to_encode(model, passages, seed):
+    """With vectors from the index, a question costs one encode of the question alone;
+    sentences of chunks without stored vectors are still encoded (in the same call)."""
+    seed_passages = [p for p in passages if p.article_id == SEED_ID]
+    spans = [[(s.start, s.end) for s in split_sentences(p.text)] for p in seed_passages]
+    _, vectors = model.encode_with_spans([p.text for p in seed_passages], spans)
+    stored = {p.chunk_id: v for p, v in zip(seed_passages, vectors)}
+    asked: list[list[str]] = []
+
+    class Counting:
+        def encode(self, texts):
+            asked.append(list(texts))
+            return model.encode(texts)
+
+    def source(chunk_ids):
+        return {c: stored[c] for c in chunk_ids if c in stored}
+
+    question = "Who called the meeting a waste of time?"
+    answer = ExtractiveAnswerer(Counting(), sentence_vectors=source).answer(question, seed_passages)
+    assert asked == [[question]]
+    assert answer.grounded and answer.citations[0].quote == WASTE
+    _check_citations(answer, {SEED_ID: seed})
+
+    asked.clear()
+    answer = ExtractiveAnswerer(Counting(), sentence_vectors=source).answer(question, passages)
+    distractor_sentences = [
+        p.text[s.start : s.end] for p in passages if p.article_id != SEED_ID for s in split_sentences(p.text)
+    ]
+    assert len(asked) == 1 and asked[0][0] == question
+    assert set(asked[0][1:]) <= set(distractor_sentences) and len(asked[0]) > 1
+    assert answer.citations[0].quote == WASTE

@@ -130,3 +130,19 @@ def test_index_built_with_another_model_is_refused(tmp_path, embeddings):
     store.close()
     with pytest.raises(IndexMismatchError, match="--rebuild"):
         ArticleQA.open(tmp_path / "ix", embedding_model=str(tmp_path))
+
+
+def test_a_question_encodes_only_itself(qa, monkeypatch):
+    """The example index stores sentence vectors, so answering encodes no sentence."""
+    encoded: list[str] = []
+    inner = qa.answerer.embeddings
+
+    class Counting:
+        def encode(self, texts):
+            encoded.extend(texts)
+            return inner.encode(texts)
+
+    monkeypatch.setattr(qa.answerer, "embeddings", Counting())
+    answer = qa.ask("Who called the meeting a waste of time?")
+    assert encoded == ["Who called the meeting a waste of time?"]
+    assert answer.citations[0].quote == WASTE_SENTENCE

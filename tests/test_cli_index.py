@@ -184,7 +184,7 @@ def test_index_into_a_chroma_server(chroma_server, tmp_path):
     again = run(*args)
     assert json.loads(again.stdout)["summary"]["chunks_added"] == 0
     store = open_index(index_dir, chroma_url=chroma_server)
-    hit = store.dense.similarity_search("waste of time", k=1)[0]
+    hit = store.hybrid.similarity_search("waste of time", k=1)[0]
     assert hit.metadata["article_id"] == SEED_ID
     assert store.dense_ids() == store.lexical.chunk_ids()
     store.close()

@@ -21,13 +21,17 @@ def assert_consistent(store: IndexStore) -> None:
     assert dense == lexical == records
     assert store.lexical.article_ids() == set(store.articles.hashes())
     assert store.articles.chunk_total() == len(dense)
+    # Every chunk has its sentence vectors (the real model gives them), and only chunks do.
+    stored = store.lexical.sentence_vectors(sorted(lexical))
+    assert set(stored) == lexical
+    assert store.lexical._db.execute("SELECT count(*) FROM sentence_vectors").fetchone()[0] == len(lexical)
 
 
 def test_seed_article_is_found_by_similarity_search(open_store, tmp_path):
     store = open_store()
     report = index_paths(store, [SEED])
     assert report.added == [SEED_ID] and not report.failed
-    hits = store.dense.similarity_search("waste of time", k=1)
+    hits = store.hybrid.similarity_search("waste of time", k=1)
     assert hits[0].metadata["article_id"] == SEED_ID
     assert WASTE_SENTENCE in hits[0].page_content
     meta = hits[0].metadata
@@ -35,6 +39,8 @@ def test_seed_article_is_found_by_similarity_search(open_store, tmp_path):
     assert article.title == "Macron’s White House visit was a failure – Politico"
     assert article.source == "RT"
     assert article.text[meta["start"] : meta["end"]] == hits[0].page_content
+    # Chroma keeps vectors and metadata only; the text is stored once, in the lexical index.
+    assert store.dense.get(ids=[hits[0].id], include=["documents"])["documents"] == [None]
     lexical = store.lexical.search("Lavrov", k=3)
     assert lexical and store.lexical.get([lexical[0].chunk_id])[lexical[0].chunk_id].article_id == SEED_ID
     assert_consistent(store)
@@ -185,4 +191,40 @@ def test_chroma_default_embedder_is_never_called(open_store, monkeypatch, tmp_pa
     monkeypatch.setattr(onnx.ONNXMiniLM_L6_V2, "_download_model_if_not_exists", boom)
     store = open_store()
     index_paths(store, [SEED])
-    assert store.dense.similarity_search("peacekeepers", k=1)
+    assert store.hybrid.similarity_search("peacekeepers", k=1)
+
+
+def test_sentence_vectors_match_the_answerers_sentence_split(open_store):
+    from index.chunking import split_sentences
+
+    store = open_store()
+    index_paths(store, [SEED])
+    rows = store.lexical.get(sorted(store.lexical.chunk_ids()))
+    stored = store.lexical.sentence_vectors(list(rows))
+    for chunk_id, row in rows.items():
+        spans = [(s.start, s.end) for s in split_sentences(row.text)]
+        assert [tuple(x) for x in stored[chunk_id].spans.tolist()] == spans
+        assert stored[chunk_id].vectors.shape == (len(spans), 384)
+
+
+def test_embeddings_without_span_vectors_still_index(embeddings, tmp_path):
+    """Any LangChain Embeddings works: chunks are indexed, the answerer encodes at question time."""
+    from langchain_core.embeddings import Embeddings
+
+    from qa import ArticleQA
+
+    class Plain(Embeddings):
+        def embed_documents(self, texts):
+            return embeddings.embed_documents(texts)
+
+        def embed_query(self, text):
+            return embeddings.embed_query(text)
+
+    store = IndexStore(tmp_path / "plain", Plain(), embedding_model="bundled:all-MiniLM-L6-v2")
+    index_paths(store, [SEED])
+    assert store.lexical.sentence_vectors(sorted(store.lexical.chunk_ids())) == {}
+    assert store.hybrid.similarity_search("waste of time", k=1)[0].metadata["article_id"] == SEED_ID
+    store.close()
+    with ArticleQA.open(tmp_path / "plain") as qa:
+        answer = qa.ask("Who called the meeting a waste of time?")
+    assert answer.grounded and answer.citations[0].quote == WASTE_SENTENCE

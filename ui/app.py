@@ -29,6 +29,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 import gradio as gr  # noqa: E402
 
 from index import DEFAULT_COLLECTION, DEFAULT_MODEL, SUPPORTED_EXTENSIONS  # noqa: E402
+from index.embeddings import Backend  # noqa: E402
 from qa.api import QAError  # noqa: E402
 from qa.conversation import Turn  # noqa: E402
 from qa.models import Answer  # noqa: E402
@@ -396,6 +397,8 @@ def serve(
     port: int = 7860,
     auth: tuple[str, str] | None = None,
     embedding_model: str = DEFAULT_MODEL,
+    embedding_backend: Backend = "auto",
+    cache_dir: Path | None = None,
     chroma_url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
     k: int = 6,
@@ -418,6 +421,8 @@ def serve(
     library = Library(
         Path(index_dir),
         embedding_model=embedding_model,
+        embedding_backend=embedding_backend,
+        cache_dir=cache_dir,
         chroma_url=chroma_url,
         collection=collection,
         k=k,

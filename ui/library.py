@@ -26,6 +26,7 @@ from index import (
     index_paths,
     open_index,
 )
+from index.embeddings import Backend
 from index.indexer import Indexer
 from index.models import Article, SourceFailure
 from index.sources import is_url
@@ -46,6 +47,8 @@ class Library:
 
     index_dir: Path
     embedding_model: str = DEFAULT_MODEL
+    embedding_backend: Backend = "auto"
+    cache_dir: Path | None = None
     chroma_url: str | None = None
     collection: str = DEFAULT_COLLECTION
     k: int = 6
@@ -75,6 +78,8 @@ class Library:
         self.store = open_index(
             self.index_dir,
             embedding_model=self.embedding_model,
+            embedding_backend=self.embedding_backend,
+            cache_dir=self.cache_dir,
             chunk_size=self.chunk_size,
             chunk_overlap=self.chunk_overlap,
             chroma_url=self.chroma_url,
@@ -121,6 +126,8 @@ class Library:
             fresh: ArticleQA | None = ArticleQA.open(
                 self.index_dir,
                 embedding_model=self.embedding_model,
+            embedding_backend=self.embedding_backend,
+            cache_dir=self.cache_dir,
                 chroma_url=self.chroma_url,
                 collection=self.collection,
                 k=self.k,

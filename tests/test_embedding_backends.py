@@ -1,0 +1,166 @@
+"""The OpenVINO and PyTorch runs of the bundled model: same vectors, export cached, safe fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import openvino_backend
+from index.embeddings import SentenceTransformerEmbeddings
+from index.encoding import TokenEncoder, layout_of
+from index.openvino_backend import BackendUnavailable, OpenVINORunner
+from tests.conftest import CORPUS, ROOT, SEED, WASTE_SENTENCE
+
+
+@pytest.fixture(scope="module")
+def torch_model():
+    """The bundled model run by PyTorch (plain sentence-transformers): the reference."""
+    model = SentenceTransformerEmbeddings(backend="torch")
+    model.encode(["warm up"])
+    return model
+
+
+def _texts() -> list[str]:
+    """Real inputs of every length: a question, sentences, whole chunks, one over 256 tokens."""
+    bodies = [json.loads(line)["body"] for line in CORPUS.read_text(encoding="utf-8").splitlines()[:6]]
+    return [
+        "Who called the meeting a waste of time?",
+        WASTE_SENTENCE,
+        "",
+        *[body[:800] for body in bodies],
+        bodies[0][:3000],  # truncated at the model's max_seq_length, as sentence-transformers does
+        SEED.read_text(encoding="utf-8")[:1500],
+    ]
+
+
+def test_openvino_gives_the_same_vectors_as_pytorch(embeddings, torch_model):
+    assert embeddings.backend == "openvino", embeddings.backend_note
+    texts = _texts()
+    ours = embeddings.encode(texts)
+    reference = torch_model.encode(texts)
+    assert ours.shape == reference.shape == (len(texts), 384)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(ours * reference, axis=1)
+    assert cosines.min() >= 0.9999, cosines
+    # Order is the caller's, not the length-sorted batching order.
+    assert np.argmax(ours @ reference[1]) == 1
+
+
+def _encode(runner: OpenVINORunner, st_model, texts: list[str]) -> np.ndarray:
+    return TokenEncoder(st_model[0].tokenizer, runner, layout_of(st_model), runner.input_names).encode(texts)
+
+
+def test_openvino_batches_do_not_change_vectors(embeddings):
+    texts = _texts()
+    encoder = embeddings._token_encoder
+    one_batch = encoder.encode(texts, batch_size=64)
+    small_batches = encoder.encode(texts, batch_size=2)
+    assert np.sum(one_batch * small_batches, axis=1).min() >= 0.99999
+
+
+def test_export_is_made_once_then_read_from_the_cache(torch_model, tmp_path: Path):
+    first = OpenVINORunner.load(torch_model.model, tmp_path)
+    assert first.exported
+    assert {p.name for p in first.model_dir.iterdir()} == {"model.xml", "model.bin", "meta.json"}
+    assert first.model_dir.parent == tmp_path / "openvino"
+    stamp = (first.model_dir / "model.bin").stat().st_mtime_ns
+    second = OpenVINORunner.load(torch_model.model, tmp_path)
+    assert not second.exported
+    assert second.model_dir == first.model_dir
+    assert (second.model_dir / "model.bin").stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(
+        _encode(second, torch_model.model, ["a test"]), _encode(first, torch_model.model, ["a test"]), atol=1e-6
+    )
+
+
+def test_a_damaged_cache_entry_is_exported_again(torch_model, tmp_path: Path):
+    entry = OpenVINORunner.load(torch_model.model, tmp_path).model_dir
+    (entry / "model.xml").write_text("<not a model", encoding="utf-8")
+    again = OpenVINORunner.load(torch_model.model, tmp_path)
+    assert again.exported
+    reference = torch_model.encode([WASTE_SENTENCE])
+    assert float(_encode(again, torch_model.model, [WASTE_SENTENCE])[0] @ reference[0]) >= 0.9999
+
+
+def test_an_export_that_disagrees_with_pytorch_is_refused(torch_model, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(openvino_backend, "MIN_PROBE_COSINE", 1.5)  # no export can pass
+    with pytest.raises(BackendUnavailable, match="disagrees with PyTorch"):
+        OpenVINORunner.load(torch_model.model, tmp_path)
+    assert list((tmp_path / "openvino").iterdir()) == []  # nothing left to be trusted later
+
+
+def test_unsupported_pipelines_are_named(torch_model):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    cls_pooled = SentenceTransformer(modules=[torch_model.model[0], Pooling(384, pooling_mode="cls")], device="cpu")
+    with pytest.raises(BackendUnavailable, match="pooling mode 'cls'"):
+        OpenVINORunner.load(cls_pooled, Path("unused"))
+
+
+def test_auto_falls_back_to_pytorch_and_says_why(monkeypatch, tmp_path: Path):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if the package were not installed
+    auto = SentenceTransformerEmbeddings(backend="auto", cache_dir=tmp_path)
+    vector = auto.encode([WASTE_SENTENCE])
+    assert auto.backend == "torch"
+    assert "OpenVINO unavailable" in auto.backend_note and "not installed" in auto.backend_note
+    assert vector.shape == (1, 384)
+    strict = SentenceTransformerEmbeddings(backend="openvino", cache_dir=tmp_path)
+    with pytest.raises(BackendUnavailable, match="'openvino' package is not installed"):
+        strict.encode(["x"])
+
+
+def test_torch_backend_never_touches_openvino(tmp_path: Path):
+    model = SentenceTransformerEmbeddings(backend="torch", cache_dir=tmp_path)
+    assert model.backend == "torch"
+    assert not (tmp_path / "openvino").exists()
+
+
+def test_a_bad_backend_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="auto, openvino, torch.*'fast'"):
+        SentenceTransformerEmbeddings(backend="fast")  # type: ignore[arg-type]
+
+
+def test_cli_rejects_a_bad_backend_setting(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from qa.cli import app
+
+    result = CliRunner().invoke(
+        app, ["index", str(SEED), "--index-dir", str(tmp_path / "ix")], env={"ARTICLEQA_EMBEDDING_BACKEND": "fast"}
+    )
+    assert result.exit_code == 2
+    assert "embedding_backend" in result.output and "'auto', 'openvino' or 'torch'" in result.output
+    assert not (tmp_path / "ix").exists()
+
+
+def test_openvino_telemetry_is_never_loaded(tmp_path: Path):
+    """OpenVINO sends a usage event on import when `openvino_telemetry` is importable; we
+    keep it out. HOME points at an empty folder so a consent file would show up there."""
+    script = """
+import sys
+from index.embeddings import SentenceTransformerEmbeddings
+from index.encoding import TokenEncoder, layout_of
+model = SentenceTransformerEmbeddings(backend="openvino", cache_dir=sys.argv[1])
+model.encode(["hello"])
+import openvino
+print(model.backend, "openvino_telemetry" in sys.modules, sys.modules.get("openvino_telemetry"),
+      any(name.startswith("openvino_telemetry.") for name in sys.modules))
+"""
+    home = tmp_path / "home"
+    home.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "cache")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "HOME": str(home)},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["openvino", "True", "None", "False"]
+    assert list(home.iterdir()) == []
