@@ -74,3 +74,16 @@ def test_span_vectors_survive_storage(embeddings):
 def test_mismatched_span_lists_are_refused(embeddings):
     with pytest.raises(ValueError, match="2 span lists for 1 texts"):
         embeddings.encode_with_spans(["one text"], [[(0, 3)], [(0, 2)]])
+
+
+def test_overlapping_or_unsorted_spans_give_the_same_vectors(embeddings):
+    chunk = _chunk_with_waste_sentence()
+    spans = _sentence_spans(chunk)
+    _, (sentences,) = embeddings.encode_with_spans([chunk], [spans])
+    # Reversed order plus a span covering the first two sentences: the general path.
+    odd = list(reversed(spans)) + [(spans[0][0], spans[1][1])]
+    _, (general,) = embeddings.encode_with_spans([chunk], [odd])
+    by_span = general.lookup()
+    for (start, end), vector in sentences.lookup().items():
+        assert float(vector @ by_span[(start, end)]) >= 0.99999
+    assert (spans[0][0], spans[1][1]) in by_span
