@@ -116,7 +116,7 @@ def index_command(
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="File name glob to skip in folders (repeatable; default: LICENSE*, README*, hidden files).")] = None,
     chroma_url: ChromaUrl = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List skipped files (excluded or unsupported) by name.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List skipped files (excluded or unsupported) by name, and say how the embedding model ran.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Index articles: new ones are added, changed ones replaced, unchanged ones skipped.
@@ -161,6 +161,9 @@ def index_command(
         out.print_json(json.dumps({**report.model_dump(mode="json"), "summary": report.summary()}))
     else:
         _print_report(report, verbose)
+        note = getattr(store.embeddings, "backend_note", "")
+        if verbose and note:  # empty when nothing needed embedding (the model never loaded)
+            console.print(f"embedding model: {note}", highlight=False)
     if report.failed:
         raise typer.Exit(EXIT_FAILED_INPUT)
 

@@ -48,6 +48,18 @@ def test_index_prints_summary_then_skips_unchanged(tmp_path):
     assert data["unchanged"] == [SEED_ID]
 
 
+def test_verbose_says_how_the_embedding_model_ran(tmp_path):
+    result = run("index", str(SEED), "--index-dir", str(tmp_path / "ov"), "--verbose")
+    assert result.exit_code == 0, result.output
+    assert "embedding model: OpenVINO (" in result.output
+    torch_run = run(
+        "index", str(SEED), "--index-dir", str(tmp_path / "pt"), "--verbose",
+        env={"ARTICLEQA_EMBEDDING_BACKEND": "torch"},
+    )
+    assert torch_run.exit_code == 0, torch_run.output
+    assert "embedding model: PyTorch requested" in torch_run.output
+
+
 def test_index_dir_from_environment(tmp_path):
     index_dir = tmp_path / "from-env"
     result = run("index", str(SEED), "--quiet", env={"ARTICLEQA_INDEX_DIR": str(index_dir)})
