@@ -13,6 +13,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from index.models import Article
+from index.sqlite_rows import rows_in
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -95,16 +96,8 @@ class ArticleStore:
         return rows.get(article_id)
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Article]:
-        found: dict[str, Article] = {}
-        ids = list(dict.fromkeys(ids))
-        for i in range(0, len(ids), 500):
-            batch = ids[i : i + 500]
-            marks = ",".join("?" * len(batch))
-            for row in self._db.execute(
-                f"SELECT {_COLUMNS} FROM articles WHERE id IN ({marks})", batch
-            ):
-                found[row[0]] = _to_article(row)
-        return found
+        query = f"SELECT {_COLUMNS} FROM articles WHERE id IN ({{marks}})"
+        return {row[0]: _to_article(row) for row in rows_in(self._db, query, ids)}
 
     def list(self) -> list[Article]:
         """All articles, newest first (undated last)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.encoding import SpanVectors
+from index.sqlite_rows import rows_in
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -142,16 +143,11 @@ class LexicalIndex:
 
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SpanVectors]:
         """The stored sentence vectors of these chunks (chunks without any are left out)."""
-        found: dict[str, SpanVectors] = {}
-        unique = list(dict.fromkeys(chunk_ids))
-        for i in range(0, len(unique), 500):
-            batch = unique[i : i + 500]
-            marks = ",".join("?" * len(batch))
-            for chunk_id, spans, vectors in self._db.execute(
-                f"SELECT chunk_id, spans, vectors FROM sentence_vectors WHERE chunk_id IN ({marks})", batch
-            ):
-                found[chunk_id] = SpanVectors.from_blobs(spans, vectors)
-        return found
+        query = "SELECT chunk_id, spans, vectors FROM sentence_vectors WHERE chunk_id IN ({marks})"
+        return {
+            chunk_id: SpanVectors.from_blobs(spans, vectors)
+            for chunk_id, spans, vectors in rows_in(self._db, query, chunk_ids)
+        }
 
     def chunk_ids_of(self, article_id: str) -> set[str]:
         rows = self._db.execute("SELECT chunk_id FROM chunks WHERE article_id = ?", (article_id,))
@@ -168,17 +164,8 @@ class LexicalIndex:
 
     def get(self, chunk_ids: Sequence[str]) -> dict[str, LexicalRow]:
         """The stored rows for these chunk ids (missing ids are left out)."""
-        found: dict[str, LexicalRow] = {}
-        for i in range(0, len(chunk_ids), 500):
-            batch = list(chunk_ids[i : i + 500])
-            marks = ",".join("?" * len(batch))
-            for row in self._db.execute(
-                'SELECT chunk_id, article_id, source, published_ord, start, "end", text '
-                f"FROM chunks WHERE chunk_id IN ({marks})",
-                batch,
-            ):
-                found[row[0]] = LexicalRow(*row)
-        return found
+        query = 'SELECT chunk_id, article_id, source, published_ord, start, "end", text FROM chunks WHERE chunk_id IN ({marks})'
+        return {row[0]: LexicalRow(*row) for row in rows_in(self._db, query, chunk_ids)}
 
     def search(
         self,
