@@ -107,6 +107,8 @@ class SentenceTransformerEmbeddings(Embeddings):
         self.backend_note = ""
         self._lock = threading.Lock()
         self._runner_lock = threading.Lock()
+        self._runner: OpenVINORunner | None = None
+        self._runner_resolved = False
 
     @cached_property
     def model(self) -> SentenceTransformer:
@@ -127,23 +129,32 @@ class SentenceTransformerEmbeddings(Embeddings):
                     f"Use a local folder or the default {DEFAULT_MODEL!r}."
                 ) from exc
 
-    @cached_property
+    @property
     def _openvino(self) -> OpenVINORunner | None:
-        """The OpenVINO runner, or None (PyTorch) with the reason in `backend_note`."""
+        """The OpenVINO runner, or None (PyTorch) with the reason in `backend_note`.
+
+        Resolved once, under a lock: concurrent first requests (the web app) load it once.
+        """
         with self._runner_lock:
-            if self.requested_backend == "torch" or self.device != "cpu":
-                self.backend_note = "PyTorch requested" if self.requested_backend == "torch" else f"device {self.device}"
-                return None
-            try:
-                runner = OpenVINORunner.load(self.model, self.cache_dir)
-            except BackendUnavailable as exc:
-                if self.requested_backend == "openvino":
-                    raise
-                self.backend_note = f"OpenVINO unavailable, using PyTorch: {exc}"
-                log.warning("%s", self.backend_note)
-                return None
-            self.backend_note = f"OpenVINO ({'exported to' if runner.exported else 'cached in'} {runner.model_dir})"
-            return runner
+            if not self._runner_resolved:
+                self._runner = self._load_runner()
+                self._runner_resolved = True
+            return self._runner
+
+    def _load_runner(self) -> OpenVINORunner | None:
+        if self.requested_backend == "torch" or self.device != "cpu":
+            self.backend_note = "PyTorch requested" if self.requested_backend == "torch" else f"device {self.device}"
+            return None
+        try:
+            runner = OpenVINORunner.load(self.model, self.cache_dir)
+        except BackendUnavailable as exc:
+            if self.requested_backend == "openvino":
+                raise
+            self.backend_note = f"OpenVINO unavailable, using PyTorch: {exc}"
+            log.warning("%s", self.backend_note)
+            return None
+        self.backend_note = f"OpenVINO ({'exported to' if runner.exported else 'cached in'} {runner.model_dir})"
+        return runner
 
     @cached_property
     def _token_encoder(self) -> TokenEncoder | None:

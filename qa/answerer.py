@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -157,7 +157,7 @@ class ExtractiveAnswerer:
         threshold: Abstain when the best combined score is below this.
         related_k: How many related passages to offer when abstaining.
         sentence_vectors: Where stored sentence vectors come from (None: encode every
-            candidate sentence per question, about 3x slower).
+            candidate sentence per question: about 300 ms instead of 15 on 2 cores).
     """
 
     def __init__(
