@@ -523,5 +523,19 @@ def main() -> None:  # pragma: no cover - console script entry
     app()
 
 
+def main() -> None:
+    """The `articleqa` command. The embedding model loads on first use, deep inside a command,
+    so a model that cannot be loaded or run as configured is reported here: a one-line error
+    and exit code 2, not a traceback."""
+    from index.embeddings import ModelNotFoundError
+    from index.openvino_backend import BackendUnavailable
+
+    try:
+        app()
+    except (ModelNotFoundError, BackendUnavailable) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_USAGE)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -214,3 +215,16 @@ def test_console_script_is_installed():
     result = subprocess.run([str(script), "index", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "--prune" in result.stdout and "--rebuild" in result.stdout
+
+
+def test_a_model_that_cannot_load_is_one_line_not_a_traceback(tmp_path):
+    """The model loads lazily, mid-command; the `articleqa` entry point still reports it cleanly."""
+    script = Path(sys.executable).with_name("articleqa")
+    result = subprocess.run(
+        [str(script), "index", str(SEED), "--index-dir", str(tmp_path / "ix"), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "ARTICLEQA_EMBEDDING_MODEL": str(tmp_path / "no-such-model")},
+    )
+    assert result.returncode == 2
+    assert "error: embedding model folder" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
