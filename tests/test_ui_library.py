@@ -46,3 +46,11 @@ def test_interrupted_rebuild_is_finished_on_next_open(library, tmp_path):
         assert reopened.qa() is not None
     finally:
         reopened.close()
+
+
+def test_statistics_say_how_the_embedding_model_runs(library):
+    library.qa().ask("Who called the meeting a waste of time?")  # the model has run
+    stats = library.stats()
+    assert stats["articles"] == 4
+    assert stats["embedding model"] == "bundled:all-MiniLM-L6-v2"
+    assert stats["embedding backend"].startswith("OpenVINO (")

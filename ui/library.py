@@ -165,6 +165,8 @@ class Library:
             "sources": len(self.sources()),
             "index folder": str(self.index_dir),
             "embedding model": self.embedding_model,
+            # Filled in once the model has run (it loads on first use).
+            "embedding backend": getattr(self.store.embeddings, "backend_note", "") or "not loaded yet",
             "vector store": self.chroma_url or "embedded Chroma (index folder)",
         }
 
