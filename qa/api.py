@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -25,6 +25,7 @@ from qa.answerer import ExtractiveAnswerer
 from qa.conversation import Turn, as_turns, condense_query
 from qa.llm import DEFAULT_TIMEOUT, EXTRACTIVE, LLMAnswerer, LLMUnavailableError, create_chat_model
 from qa.llm import LLMConfigError as _LLMSpecError
+from qa.metadata import SourceCatalog
 from qa.models import Answer, Passage
 from qa.retrieval import Filters, HybridRetriever, RetrievalResult
 
@@ -70,9 +71,26 @@ class StreamEvent:
     answer: Answer | None = None
 
 
+def source_catalog(store: IndexStore) -> Callable[[], SourceCatalog]:
+    """A function returning the catalog of `store`'s article sources, re-read only when the
+    number of articles changes (the web app adds articles while serving)."""
+    cached: dict[str, Any] = {}
+
+    def current() -> SourceCatalog:
+        count = store.articles.count()
+        if cached.get("count") != count:
+            cached.update(count=count, catalog=SourceCatalog(store.articles.sources()))
+        return cached["catalog"]
+
+    return current
+
+
 def extractive_answerer(store: IndexStore, **options: Any) -> ExtractiveAnswerer:
-    """The offline answerer over `store`, reading the sentence vectors stored with its chunks."""
-    return ExtractiveAnswerer(store.embeddings, sentence_vectors=store.lexical.sentence_vectors, **options)
+    """The offline answerer over `store`, reading the sentence vectors stored with its chunks
+    and recognising the sources of its articles in questions."""
+    return ExtractiveAnswerer(
+        store.embeddings, sentence_vectors=store.lexical.sentence_vectors, catalog=source_catalog(store), **options
+    )
 
 
 class ArticleQA:
@@ -91,6 +109,7 @@ class ArticleQA:
         self.store = store
         self.retriever = HybridRetriever(store=store, k=k)
         self.answerer = answerer or extractive_answerer(store)
+        self._catalog = source_catalog(store)
 
     @classmethod
     def open(
@@ -172,6 +191,10 @@ class ArticleQA:
             )
         return cls(store, k=k, answerer=answerer)
 
+    def catalog(self) -> SourceCatalog:
+        """The sources of the indexed articles, for finding the ones a question names."""
+        return self._catalog()
+
     @property
     def llm(self) -> LLMAnswerer | None:
         """The LLM answerer, when answers are generated (None: extractive answers)."""
@@ -234,6 +257,7 @@ class ArticleQA:
             today=today,
             context_query=condensed if follow_up else None,
             prefer_articles=turns[-1].article_ids if follow_up and turns else (),
+            prefer_sources=self.catalog().named_sources(question),
         )
         return prepared
 

@@ -443,14 +443,17 @@ def eval_command(
 
 
 _EVAL_ROWS = (
-    ("answerable questions", "factoid", "questions"),
+    ("short-answer questions", "factoid", "questions"),
     ("answer in top chunk (hit@1)", "factoid", "answer_hit_at_1"),
     ("answer MRR", "factoid", "answer_mrr"),
     ("answer in top k (hit@k)", "factoid", "answer_hit_at_k"),
-    ("gold article in top k", "factoid", "article_hit_at_k"),
-    ("answer accuracy", "factoid", "answer_accuracy"),
-    ("citation precision", "factoid", "citation_precision"),
-    ("false abstention", "factoid", "false_abstention_rate"),
+    ("gold article in top k", "answerable", "article_hit_at_k"),
+    ("answer accuracy (short answers)", "factoid", "answer_accuracy"),
+    ("yes/no questions", "yes_no", "questions"),
+    ("yes/no answered correctly", "yes_no", "answer_accuracy"),
+    ("citation precision", "answerable", "citation_precision"),
+    ("false abstention (all answerable)", "answerable", "false_abstention_rate"),
+    ("both evidence articles cited (2-article)", "answerable", "two_article_both_cited"),
     ("unanswerable questions", "null", "questions"),
     ("abstention on unanswerable", "null", "abstention_rate"),
     ("latency p50 ms", "overall", "latency_p50_ms"),

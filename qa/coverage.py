@@ -4,7 +4,8 @@ A question names its subject with proper nouns, years and numbers ("the 2018 Chi
 Marathon", "Super Bowl LIV", "Jeremy Hunt"). When the retrieved passages do not mention
 those names, the best sentence answers some other question, however similar it sounds: the
 answerer abstains. This catches questions about events the articles do not cover, which a
-sentence score alone ranks as confidently as real answers.
+sentence score alone ranks as confidently as real answers. The share of names found is one of
+the answerability model's features (`qa.scorer`), not a rule of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Sequence
 
 from index.lexical import STOPWORDS
+from qa.metadata import SourceCatalog
 from qa.models import Passage
 
 _CAPITALISED = r"[A-Z][\w’'.&-]*"
@@ -40,21 +42,26 @@ def _fold(text: str) -> str:
     return " ".join(text.lower().replace("’", "'").split())
 
 
-def name_coverage(question: str, passages: Sequence[Passage]) -> float:
-    """Share of the question's names found in the passages (their text or title).
+def missing_names(
+    question: str, passages: Sequence[Passage], catalog: SourceCatalog | None = None
+) -> tuple[list[str], int]:
+    """The question's names that the retrieved articles do not mention, and how many it has.
 
-    A year also counts as found when a passage's article was published that year. Returns 1.0
-    when the question names nothing (there is nothing to check).
+    A name counts as mentioned when it occurs in a passage's text or its article's title or
+    source, or (a year) when an article was published that year. Sources the question names
+    that are indexed sources (`catalog`) are metadata: they count as mentioned even when no
+    passage text contains them ("according to TechCrunch").
     """
-    names = question_names(question)
+    stripped = catalog.strip(question) if catalog else question
+    names = question_names(stripped)
     if not names:
-        return 1.0
-    text = _fold(" ".join(f"{p.title} {p.text}" for p in passages))
+        return [], 0
+    text = _fold(" ".join(f"{p.title} {p.source or ''} {p.text}" for p in passages))
     years = {str(p.published_at.year) for p in passages if p.published_at}
-    found = 0
+    missing = []
     for name in names:
         if _YEAR.match(name) and name in years:
-            found += 1
-        elif re.search(rf"(?<!\w){re.escape(_fold(name))}(?!\w)", text):
-            found += 1
-    return found / len(names)
+            continue
+        if not re.search(rf"(?<!\w){re.escape(_fold(name))}(?!\w)", text):
+            missing.append(name)
+    return missing, len(names)

@@ -1,8 +1,14 @@
 """Evaluation on question sets: retrieval hits, answer accuracy, abstention, latency.
 
 Question format (one JSON object a line): `{"id", "question", "answer", "article_ids",
-"type"}` with `type` "factoid" (answerable) or null (not answerable from the articles);
-an optional `question_date` is passed as "today". Extra keys are ignored.
+"type"}` with `type` "factoid" (answerable) or null (not answerable from the articles; JSON
+null or the string "null"); an optional `question_date` (YYYY-MM-DD or YYYY/MM/DD) is passed as
+"today". Extra keys are ignored.
+
+Answer accuracy counts an answerable question as correct when the gold answer occurs, as whole
+words, in the shown answer (the short answer and its quotes). Questions whose gold answer is
+"Yes" or "No" are counted apart (`yes_no`): the extractive answerer quotes the reports and
+leaves the yes/no to the reader, so only an answer that starts with the right word counts.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qa.models import Answer
 
@@ -31,10 +37,30 @@ class EvalQuestion(BaseModel):
     type: Literal["factoid"] | None = None
     question_date: date | None = None
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _null_string(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in {"null", "none", ""} else value
+
+    @field_validator("question_date", mode="before")
+    @classmethod
+    def _slashed_date(cls, value: object) -> object:
+        if isinstance(value, str) and re.fullmatch(r"\d{4}/\d{1,2}/\d{1,2}", value.strip()):
+            year, month, day = (int(part) for part in value.strip().split("/"))
+            return date(year, month, day)
+        return value
+
+    @property
+    def yes_no(self) -> bool:
+        return self.type == "factoid" and normalise(self.answer) in YES_NO
+
+
+YES_NO = frozenset({"yes", "no"})
+
 
 class QuestionResult(BaseModel):
     id: str
-    type: str
+    type: str  # "factoid" (a short answer), "yes_no" (gold answer Yes or No) or "null"
     question: str
     gold: str
     gold_articles: list[str]
@@ -44,9 +70,17 @@ class QuestionResult(BaseModel):
     answer_hit: bool  # gold answer string in a retrieved passage
     answer_rank: int | None  # rank (1-based) of the first retrieved passage holding it
     article_hit: bool  # a gold article among the retrieved passages
-    correct: bool  # factoid: gold in the (grounded) answer; null: abstained
+    correct: bool  # factoid: gold in the (grounded) answer; yes_no: answer starts with it; null: abstained
     cited_articles: list[str]
     seconds: float
+
+    @property
+    def answerable(self) -> bool:
+        return self.type != "null"
+
+    @property
+    def all_gold_cited(self) -> bool:
+        return set(self.gold_articles) <= set(self.cited_articles)
 
 
 class Metrics(BaseModel):
@@ -59,6 +93,12 @@ class Metrics(BaseModel):
     citation_precision: float | None = None
     false_abstention_rate: float | None = None
     abstention_rate: float | None = None
+    two_article_both_cited: float | None = Field(
+        None, description="Answerable questions with exactly two evidence articles: share citing both."
+    )
+    multi_article_cited: float | None = Field(
+        None, description="Answerable questions with two or more evidence articles: share citing at least two of them."
+    )
     latency_p50_ms: float
     latency_p95_ms: float
 
@@ -105,7 +145,11 @@ def normalise(text: str) -> str:
 
 
 def contains(haystack: str, needle: str) -> bool:
-    return bool(needle) and normalise(needle) in normalise(haystack)
+    """`needle` occurs in `haystack` as whole words (folded as in `normalise`)."""
+    needle = normalise(needle)
+    if not needle:
+        return False
+    return re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", normalise(haystack)) is not None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -122,9 +166,14 @@ def _mean(flags: Iterable[bool]) -> float | None:
 
 
 def metrics(results: Sequence[QuestionResult]) -> Metrics:
+    """Metrics of `results`: hits and accuracy over short-answer questions ("factoid"),
+    abstention over every answerable question ("factoid" and "yes_no") and over "null"."""
     factoid = [r for r in results if r.type == "factoid"]
-    null = [r for r in results if r.type != "factoid"]
-    cited = [(a, r) for r in factoid for a in r.cited_articles]
+    answerable = [r for r in results if r.answerable]
+    null = [r for r in results if not r.answerable]
+    cited = [(a, r) for r in answerable for a in r.cited_articles]
+    two = [r for r in answerable if len(set(r.gold_articles)) == 2]
+    multi = [r for r in answerable if len(set(r.gold_articles)) >= 2]
     latencies = [r.seconds * 1000 for r in results]
     return Metrics(
         questions=len(results),
@@ -134,10 +183,12 @@ def metrics(results: Sequence[QuestionResult]) -> Metrics:
         if factoid
         else None,
         article_hit_at_k=_mean(r.article_hit for r in factoid),
-        answer_accuracy=_mean(r.correct for r in factoid),
+        answer_accuracy=_mean(r.correct for r in (factoid or answerable)),
         citation_precision=_mean(a in r.gold_articles for a, r in cited) if cited else None,
-        false_abstention_rate=_mean(not r.grounded for r in factoid),
+        false_abstention_rate=_mean(not r.grounded for r in answerable),
         abstention_rate=_mean(not r.grounded for r in null),
+        two_article_both_cited=_mean(r.all_gold_cited for r in two),
+        multi_article_cited=_mean(len(set(r.cited_articles) & set(r.gold_articles)) >= 2 for r in multi),
         latency_p50_ms=round(percentile(latencies, 50), 1),
         latency_p95_ms=round(percentile(latencies, 95), 1),
     )
@@ -164,8 +215,8 @@ def evaluate(
         started = time.perf_counter()
         answer, passages = ask(q.question, q.question_date)
         seconds = time.perf_counter() - started
-        kind = "factoid" if q.type == "factoid" else "null"
-        ranks = [i for i, p in enumerate(passages, 1) if contains(p.text, q.answer)]
+        kind = "null" if q.type != "factoid" else "yes_no" if q.yes_no else "factoid"
+        ranks = [i for i, p in enumerate(passages, 1) if contains(p.text, q.answer)] if kind == "factoid" else []
         result = QuestionResult(
             id=q.id,
             type=kind,
@@ -178,36 +229,24 @@ def evaluate(
             answer_hit=bool(ranks),
             answer_rank=ranks[0] if ranks else None,
             article_hit=any(p.article_id in q.article_ids for p in passages),
-            correct=(answer.grounded and contains(answer.text, q.answer))
-            if kind == "factoid"
-            else not answer.grounded,
+            correct=_correct(kind, answer, q.answer),
             cited_articles=[c.article_id for c in answer.citations],
             seconds=seconds,
         )
         results.append(result)
         if progress:
             progress(i, len(questions))
-    by_type = {t: metrics([r for r in results if r.type == t]) for t in ("factoid", "null")}
+    by_type = {t: metrics([r for r in results if r.type == t]) for t in ("factoid", "yes_no", "null")}
+    by_type["answerable"] = metrics([r for r in results if r.answerable])
     return EvalReport(k=k, overall=metrics(results), by_type=by_type, results=results)
 
 
-def threshold_sweep(results: Sequence[QuestionResult], thresholds: Iterable[float]) -> list[dict]:
-    """False-abstention and abstention rates if answers scoring below t were withheld.
-
-    Needs results from a run that never abstained on score (threshold -inf), so every
-    question has the score of its best sentence.
-    """
-    factoid = [r for r in results if r.type == "factoid" and r.score is not None]
-    null = [r for r in results if r.type != "factoid" and r.score is not None]
-    rows = []
-    for t in thresholds:
-        answered = [r for r in factoid if r.score >= t]
-        rows.append(
-            {
-                "threshold": round(t, 3),
-                "false_abstention": round(1 - len(answered) / len(factoid), 4) if factoid else None,
-                "abstention_on_null": round(sum(r.score < t for r in null) / len(null), 4) if null else None,
-                "accuracy": round(sum(contains(r.answer, r.gold) for r in answered) / len(factoid), 4) if factoid else None,
-            }
-        )
-    return rows
+def _correct(kind: str, answer: Answer, gold: str) -> bool:
+    if kind == "null":
+        return not answer.grounded
+    if not answer.grounded:
+        return False
+    if kind == "yes_no":
+        first = re.match(r"\W*(\w+)", answer.short_answer or answer.text)
+        return bool(first) and first.group(1).lower() == normalise(gold)
+    return contains(answer.text, gold)

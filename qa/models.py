@@ -49,6 +49,10 @@ class Citation(BaseModel):
     passage_start: int = Field(ge=0)
     passage_end: int = Field(gt=0)
     score: float = 0.0
+    answer_start: int | None = Field(
+        None, description="Article offsets of the short answer inside the quote, if there is one."
+    )
+    answer_end: int | None = None
 
     @classmethod
     def of(cls, n: int, passage: Passage, start: int, end: int, score: float | None = None) -> Citation:
@@ -85,9 +89,12 @@ class Answer(BaseModel):
     text: str
     grounded: bool
     citations: list[Citation] = Field(default_factory=list)
+    short_answer: str | None = Field(
+        None, description="The name, number or date the question asks for, cut from a cited quote."
+    )
     related: list[Citation] = Field(default_factory=list)
-    confidence: float = 0.0
-    score: float | None = Field(None, description="Raw score of the best sentence (extractive).")
+    confidence: float = Field(0.0, description="P(the articles answer the question) (extractive).")
+    score: float | None = Field(None, description="P(the best sentence answers the question), extractive.")
     retrieval_query: str = ""
     answerer: Literal["extractive", "llm"] = "extractive"
     notes: list[str] = Field(default_factory=list)

@@ -104,6 +104,7 @@ class HybridRetriever(BaseRetriever):
         time_query: str | None = None,
         context_query: str | None = None,
         prefer_articles: Sequence[str] = (),
+        prefer_sources: Sequence[str] = (),
     ) -> RetrievalResult:
         """The best `k` passages for `query`.
 
@@ -118,6 +119,9 @@ class HybridRetriever(BaseRetriever):
                 still count.
             prefer_articles: Articles the conversation is about (cited in earlier turns);
                 their chunks get extra rankings for `query`, so they are preferred.
+            prefer_sources: Sources the question names ("according to TechCrunch"): each
+                gets its own dense and BM25 rankings (favoured, not required), and the best
+                chunk of each named source is kept among the `k` passages when it has one.
 
         Returns:
             Passages best first, with the time window that was preferred, if any.
@@ -145,6 +149,17 @@ class HybridRetriever(BaseRetriever):
             where = {"$and": [where, article_clause]} if where else article_clause
             rankings.append(("dense", self._dense(vector, n, where)))
             rankings.append(("lexical", self._lexical(query, n, filters, None, ids)))
+        quota: list[list[str]] = []
+        for source in dict.fromkeys(prefer_sources):
+            if filters.sources and source not in filters.sources:
+                continue  # a hard filter excludes it: the question's wish cannot override it
+            narrowed = Filters(sources=(source,), after=filters.after, before=filters.before)
+            per_source = [
+                ("dense", self._dense(vector, n, narrowed.chroma_where())),
+                ("lexical", self._lexical(query, n, narrowed, None)),
+            ]
+            rankings.extend(per_source)
+            quota.append([cid for _kind, ids in per_source for cid in ids[:1]])
         if window:
             rankings.append(("dense", self._dense(vector, n, filters.chroma_where(window))))
             rankings.append(("lexical", self._lexical(query, n, filters, window)))
@@ -159,6 +174,7 @@ class HybridRetriever(BaseRetriever):
                 key = (kind, chunk_id)
                 best_rank[key] = min(rank, best_rank.get(key, rank))
         ordered = sorted(fused, key=lambda cid: (-fused[cid], cid))
+        ordered = _with_quota(ordered, fused, quota, k)
         passages = self._passages(ordered, fused, best_rank, k)
         return RetrievalResult(passages, context_query or query, window, vector)
 
@@ -230,3 +246,22 @@ class HybridRetriever(BaseRetriever):
             )
             for p in self.retrieve(query).passages
         ]
+
+
+def _with_quota(ordered: list[str], fused: dict[str, float], quota: list[list[str]], k: int) -> list[str]:
+    """`ordered` with, for each group in `quota`, its best-fused chunk moved into the top `k`
+    (replacing the lowest-ranked chunks that no group needs), order otherwise kept."""
+    needed: list[str] = []
+    for group in quota:
+        group = [cid for cid in group if cid in fused]
+        if not group or any(cid in ordered[:k] for cid in group):
+            continue
+        best = max(group, key=lambda cid: (fused[cid], cid))
+        if best not in needed:
+            needed.append(best)
+    if not needed:
+        return ordered
+    needed = needed[:k]
+    top = [cid for cid in ordered if cid not in needed][: k - len(needed)] + needed
+    top.sort(key=lambda cid: (-fused[cid], cid))
+    return top + [cid for cid in ordered if cid not in top]

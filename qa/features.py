@@ -1,0 +1,273 @@
+"""Features of (question, candidate sentence in its passage) for the learned answer scorer.
+
+One row of numbers per candidate sentence of the retrieved passages, computed the same way at
+training time (`training/train_answer_scorer.py`) and at question time (`qa.scorer`). Nothing
+here is weighted by hand: the weights are learned (see `qa.scorer`). The features are generic
+signals a reader would use:
+
+- similarity: cosine between the question (and each of its clauses) and the sentence and its
+  neighbours (bundled MiniLM; sentence vectors stored at indexing time), relative to the best
+  candidate;
+- overlap: IDF-weighted share of the question's terms in the sentence, its window and its
+  article's title (IDF over the candidates, so rare names and numbers dominate);
+- metadata: whether the question names the article's source (`qa.metadata`);
+- retrieval: the passage's fused score relative to the best, its dense and BM25 ranks;
+- form: length, position in the article, new names / numbers / years not in the question,
+  quotation marks, and the question's form (who, when, where, how many, what/which, yes/no).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from index.chunking import split_sentences
+from index.encoding import SpanVectors
+from qa.metadata import SourceCatalog
+from qa.models import Passage
+from qa.text import capitalised_words, content_terms, has_year, is_number, tokens
+
+# Fragments shorter than this many words (captions, bylines, headlines) are not candidates
+# unless nothing longer exists.
+MIN_WORDS = 4
+# Question forms, by their first interrogative word (a closed class of English function words).
+FORMS = ("who", "when", "where", "quantity", "what", "yes_no", "other")
+_AUXILIARIES = frozenset(
+    "is are was were do does did has have had can could will would should may might must shall".split()
+)
+_WH = {"who": "who", "whom": "who", "whose": "who", "when": "when", "where": "where", "which": "what", "what": "what"}
+_QUANTITY_AFTER_HOW = frozenset("many much long old far big large high often".split())
+# Clauses of a long question: "..., according to X, and ... as reported by Y?"
+_CLAUSE_SPLIT = re.compile(r"\s*(?:[,;:]|\band\b|\bwhile\b|\bwhereas\b|\bbut\b)\s*", re.IGNORECASE)
+_MIN_CLAUSE_WORDS = 3
+_QUOTE = re.compile(r"[\"“”]")
+
+FEATURES: tuple[str, ...] = (
+    "cos_question",
+    "cos_question_rel",
+    "cos_clause_max",
+    "cos_clause_rel",
+    "cos_prev",
+    "cos_next",
+    "overlap",
+    "overlap_rel",
+    "overlap_clause_max",
+    "overlap_window",
+    "overlap_title",
+    "source_named",
+    "any_source_named",
+    "n_sources_named",
+    "passage_score_rel",
+    "inv_rank",
+    "inv_dense_rank",
+    "inv_lexical_rank",
+    "lead",
+    "log_offset",
+    "log_words",
+    "new_names",
+    "new_numbers",
+    "year",
+    "echo",
+    "quote",
+    "log_question_words",
+    *(f"form_{f}" for f in FORMS),
+)
+
+SentenceVectorSource = Callable[[Sequence[str]], dict[str, SpanVectors]]
+"""chunk ids -> their stored sentence vectors (e.g. `index.lexical.LexicalIndex.sentence_vectors`)."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question, analysed once: its form, clauses, terms and the sources it names."""
+
+    text: str
+    form: str
+    clauses: tuple[str, ...]
+    terms: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def yes_no(self) -> bool:
+        return self.form == "yes_no"
+
+
+def question_form(question: str) -> str:
+    """One of FORMS, from the question's first interrogative word (or leading auxiliary)."""
+    words = [w.lower() for w in tokens(question)]
+    if words and words[0] in _AUXILIARIES:
+        return "yes_no"
+    for i, word in enumerate(words):
+        if word == "how":
+            following = words[i + 1] if i + 1 < len(words) else ""
+            return "quantity" if following in _QUANTITY_AFTER_HOW else "other"
+        if word in _WH:
+            return _WH[word]
+        if word == "why":
+            return "other"
+    return "other"
+
+
+def analyse(question: str, catalog: SourceCatalog | None = None) -> Question:
+    clauses = tuple(
+        c for c in _CLAUSE_SPLIT.split(question.rstrip("?. ")) if len(tokens(c)) >= _MIN_CLAUSE_WORDS
+    )
+    return Question(
+        text=question,
+        form=question_form(question),
+        clauses=clauses if len(clauses) > 1 else (),
+        terms=tuple(content_terms(question)),
+        sources=catalog.named_sources(question) if catalog else (),
+    )
+
+
+@dataclass
+class Candidate:
+    """A sentence of a retrieved passage; `start`/`end` are offsets in the article."""
+
+    passage: Passage
+    rank: int  # the passage's rank by retrieval score, 0 = best
+    start: int
+    end: int
+    text: str
+    prev: int | None = None  # index of the previous / next candidate in the same passage
+    next: int | None = None
+    terms: frozenset[str] = field(default_factory=frozenset)
+
+
+def candidates(passages: Sequence[Passage]) -> list[Candidate]:
+    """Every sentence of every passage, deduplicated across overlapping chunks (best rank kept)."""
+    order = sorted(range(len(passages)), key=lambda i: -passages[i].score)
+    seen: set[tuple[str, int]] = set()
+    long_ones: list[Candidate] = []
+    short_ones: list[Candidate] = []
+    for rank, i in enumerate(order):
+        passage = passages[i]
+        for span in split_sentences(passage.text):
+            key = (passage.article_id, passage.start + span.start)
+            if key in seen:
+                continue
+            seen.add(key)
+            text = passage.text[span.start : span.end]
+            cand = Candidate(passage, rank, passage.start + span.start, passage.start + span.end, text)
+            cand.terms = frozenset(content_terms(text))
+            (long_ones if len(tokens(text)) >= MIN_WORDS else short_ones).append(cand)
+    chosen = long_ones or short_ones
+    by_passage: dict[str, list[int]] = {}
+    for j, cand in enumerate(chosen):
+        by_passage.setdefault(cand.passage.chunk_id, []).append(j)
+    for indices in by_passage.values():
+        indices.sort(key=lambda j: chosen[j].start)
+        for before, after in zip(indices, indices[1:]):
+            chosen[after].prev = before
+            chosen[before].next = after
+    return chosen
+
+
+def vectors(
+    texts: Sequence[str],
+    cands: Sequence[Candidate],
+    encode: Callable[[list[str]], np.ndarray],
+    stored: SentenceVectorSource | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors of `texts` (the question and its clauses) and of every candidate sentence.
+
+    Stored sentence vectors are used where the index has them; the rest are encoded in the
+    same batch as the texts (one model call per question).
+    """
+    found: dict[str, dict[tuple[int, int], np.ndarray]] = {}
+    if stored is not None and cands:
+        found = {cid: spans.lookup() for cid, spans in stored(list({c.passage.chunk_id for c in cands})).items()}
+    rows: list[np.ndarray | None] = [
+        found.get(c.passage.chunk_id, {}).get((c.start - c.passage.start, c.end - c.passage.start)) for c in cands
+    ]
+    missing = [j for j, row in enumerate(rows) if row is None]
+    encoded = np.asarray(encode(list(texts) + [cands[j].text for j in missing]), dtype=np.float32)
+    for j, vector in zip(missing, encoded[len(texts) :]):
+        rows[j] = vector
+    dim = encoded.shape[1]
+    return encoded[: len(texts)], (np.vstack(rows) if rows else np.zeros((0, dim), np.float32))
+
+
+def _idf_share(weights: dict[str, float], terms: frozenset[str] | set[str], total: float) -> float:
+    return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
+
+
+def features(
+    question: Question,
+    cands: Sequence[Candidate],
+    text_vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+) -> np.ndarray:
+    """The (len(cands), len(FEATURES)) feature matrix. `text_vectors[0]` is the question's,
+    the rest its clauses' (in `question.clauses` order)."""
+    n = len(cands)
+    out = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    if n == 0:
+        return out
+    col = {name: i for i, name in enumerate(FEATURES)}
+    cos_q = sentence_vectors @ text_vectors[0]
+    cos_clause = (sentence_vectors @ text_vectors[1:].T).max(axis=1) if len(text_vectors) > 1 else cos_q
+
+    doc_freq: dict[str, int] = {}
+    for cand in cands:
+        for term in cand.terms:
+            doc_freq[term] = doc_freq.get(term, 0) + 1
+    idf = {t: math.log(1 + (n + 1) / (1 + doc_freq.get(t, 0))) for t in question.terms}
+    idf_total = sum(idf.values())
+    clause_weights = []
+    for clause in question.clauses:
+        weights = {t: idf.get(t, 0.0) for t in content_terms(clause)}
+        clause_weights.append((weights, sum(weights.values())))
+    overlap = np.array([_idf_share(idf, c.terms, idf_total) for c in cands], dtype=np.float32)
+    q_terms = set(question.terms)
+    q_lower = question.text.lower()
+    top_score = max(c.passage.score for c in cands) or 1.0
+    title_terms: dict[str, frozenset[str]] = {}
+
+    for j, cand in enumerate(cands):
+        row = out[j]
+        p = cand.passage
+        row[col["cos_question"]] = cos_q[j]
+        row[col["cos_question_rel"]] = cos_q[j] - cos_q.max()
+        row[col["cos_clause_max"]] = cos_clause[j]
+        row[col["cos_clause_rel"]] = cos_clause[j] - cos_clause.max()
+        row[col["cos_prev"]] = cos_q[cand.prev] if cand.prev is not None else 0.0
+        row[col["cos_next"]] = cos_q[cand.next] if cand.next is not None else 0.0
+        row[col["overlap"]] = overlap[j]
+        row[col["overlap_rel"]] = overlap[j] - overlap.max()
+        row[col["overlap_clause_max"]] = max(
+            (_idf_share(w, cand.terms, t) for w, t in clause_weights), default=overlap[j]
+        )
+        window = set(cand.terms)
+        for other in (cand.prev, cand.next):
+            if other is not None:
+                window |= cands[other].terms
+        row[col["overlap_window"]] = _idf_share(idf, window, idf_total)
+        if p.article_id not in title_terms:
+            title_terms[p.article_id] = frozenset(content_terms(p.title))
+        row[col["overlap_title"]] = _idf_share(idf, title_terms[p.article_id], idf_total)
+        row[col["source_named"]] = float(bool(p.source) and p.source in question.sources)
+        row[col["any_source_named"]] = float(bool(question.sources))
+        row[col["n_sources_named"]] = min(len(question.sources), 4) / 4
+        row[col["passage_score_rel"]] = p.score / top_score
+        row[col["inv_rank"]] = 1.0 / (1 + cand.rank)
+        row[col["inv_dense_rank"]] = 1.0 / p.dense_rank if p.dense_rank else 0.0
+        row[col["inv_lexical_rank"]] = 1.0 / p.lexical_rank if p.lexical_rank else 0.0
+        row[col["lead"]] = float(cand.start == 0)
+        row[col["log_offset"]] = math.log1p(cand.start) / 10
+        words = tokens(cand.text)
+        row[col["log_words"]] = math.log1p(len(words)) / 4
+        new_names = [w for w in capitalised_words(cand.text) if w.lower() not in q_lower]
+        row[col["new_names"]] = min(len(new_names), 5) / 5
+        row[col["new_numbers"]] = float(any(is_number(w) and w not in question.text for w in words))
+        row[col["year"]] = float(has_year(cand.text))
+        row[col["echo"]] = len(cand.terms & q_terms) / len(cand.terms) if cand.terms else 1.0
+        row[col["quote"]] = float(bool(_QUOTE.search(cand.text)))
+        row[col["log_question_words"]] = math.log1p(len(tokens(question.text))) / 4
+        row[col[f"form_{question.form}"]] = 1.0
+    return out

@@ -1,0 +1,237 @@
+"""The learned answer scorer: P(sentence answers the question) and P(the articles answer it).
+
+Two small models, trained by `training/train_answer_scorer.py` on the fitting part of the
+MultiHop-RAG questions (never on the questions numbers are reported on) and shipped inside the
+package as one JSON file (`qa/weights/answer_scorer.json`, a few kB; its SHA-256 is checked by
+a test):
+
+- the sentence model: a one-hidden-layer network over `qa.features.FEATURES`, then Platt
+  scaling fitted on out-of-fold predictions, so its output is a calibrated probability that
+  the sentence answers the question (reliability table in docs/EVALUATION.md);
+- the answerability model: logistic regression over question-level features (the best
+  sentence probabilities, how much of the question's names the retrieved articles mention,
+  whether the sources it names were found); the answerer abstains below `threshold`, chosen
+  on the fitting part for a false-abstention rate of at most 10%.
+
+Inference is a few matrix products in numpy (no framework, nothing downloaded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.coverage import missing_names
+from qa.features import FEATURES, FORMS, Candidate, Question, SentenceVectorSource, analyse, candidates, features, vectors
+from qa.metadata import SourceCatalog
+from qa.models import Passage
+
+WEIGHTS_PACKAGE = "qa.weights"
+WEIGHTS_FILE = "answer_scorer.json"
+
+ANSWERABILITY_FEATURES: tuple[str, ...] = (
+    "top_p",
+    "logit_top_p",
+    "second_article_p",
+    "mean_top3_p",
+    "max_cos_question",
+    "max_overlap",
+    "name_coverage",
+    "missing_names",
+    "any_source_named",
+    "named_sources_retrieved",
+    *(f"form_{f}" for f in FORMS),
+)
+
+
+UNTRAINED: dict[str, Any] = {}
+"""Pass as `weights` to get features without a model (what the training script does)."""
+
+
+class ScorerWeightsError(RuntimeError):
+    """The weights file is missing, unreadable, or does not match the features of this code."""
+
+
+def weights_path() -> Path:
+    return Path(str(resources.files(WEIGHTS_PACKAGE).joinpath(WEIGHTS_FILE)))
+
+
+def weights_sha256(path: Path | None = None) -> str:
+    return hashlib.sha256((path or weights_path()).read_bytes()).hexdigest()
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
+
+
+@dataclass(frozen=True)
+class DenseModel:
+    """Standardise, then a stack of dense layers (ReLU between), then a logistic output with
+    Platt scaling `sigmoid(a * logit + b)`."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    platt: tuple[float, float] = (1.0, 0.0)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DenseModel:
+        layers = tuple(
+            (np.asarray(layer["weight"], dtype=np.float32), np.asarray(layer["bias"], dtype=np.float32))
+            for layer in data["layers"]
+        )
+        return cls(
+            mean=np.asarray(data["mean"], dtype=np.float32),
+            scale=np.asarray(data["scale"], dtype=np.float32),
+            layers=layers,
+            platt=tuple(data.get("platt", (1.0, 0.0))),  # type: ignore[arg-type]
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mean": [round(float(v), 6) for v in self.mean],
+            "scale": [round(float(v), 6) for v in self.scale],
+            "layers": [
+                {"weight": np.round(w, 6).tolist(), "bias": np.round(b, 6).tolist()} for w, b in self.layers
+            ],
+            "platt": [round(float(v), 6) for v in self.platt],
+        }
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        h = (np.asarray(x, dtype=np.float32) - self.mean) / self.scale
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h[:, 0]
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0, dtype=np.float32)
+        a, b = self.platt
+        return _sigmoid(a * self.logit(x) + b).astype(np.float32)
+
+
+@dataclass
+class QuestionScores:
+    """Everything scored for one question: its analysis, candidates, features, probabilities."""
+
+    question: Question
+    candidates: list[Candidate]
+    features: np.ndarray
+    proba: np.ndarray  # P(sentence answers the question), per candidate
+    vectors: np.ndarray  # sentence vectors, per candidate
+    passages: list[Passage]
+    missing_names: list[str]
+    names_total: int
+
+    def order(self) -> list[int]:
+        """Candidate indices best first (ties: retrieval rank, then text order)."""
+        return sorted(range(len(self.candidates)), key=lambda j: (-self.proba[j], self.candidates[j].rank, j))
+
+
+def answerability_features(scores: QuestionScores) -> np.ndarray:
+    """The question-level feature row (ANSWERABILITY_FEATURES) for the answerability model."""
+    col = {name: i for i, name in enumerate(ANSWERABILITY_FEATURES)}
+    row = np.zeros(len(ANSWERABILITY_FEATURES), dtype=np.float32)
+    p = scores.proba
+    q = scores.question
+    if len(p):
+        order = scores.order()
+        top = order[0]
+        row[col["top_p"]] = p[top]
+        row[col["logit_top_p"]] = math.log(max(p[top], 1e-6) / max(1 - p[top], 1e-6)) / 10
+        top_article = scores.candidates[top].passage.article_id
+        row[col["second_article_p"]] = max(
+            (p[j] for j in order if scores.candidates[j].passage.article_id != top_article), default=0.0
+        )
+        row[col["mean_top3_p"]] = float(np.mean(p[order[:3]]))
+        row[col["max_cos_question"]] = float(scores.features[:, FEATURES.index("cos_question")].max())
+        row[col["max_overlap"]] = float(scores.features[:, FEATURES.index("overlap")].max())
+    missing, names_total = len(scores.missing_names), scores.names_total
+    row[col["name_coverage"]] = 1.0 - missing / names_total if names_total else 1.0
+    row[col["missing_names"]] = min(missing, 4) / 4
+    row[col["any_source_named"]] = float(bool(q.sources))
+    if q.sources:
+        retrieved = {ps.source for ps in scores.passages}
+        row[col["named_sources_retrieved"]] = sum(s in retrieved for s in q.sources) / len(q.sources)
+    else:
+        row[col["named_sources_retrieved"]] = 1.0
+    row[col[f"form_{q.form}"]] = 1.0
+    return row
+
+
+class AnswerScorer:
+    """Scores the sentences of retrieved passages and the answerability of a question.
+
+    Args:
+        encode: `encode(list[str]) -> unit vectors` (the bundled embedding model).
+        sentence_vectors: Stored sentence vectors of chunks (None: encode sentences per question).
+        weights: The trained weights (default: the ones shipped in the package).
+    """
+
+    def __init__(
+        self,
+        encode: Callable[[list[str]], np.ndarray],
+        sentence_vectors: SentenceVectorSource | None = None,
+        weights: dict[str, Any] | None = None,
+    ):
+        self.encode = encode
+        self.sentence_vectors = sentence_vectors
+        self.weights = weights if weights is not None else load_weights()
+        if self.weights is UNTRAINED:  # training: features only, every probability 0
+            self.sentence_model = self.answerability_model = None
+            self.threshold = self.multi_article_threshold = 0.0
+            return
+        if tuple(self.weights.get("features", ())) != FEATURES:
+            raise ScorerWeightsError(
+                "the answer scorer's weights were trained on other features than this code computes; "
+                "retrain them: python -m training.train_answer_scorer"
+            )
+        if tuple(self.weights.get("answerability_features", ())) != ANSWERABILITY_FEATURES:
+            raise ScorerWeightsError(
+                "the answerability weights do not match ANSWERABILITY_FEATURES; retrain them: "
+                "python -m training.train_answer_scorer"
+            )
+        self.sentence_model: DenseModel | None = DenseModel.from_json(self.weights["sentence_model"])
+        self.answerability_model: DenseModel | None = DenseModel.from_json(self.weights["answerability_model"])
+        self.threshold = float(self.weights["threshold"])
+        self.multi_article_threshold = float(self.weights["multi_article_threshold"])
+
+    def featurise(
+        self, question: str, passages: Sequence[Passage], catalog: SourceCatalog | None = None
+    ) -> QuestionScores:
+        """Analyse `question`, featurise every candidate sentence of `passages`, score them."""
+        q = analyse(question, catalog)
+        cands = candidates(passages)
+        text_vecs, sent_vecs = vectors((q.text, *q.clauses), cands, self.encode, self.sentence_vectors)
+        x = features(q, cands, text_vecs, sent_vecs)
+        missing, total = missing_names(question, passages, catalog)
+        proba = self.sentence_model.proba(x) if self.sentence_model else np.zeros(len(x), np.float32)
+        return QuestionScores(q, cands, x, proba, sent_vecs, list(passages), missing, total)
+
+    def answerability(self, scores: QuestionScores) -> float:
+        """Calibrated P(the retrieved articles answer the question)."""
+        if self.answerability_model is None:
+            return 0.0
+        return float(self.answerability_model.proba(answerability_features(scores)[None, :])[0])
+
+
+def load_weights(path: Path | None = None) -> dict[str, Any]:
+    """The trained weights (JSON), by default the ones shipped in the package."""
+    path = path or weights_path()
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ScorerWeightsError(
+            f"cannot read the answer scorer's weights at {path}: {exc}. Reinstall the package, or "
+            "retrain them: python -m training.train_answer_scorer"
+        ) from None

@@ -1,0 +1,59 @@
+"""Words of a question or sentence: tokens, content terms (Snowball-stemmed), names, numbers.
+
+Shared by the answer scorer's features and the coverage check, so that "deploying" matches
+"deployed" and "Lions" matches "lion" the same way everywhere. Stemming is the Snowball
+English stemmer (snowballstemmer, a maintained library), not a suffix list of our own.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import snowballstemmer
+
+from index.lexical import STOPWORDS
+
+TOKEN = re.compile(r"[^\W_]+(?:['’.,\-][^\W_]+)*", re.UNICODE)
+_NUMBER = re.compile(r"^\d[\d,.:]*$")
+_YEAR = re.compile(r"(?<!\d)(?:1[89]|20)\d\d(?!\d)")
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """The Snowball stem of one word; case and a possessive 's are folded."""
+    w = word.lower().replace("’", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    return _STEMMER.stemWord(w.strip("'.,-"))
+
+
+def tokens(text: str) -> list[str]:
+    """Words and numbers as written ("U.S.", "30,000", "Bankman-Fried" stay whole)."""
+    return TOKEN.findall(text)
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed content words (stopwords and single letters dropped), in order, unique."""
+    seen: dict[str, None] = {}
+    for token in tokens(text):
+        low = token.lower().replace("’", "'").rstrip(".,")
+        if low in STOPWORDS or (len(low) < 2 and not low.isdigit()):
+            continue
+        seen.setdefault(stem(low), None)
+    return list(seen)
+
+
+def is_number(token: str) -> bool:
+    return bool(_NUMBER.match(token))
+
+
+def capitalised_words(text: str) -> list[str]:
+    """Capitalised tokens that are not the sentence's first word (names, mostly)."""
+    words = tokens(text)
+    return [w for i, w in enumerate(words) if i > 0 and w[:1].isupper() and w.lower() not in STOPWORDS]
+
+
+def has_year(text: str) -> bool:
+    return bool(_YEAR.search(text))

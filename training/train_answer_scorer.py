@@ -1,0 +1,263 @@
+"""Train the answer scorer shipped in `qa/weights/answer_scorer.json`.
+
+Data: the fitting part of the MultiHop-RAG development questions
+(`tests/data/multihop-rag/questions-fit.jsonl`, see `training/split_multihop.py`) over its 609
+articles. MultiHop-RAG: Yixuan Tang and Yi Yang, COLM 2024, ODC-BY 1.0 (LICENSE-NOTE.txt beside
+the data). The reporting part and tests/data/eval.jsonl are never read here.
+
+What it does, all on CPU in a few minutes:
+
+1. indexes the articles (incrementally, in `--index-dir`) and retrieves passages for every
+   fitting question exactly as `articleqa ask` does;
+2. labels every sentence of those passages (`training.collect`): evidence sentences and
+   evidence-article sentences holding the gold answer are positives, the rest hard negatives;
+3. fits the sentence model (a small MLP; logistic regression is fitted too and kept if it
+   scores better out of fold), with 5-fold cross-validation grouped by question, and Platt
+   scaling on the out-of-fold predictions;
+4. fits the answerability model (logistic regression) on out-of-fold sentence probabilities,
+   and picks the abstention threshold on its own out-of-fold probabilities: the highest one
+   whose false-abstention rate on answerable fitting questions is at most `--max-false-abstention`;
+5. picks the probability above which another article's best sentence joins the answer
+   (multi-source answers), maximising the F1 of cited against evidence articles;
+6. writes the weights with what produced them (data hashes, seed, command, minutes, the
+   reliability tables) and prints the file's SHA-256 (tests/test_scorer.py checks it).
+
+    python -m training.train_answer_scorer            # same seed, same data: same weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "multihop-rag"
+OUT = ROOT / "qa" / "weights" / "answer_scorer.json"
+FOLDS = 5
+MAX_ANSWER_ARTICLES = 4
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
+    """Predicted against observed frequency in equal-width probability bins."""
+    rows = []
+    edges = np.linspace(0, 1, bins + 1)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        if mask.sum():
+            rows.append(
+                {"bin": f"{lo:.1f}-{hi:.1f}", "n": int(mask.sum()), "predicted": round(float(p[mask].mean()), 3),
+                 "observed": round(float(y[mask].mean()), 3)}
+            )
+    return rows
+
+
+def dense_from_mlp(mlp, scaler) -> dict:
+    from qa.scorer import DenseModel
+
+    layers = tuple((w.astype(np.float32), b.astype(np.float32)) for w, b in zip(mlp.coefs_, mlp.intercepts_))
+    return DenseModel(scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32), layers).to_json()
+
+
+def dense_from_logistic(lr, scaler) -> dict:
+    from qa.scorer import DenseModel
+
+    layers = ((lr.coef_.T.astype(np.float32), lr.intercept_.astype(np.float32)),)
+    return DenseModel(scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32), layers).to_json()
+
+
+def fit_sentence_model(x, y, groups, seed):
+    """Out-of-fold logits for an MLP and for logistic regression; the better one, refitted on all."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import GroupKFold
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    def make(kind):
+        if kind == "mlp":
+            return MLPClassifier(hidden_layer_sizes=(32,), alpha=1e-3, max_iter=400, random_state=seed,
+                                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=20)
+        return LogisticRegression(C=1.0, max_iter=2000)
+
+    results = {}
+    for kind in ("logistic", "mlp"):
+        oof = np.zeros(len(y))
+        for train, test in GroupKFold(n_splits=FOLDS).split(x, y, groups):
+            scaler = StandardScaler().fit(x[train])
+            model = make(kind).fit(scaler.transform(x[train]), y[train])
+            p = np.clip(model.predict_proba(scaler.transform(x[test]))[:, 1], 1e-6, 1 - 1e-6)
+            oof[test] = np.log(p / (1 - p))
+        results[kind] = (oof, log_loss(y, 1 / (1 + np.exp(-oof))))
+        print(f"  {kind}: out-of-fold log loss {results[kind][1]:.4f}", file=sys.stderr)
+    kind = min(results, key=lambda k: results[k][1])
+    oof_logit = results[kind][0]
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(oof_logit[:, None], y)
+    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    scaler = StandardScaler().fit(x)
+    model = make(kind).fit(scaler.transform(x), y)
+    weights = dense_from_mlp(model, scaler) if kind == "mlp" else dense_from_logistic(model, scaler)
+    weights["platt"] = [round(a, 6), round(b, 6)]
+    oof_p = 1 / (1 + np.exp(-(a * oof_logit + b)))
+    return kind, weights, oof_p, {k: round(v[1], 4) for k, v in results.items()}
+
+
+def choose_articles(scores, proba, tau):
+    """Articles the answer would cite: the best sentence's, then others whose best is >= tau."""
+    order = sorted(range(len(proba)), key=lambda j: (-proba[j], scores.candidates[j].rank, j))
+    cited: list[str] = []
+    for j in order:
+        article = scores.candidates[j].passage.article_id
+        if article in cited:
+            continue
+        if cited and proba[j] < tau:
+            break
+        cited.append(article)
+        if len(cited) == MAX_ANSWER_ARTICLES:
+            break
+    return cited
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index-dir", type=Path, default=ROOT / ".articleqa-train")
+    parser.add_argument("--questions", type=Path, default=DATA / "questions-fit.jsonl")
+    parser.add_argument("--articles", type=Path, default=DATA / "articles.jsonl")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-false-abstention", type=float, default=0.08,
+                        help="Highest false-abstention rate allowed on the fitting part (default 0.08: "
+                        "a margin under the 0.10 target for sampling error on other sets).")
+    args = parser.parse_args(argv)
+    started = time.time()
+    np.random.seed(args.seed)
+
+    from rich.progress import Progress
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    import sklearn
+
+    from index import index_paths, open_index
+    from qa.api import ArticleQA
+    from qa.scorer import ANSWERABILITY_FEATURES, UNTRAINED, AnswerScorer, DenseModel, answerability_features
+    from qa.features import FEATURES
+    from training.collect import collect, load
+
+    store = open_index(args.index_dir)
+    report = index_paths(store, [args.articles])
+    print(f"index: {report.summary()}", file=sys.stderr)
+    qa = ArticleQA(store, answerer=object())
+    scorer = AnswerScorer(store.embeddings.encode, store.lexical.sentence_vectors, weights=UNTRAINED)
+    questions = load(args.questions)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("Retrieving and featurising", total=len(questions))
+        examples = collect(qa, scorer, questions, progress=lambda d, t: progress.update(task, completed=d))
+    store.close()
+
+    x = np.vstack([e.scores.features for e in examples])
+    y = np.concatenate([e.labels for e in examples]).astype(int)
+    groups = np.concatenate([[i] * len(e.labels) for i, e in enumerate(examples)])
+    answerable = [e for e in examples if e.answerable]
+    with_positive = sum(int(e.labels.any()) for e in answerable)
+    print(f"rows {len(y)}, positives {int(y.sum())}; answerable questions with a positive among the "
+          f"retrieved sentences: {with_positive}/{len(answerable)}", file=sys.stderr)
+
+    kind, sentence_weights, oof_p, losses = fit_sentence_model(x, y, groups, args.seed)
+    offset = 0
+    for e in examples:
+        e.scores.proba = oof_p[offset : offset + len(e.labels)].astype(np.float32)
+        offset += len(e.labels)
+    top1 = np.mean([e.labels[int(np.argmax(e.scores.proba))] for e in answerable if len(e.labels)])
+    print(f"sentence model: {kind}; out-of-fold top-1 positive on answerable questions {top1:.3f}", file=sys.stderr)
+
+    # Answerability: logistic regression on question-level features from out-of-fold probabilities.
+    qx = np.vstack([answerability_features(e.scores) for e in examples])
+    qy = np.array([int(e.answerable) for e in examples])
+    q_oof = np.zeros(len(qy))
+    for train, test in StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=args.seed).split(qx, qy):
+        scaler = StandardScaler().fit(qx[train])
+        lr = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(qx[train]), qy[train])
+        q_oof[test] = lr.predict_proba(scaler.transform(qx[test]))[:, 1]
+    q_scaler = StandardScaler().fit(qx)
+    q_lr = LogisticRegression(C=1.0, max_iter=2000).fit(q_scaler.transform(qx), qy)
+    answerability_weights = dense_from_logistic(q_lr, q_scaler)
+
+    positives = np.sort(q_oof[qy == 1])
+    allowed = int(np.floor(args.max_false_abstention * len(positives)))
+    threshold = float(positives[allowed]) if allowed < len(positives) else 0.5
+    false_abstention = float(np.mean(q_oof[qy == 1] < threshold))
+    abstention_null = float(np.mean(q_oof[qy == 0] < threshold)) if (qy == 0).any() else None
+    print(f"threshold {threshold:.4f}: out-of-fold false abstention {false_abstention:.3f}, "
+          f"abstention on unanswerable {abstention_null}", file=sys.stderr)
+
+    # Multi-source answers: the tau that maximises the F1 of cited against evidence articles.
+    def mean_f1(tau: float) -> float:
+        f1s = []
+        for e in answerable:
+            if not e.gold_articles or not len(e.labels):
+                continue
+            cited = set(choose_articles(e.scores, e.scores.proba, tau))
+            hit = len(cited & set(e.gold_articles))
+            f1s.append(2 * hit / (len(cited) + len(e.gold_articles)))
+        return float(np.mean(f1s))
+
+    grid = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
+    f1_by_tau = {t: mean_f1(t) for t in grid}
+    tau = max(grid, key=lambda t: (round(f1_by_tau[t], 4), t))
+    print(f"multi-article threshold {tau}: article F1 {f1_by_tau[tau]:.3f}", file=sys.stderr)
+
+    minutes = round((time.time() - started) / 60, 1)
+    weights = {
+        "format": 1,
+        "features": list(FEATURES),
+        "answerability_features": list(ANSWERABILITY_FEATURES),
+        "sentence_model": sentence_weights,
+        "answerability_model": answerability_weights,
+        "threshold": round(threshold, 6),
+        "multi_article_threshold": tau,
+        "training": {
+            "command": "python -m training.train_answer_scorer",
+            "seed": args.seed,
+            "data": {
+                "questions": str(args.questions.relative_to(ROOT)) if args.questions.is_relative_to(ROOT) else str(args.questions),
+                "questions_sha256": sha256(args.questions),
+                "articles_sha256": sha256(args.articles),
+                "credit": "MultiHop-RAG (Tang and Yang, COLM 2024), ODC-BY 1.0",
+            },
+            "questions": len(examples),
+            "answerable": len(answerable),
+            "rows": int(len(y)),
+            "positives": int(y.sum()),
+            "sentence_model_kind": kind,
+            "out_of_fold_log_loss": losses,
+            "out_of_fold_top1_positive": round(float(top1), 4),
+            "sentence_reliability": reliability(oof_p, y),
+            "answerability_reliability": reliability(q_oof, qy),
+            "out_of_fold_false_abstention": round(false_abstention, 4),
+            "out_of_fold_abstention_on_unanswerable": None if abstention_null is None else round(abstention_null, 4),
+            "article_f1_by_tau": {str(t): round(v, 4) for t, v in f1_by_tau.items()},
+            "minutes": minutes,
+            "python": platform.python_version(),
+            "scikit_learn": sklearn.__version__,
+        },
+    }
+    # The check that the shipped file loads: the same class the answerer uses.
+    DenseModel.from_json(sentence_weights).proba(x[:2])
+    args.out.write_text(json.dumps(weights, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {sha256(args.out)}) in {minutes} min")
+
+
+if __name__ == "__main__":
+    main()
