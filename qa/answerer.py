@@ -98,7 +98,7 @@ class ExtractiveAnswerer:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold is a probability between 0 and 1, got {threshold}")
         self.embeddings = embeddings
-        self.scorer = AnswerScorer(embeddings.encode, sentence_vectors, weights)
+        self.scorer = AnswerScorer(embeddings, sentence_vectors, weights)
         self.max_sentences = max_sentences
         self.threshold = self.scorer.threshold if threshold is None else threshold
         self.related_k = related_k
@@ -106,9 +106,13 @@ class ExtractiveAnswerer:
 
     # ---- scoring ---------------------------------------------------------------------------
 
-    def score(self, question: str, passages: Sequence[Passage]) -> QuestionScores:
+    def question_vectors(self, question: str) -> np.ndarray:
+        """The question's vector (row 0, usable for retrieval) and its clauses', in one encode."""
+        return self.scorer.question_vectors(question)
+
+    def score(self, question: str, passages: Sequence[Passage], encoded: np.ndarray | None = None) -> QuestionScores:
         """Every candidate sentence of `passages` with its probability of answering `question`."""
-        return self.scorer.featurise(question, passages, self.catalog() if self.catalog else None)
+        return self.scorer.featurise(question, passages, self.catalog() if self.catalog else None, encoded)
 
     def score_sentences(self, question: str, passages: list[Passage], **_: Any) -> list[ScoredSentence]:
         """Scored sentences, best first (ties broken by retrieval rank, then text order)."""
@@ -116,7 +120,14 @@ class ExtractiveAnswerer:
 
     # ---- answering -------------------------------------------------------------------------
 
-    def answer(self, question: str, passages: list[Passage], *, retrieval_query: str | None = None) -> Answer:
+    def answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        retrieval_query: str | None = None,
+        encoded: np.ndarray | None = None,
+    ) -> Answer:
         """Answer `question` from `passages`, or abstain.
 
         Returns:
@@ -125,7 +136,7 @@ class ExtractiveAnswerer:
             ungrounded one with `NO_ANSWER`, no citations and up to `related_k` related passages.
         """
         query = retrieval_query or question
-        scores = self.score(question, passages)
+        scores = self.score(question, passages, encoded)
         ranked = _ranked(scores)
         if not ranked:
             return self._abstain(question, query, [], 0.0, ["no passages retrieved"])
@@ -137,12 +148,10 @@ class ExtractiveAnswerer:
             else:
                 reason = "no retrieved sentence answers the question with enough confidence"
             return self._abstain(question, query, ranked, confidence, [f"{reason} (P(answerable) {confidence:.2f} < {self.threshold:.2f})"])
-        chosen = self._select(ranked, scores.question.sources)
+        # Best first: [1] is the sentence most likely to answer, the rest support or complete it.
+        chosen = sorted(self._select(ranked, scores.question.sources), key=lambda s: -s.score)
         multi_article = len({s.passage.article_id for s in chosen}) > 1
         best = chosen[0]
-        # Present in reading order: by article (first appearance in the ranking), then offset.
-        article_order = {s.passage.article_id: i for i, s in reversed(list(enumerate(chosen)))}
-        chosen.sort(key=lambda s: (article_order[s.passage.article_id], s.start))
         span = short_answer(question, scores.question.form, best.text)
         citations = []
         for i, s in enumerate(chosen):

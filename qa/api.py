@@ -191,6 +191,13 @@ class ArticleQA:
             )
         return cls(store, k=k, answerer=answerer)
 
+    def _extractive(self) -> ExtractiveAnswerer | None:
+        """The extractive answerer in use (itself, or the LLM answerer's fallback)."""
+        if isinstance(self.answerer, ExtractiveAnswerer):
+            return self.answerer
+        fallback = getattr(self.answerer, "fallback", None)
+        return fallback if isinstance(fallback, ExtractiveAnswerer) else None
+
     def catalog(self) -> SourceCatalog:
         """The sources of the indexed articles, for finding the ones a question names."""
         return self._catalog()
@@ -250,6 +257,8 @@ class ArticleQA:
             else:
                 prepared.notes.append(f"{failure}; the follow-up was condensed without it")
         follow_up = condensed != question
+        extractive = self._extractive()
+        encoded = extractive.question_vectors(question) if extractive else None
         prepared.result = self.retriever.retrieve(
             question,
             k=k,
@@ -258,7 +267,9 @@ class ArticleQA:
             context_query=condensed if follow_up else None,
             prefer_articles=turns[-1].article_ids if follow_up and turns else (),
             prefer_sources=self.catalog().named_sources(question),
+            vector=encoded[0] if encoded is not None else None,
         )
+        prepared.result.question_vectors = encoded
         return prepared
 
     def ask(
@@ -332,7 +343,12 @@ class ArticleQA:
         """The answer to `question` from an earlier `retrieve()` result (for evaluation)."""
         # The conversation only widens retrieval; sentences are scored against the question
         # itself, or a follow-up would be answered with the previous answer again.
-        answer = self.answerer.answer(_clean(question), result.passages)
+        question = _clean(question)
+        encoded = result.question_vectors
+        if isinstance(self.answerer, ExtractiveAnswerer):
+            answer = self.answerer.answer(question, result.passages, encoded=encoded)
+        else:
+            answer = self.answerer.answer(question, result.passages)
         answer.retrieval_query = result.query
         return answer
 

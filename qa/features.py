@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -87,9 +88,13 @@ class Question:
 
     text: str
     form: str
-    clauses: tuple[str, ...]
+    clause_spans: tuple[tuple[int, int], ...]  # offsets of the clauses in `text`; () if one clause
     terms: tuple[str, ...]
     sources: tuple[str, ...]
+
+    @property
+    def clauses(self) -> tuple[str, ...]:
+        return tuple(self.text[a:b] for a, b in self.clause_spans)
 
     @property
     def yes_no(self) -> bool:
@@ -112,14 +117,23 @@ def question_form(question: str) -> str:
     return "other"
 
 
+def clause_spans(question: str) -> tuple[tuple[int, int], ...]:
+    """Offsets of the clauses of a long question (at least MIN_CLAUSE_WORDS words each)."""
+    spans, at = [], 0
+    for sep in [*_CLAUSE_SPLIT.finditer(question), None]:
+        end = sep.start() if sep else len(question.rstrip("?. "))
+        if end > at and len(tokens(question[at:end])) >= _MIN_CLAUSE_WORDS:
+            spans.append((at, end))
+        if sep:
+            at = sep.end()
+    return tuple(spans) if len(spans) > 1 else ()
+
+
 def analyse(question: str, catalog: SourceCatalog | None = None) -> Question:
-    clauses = tuple(
-        c for c in _CLAUSE_SPLIT.split(question.rstrip("?. ")) if len(tokens(c)) >= _MIN_CLAUSE_WORDS
-    )
     return Question(
         text=question,
         form=question_form(question),
-        clauses=clauses if len(clauses) > 1 else (),
+        clause_spans=clause_spans(question),
         terms=tuple(content_terms(question)),
         sources=catalog.named_sources(question) if catalog else (),
     )
@@ -168,17 +182,23 @@ def candidates(passages: Sequence[Passage]) -> list[Candidate]:
     return chosen
 
 
-def vectors(
-    texts: Sequence[str],
-    cands: Sequence[Candidate],
-    encode: Callable[[list[str]], np.ndarray],
-    stored: SentenceVectorSource | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors of `texts` (the question and its clauses) and of every candidate sentence.
+def question_vectors(question: Question, embeddings: Any) -> np.ndarray:
+    """Unit vectors of the question (row 0) and of its clauses (rows 1..).
 
-    Stored sentence vectors are used where the index has them; the rest are encoded in the
-    same batch as the texts (one model call per question).
+    The clause vectors come from the question's own pass through the model (the mean of its
+    token states over each clause) when the model gives span vectors, so a question costs one
+    short encode; otherwise the clauses are encoded in the same batch.
     """
+    if question.clause_spans and getattr(embeddings, "supports_spans", False):
+        whole, per_text = embeddings.encode_with_spans([question.text], [list(question.clause_spans)])
+        rows = [whole[:1], per_text[0].vectors] if len(per_text[0].vectors) else [whole[:1]]
+        return np.vstack(rows).astype(np.float32)
+    return np.asarray(embeddings.encode([question.text, *question.clauses]), dtype=np.float32)
+
+
+def sentence_vectors(cands: Sequence[Candidate], embeddings: Any, stored: SentenceVectorSource | None) -> np.ndarray:
+    """One unit vector per candidate: stored ones where the index has them, the rest encoded
+    in one batch."""
     found: dict[str, dict[tuple[int, int], np.ndarray]] = {}
     if stored is not None and cands:
         found = {cid: spans.lookup() for cid, spans in stored(list({c.passage.chunk_id for c in cands})).items()}
@@ -186,11 +206,12 @@ def vectors(
         found.get(c.passage.chunk_id, {}).get((c.start - c.passage.start, c.end - c.passage.start)) for c in cands
     ]
     missing = [j for j, row in enumerate(rows) if row is None]
-    encoded = np.asarray(encode(list(texts) + [cands[j].text for j in missing]), dtype=np.float32)
-    for j, vector in zip(missing, encoded[len(texts) :]):
-        rows[j] = vector
-    dim = encoded.shape[1]
-    return encoded[: len(texts)], (np.vstack(rows) if rows else np.zeros((0, dim), np.float32))
+    if missing:
+        for j, vector in zip(missing, embeddings.encode([cands[j].text for j in missing])):
+            rows[j] = vector
+    if not rows:
+        return np.zeros((0, 0), np.float32)
+    return np.vstack(rows).astype(np.float32)
 
 
 def _idf_share(weights: dict[str, float], terms: frozenset[str] | set[str], total: float) -> float:

@@ -32,6 +32,7 @@ from langchain_core.messages import HumanMessage
 
 from prompts import render_prompt
 from qa.answerer import NO_ANSWER, ExtractiveAnswerer
+from qa.features import question_form
 from qa.conversation import Turn
 from qa.models import Answer, Passage
 from qa.verify import normalise, verify_answer
@@ -372,6 +373,7 @@ class LLMAnswerer:
             text=check.text,
             grounded=True,
             citations=check.citations,
+            short_answer=_yes_or_no(question, check.text),
             confidence=check.supported / check.sentences if check.sentences else 0.0,
             score=None,
             retrieval_query=retrieval_query or question,
@@ -424,6 +426,15 @@ def _first_question(reply: str) -> str:
         if line:
             return line
     return ""
+
+
+def _yes_or_no(question: str, text: str) -> str | None:
+    """"Yes" or "No" when a yes/no question's verified answer starts with one (the prompt asks
+    for it), so the reader sees the verdict first, with the cited sentences after it."""
+    if question_form(question) != "yes_no":
+        return None
+    first = re.match(r"\W*(yes|no)\b", text, re.IGNORECASE)
+    return first.group(1).capitalize() if first else None
 
 
 def _abstains(text: str) -> bool:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+import numpy as np
+
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -74,7 +76,9 @@ class RetrievalResult:
     passages: list[Passage]
     query: str
     window: DateWindow | None = None
-    query_embedding: list[float] = field(default_factory=list)
+    # The question's vector and its clauses' (rows 1..), from one pass through the model, when
+    # the caller encoded them (`ArticleQA` does, for the answerer): nothing is encoded twice.
+    question_vectors: np.ndarray | None = None
 
 
 class HybridRetriever(BaseRetriever):
@@ -105,6 +109,7 @@ class HybridRetriever(BaseRetriever):
         context_query: str | None = None,
         prefer_articles: Sequence[str] = (),
         prefer_sources: Sequence[str] = (),
+        vector: Sequence[float] | None = None,
     ) -> RetrievalResult:
         """The best `k` passages for `query`.
 
@@ -122,6 +127,7 @@ class HybridRetriever(BaseRetriever):
             prefer_sources: Sources the question names ("according to TechCrunch"): each
                 gets its own dense and BM25 rankings (favoured, not required), and the best
                 chunk of each named source is kept among the `k` passages when it has one.
+            vector: `query` already embedded (by the caller, with the same model).
 
         Returns:
             Passages best first, with the time window that was preferred, if any.
@@ -132,7 +138,7 @@ class HybridRetriever(BaseRetriever):
         filters = filters or self.filters
         window = time_window(time_query or query, today or date.today())
         n = max(self.candidates, 3 * k)
-        vector = self.store.embeddings.embed_query(query)
+        vector = [float(v) for v in vector] if vector is not None else self.store.embeddings.embed_query(query)
 
         rankings: list[tuple[str, list[str]]] = [
             ("dense", self._dense(vector, n, filters.chroma_where())),
@@ -150,16 +156,15 @@ class HybridRetriever(BaseRetriever):
             rankings.append(("dense", self._dense(vector, n, where)))
             rankings.append(("lexical", self._lexical(query, n, filters, None, ids)))
         quota: list[list[str]] = []
-        for source in dict.fromkeys(prefer_sources):
-            if filters.sources and source not in filters.sources:
-                continue  # a hard filter excludes it: the question's wish cannot override it
-            narrowed = Filters(sources=(source,), after=filters.after, before=filters.before)
+        named = [s for s in dict.fromkeys(prefer_sources) if not filters.sources or s in filters.sources]
+        if named:  # (a hard source filter wins over the question's wish)
+            narrowed = Filters(sources=tuple(named), after=filters.after, before=filters.before)
             per_source = [
                 ("dense", self._dense(vector, n, narrowed.chroma_where())),
                 ("lexical", self._lexical(query, n, narrowed, None)),
             ]
             rankings.extend(per_source)
-            quota.append([cid for _kind, ids in per_source for cid in ids[:1]])
+            quota = _best_per_source(self.store, named, [ids for _kind, ids in per_source])
         if window:
             rankings.append(("dense", self._dense(vector, n, filters.chroma_where(window))))
             rankings.append(("lexical", self._lexical(query, n, filters, window)))
@@ -176,7 +181,7 @@ class HybridRetriever(BaseRetriever):
         ordered = sorted(fused, key=lambda cid: (-fused[cid], cid))
         ordered = _with_quota(ordered, fused, quota, k)
         passages = self._passages(ordered, fused, best_rank, k)
-        return RetrievalResult(passages, context_query or query, window, vector)
+        return RetrievalResult(passages, context_query or query, window)
 
     def _dense(self, vector: list[float], n: int, where: dict | None) -> list[str]:
         return [chunk_id for chunk_id, _distance in self.store.hybrid.nearest(vector, n, where)]
@@ -246,6 +251,21 @@ class HybridRetriever(BaseRetriever):
             )
             for p in self.retrieve(query).passages
         ]
+
+
+def _best_per_source(store: IndexStore, sources: list[str], rankings: list[list[str]]) -> list[list[str]]:
+    """For each source, the first chunk of that source in each ranking (one group a source)."""
+    ids = list(dict.fromkeys(cid for ranking in rankings for cid in ranking))
+    source_of = {cid: row.source for cid, row in store.lexical.get(ids).items()}
+    groups = []
+    for source in sources:
+        group = []
+        for ranking in rankings:
+            first = next((cid for cid in ranking if source_of.get(cid) == source), None)
+            if first is not None:
+                group.append(first)
+        groups.append(group)
+    return groups
 
 
 def _with_quota(ordered: list[str], fused: dict[str, float], quota: list[list[str]], k: int) -> list[str]:

@@ -30,7 +30,18 @@ from typing import Any
 import numpy as np
 
 from qa.coverage import missing_names
-from qa.features import FEATURES, FORMS, Candidate, Question, SentenceVectorSource, analyse, candidates, features, vectors
+from qa.features import (
+    FEATURES,
+    FORMS,
+    Candidate,
+    Question,
+    SentenceVectorSource,
+    analyse,
+    candidates,
+    features,
+    question_vectors,
+    sentence_vectors,
+)
 from qa.metadata import SourceCatalog
 from qa.models import Passage
 
@@ -173,18 +184,19 @@ class AnswerScorer:
     """Scores the sentences of retrieved passages and the answerability of a question.
 
     Args:
-        encode: `encode(list[str]) -> unit vectors` (the bundled embedding model).
+        embeddings: The bundled embedding model: `encode(list[str]) -> unit vectors`, and
+            `encode_with_spans` where it has `supports_spans`.
         sentence_vectors: Stored sentence vectors of chunks (None: encode sentences per question).
         weights: The trained weights (default: the ones shipped in the package).
     """
 
     def __init__(
         self,
-        encode: Callable[[list[str]], np.ndarray],
+        embeddings: Any,
         sentence_vectors: SentenceVectorSource | None = None,
         weights: dict[str, Any] | None = None,
     ):
-        self.encode = encode
+        self.embeddings = embeddings
         self.sentence_vectors = sentence_vectors
         self.weights = weights if weights is not None else load_weights()
         if self.weights is UNTRAINED:  # training: features only, every probability 0
@@ -206,13 +218,25 @@ class AnswerScorer:
         self.threshold = float(self.weights["threshold"])
         self.multi_article_threshold = float(self.weights["multi_article_threshold"])
 
+    def question_vectors(self, question: str) -> np.ndarray:
+        """The question's vector (row 0) and its clauses' (rows 1..), from one encode."""
+        return question_vectors(analyse(question), self.embeddings)
+
     def featurise(
-        self, question: str, passages: Sequence[Passage], catalog: SourceCatalog | None = None
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        catalog: SourceCatalog | None = None,
+        encoded: np.ndarray | None = None,
     ) -> QuestionScores:
-        """Analyse `question`, featurise every candidate sentence of `passages`, score them."""
+        """Analyse `question`, featurise every candidate sentence of `passages`, score them.
+
+        `encoded`: `question_vectors(question)` if the caller already has it.
+        """
         q = analyse(question, catalog)
         cands = candidates(passages)
-        text_vecs, sent_vecs = vectors((q.text, *q.clauses), cands, self.encode, self.sentence_vectors)
+        text_vecs = encoded if encoded is not None else question_vectors(q, self.embeddings)
+        sent_vecs = sentence_vectors(cands, self.embeddings, self.sentence_vectors)
         x = features(q, cands, text_vecs, sent_vecs)
         missing, total = missing_names(question, passages, catalog)
         proba = self.sentence_model.proba(x) if self.sentence_model else np.zeros(len(x), np.float32)

@@ -44,42 +44,93 @@ def _fold(text: str) -> str:
     return text.lower().replace("’", "'")
 
 
-def _in_question(text: str, question: str) -> bool:
-    words = [w for w in re.findall(r"[\w']+", _fold(text)) if w not in STOPWORDS]
-    q = set(re.findall(r"[\w']+", _fold(question)))
-    return bool(words) and all(w in q or w.removesuffix("'s") in q for w in words)
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w'’-]+", text)
+
+
+def _question_words(question: str) -> tuple[set[str], set[str]]:
+    """(all folded words of the question, folded words it writes capitalised after its first)."""
+    words = _words(question)
+    folded = {_fold(w).removesuffix("'s") for w in words}
+    names = {_fold(w).removesuffix("'s") for w in words[1:] if w[:1].isupper()}
+    return folded, names
+
+
+def _trim(words: list[str], asked: set[str]) -> list[str]:
+    """Drop function words and words of the question from both ends of a span."""
+    def drop(w: str) -> bool:
+        f = _fold(w).removesuffix("'s")
+        return f in STOPWORDS or f in asked
+
+    while words and drop(words[0]):
+        words = words[1:]
+    while words and drop(words[-1]):
+        words = words[:-1]
+    return words
+
+
+def _asks_for_statement(question: str) -> bool:
+    """"What did X say ...", "What is the reason ...": a what-question followed by a verb
+    wants a statement, not a name, unless it asks for "the name" outright."""
+    words = [_fold(w) for w in _words(question)]
+    for i, w in enumerate(words):
+        if w in ("what", "which"):
+            following = words[i + 1 : i + 4]
+            return bool(following) and following[0] in _AUXILIARIES and "name" not in following
+    return False
+
+
+_AUXILIARIES = frozenset("is are was were do does did has have had will would can could should may might".split())
+
+
+def _modifies_next_word(sentence: str, end: int) -> bool:
+    """The span is directly followed by a lowercase content word: "European official",
+    "Macron-Trump meeting", "ChatGPT maker" use the name as a modifier, not as the answer."""
+    after = _words(sentence[end:])
+    return bool(after) and after[0][:1].islower() and _fold(after[0]) not in STOPWORDS and sentence[end:end + 1] == " "
+
+
+_SCALED = re.compile(r"[$€£¥%]|\b(?:percent|per cent|million|billion|trillion|thousand|hundred)\b")
+
+
+def _quantity_fit(question: str, candidate: str) -> int:
+    """2: the number counts the thing the question asks about ("How many peacekeepers" ->
+    "30,000 peacekeepers"); 1: an amount with a currency, percent or scale word; 0: any number."""
+    asked = re.search(r"\bhow\s+(?:many|much)\s+([\w'’-]+)", question, re.IGNORECASE)
+    words = candidate.split()
+    if asked and len(words) > 1 and _fold(words[-1]).rstrip("s") == _fold(asked.group(1)).rstrip("s"):
+        return 2
+    return 1 if _SCALED.search(candidate) else 0
 
 
 def short_answer(question: str, form: str, sentence: str) -> Span | None:
     """The span of `sentence` that answers a question of `form` (see `qa.features.FORMS`)."""
-    if form in ("yes_no", "other"):
+    if form in ("yes_no", "other") or (form == "what" and _asks_for_statement(question)):
         return None
-    if form == "when":
-        pattern = _DATE
-    elif form == "quantity":
-        pattern = _QUANTITY
-    else:  # who, where, what/which: a name
-        pattern = _NAME
-    for match in pattern.finditer(sentence):
-        text = match.group(0).rstrip(".,;:’'\"")
-        start = match.start()
+    pattern = _DATE if form == "when" else _QUANTITY if form == "quantity" else _NAME
+    asked, question_names = _question_words(question)
+    matches = list(pattern.finditer(sentence))
+    if form == "quantity":
+        matches.sort(key=lambda m: -_quantity_fit(question, m.group(0)))  # stable: ties keep text order
+    for match in matches:
+        words = _words(match.group(0)) if form not in ("when", "quantity") else match.group(0).split()
         if form in ("who", "where", "what"):
-            words = text.split()
-            # A capitalised function word starting the sentence ("The", "In") is not a name.
-            while words and words[0].lower() in STOPWORDS:
-                words = words[1:]
-            text = " ".join(words)
-            if not text:
-                continue
-            start = sentence.find(text, match.start())
-            if start == 0 and len(words) == 1:
-                continue  # one capitalised word opening the sentence: as often "Another" as a name
-        if form == "quantity":
-            # Keep the unit word only when it is not a function word ("12 of the ...").
-            words = text.split()
-            if len(words) > 1 and words[-1].lower() in STOPWORDS:
-                text = " ".join(words[:-1])
-        if not text or _in_question(text, question):
+            if any(_fold(w).removesuffix("'s") in question_names for w in words):
+                continue  # names the question's own subject ("Lavrov" for "What did Lavrov say")
+            words = _trim(words, asked)
+            if not words or (match.start() == 0 and len(words) == 1 and sentence.startswith(words[0])):
+                continue  # nothing left, or one capitalised word opening the sentence ("Another")
+        elif form == "quantity" and len(words) > 1 and _fold(words[-1]) in STOPWORDS:
+            words = words[:-1]  # "12 of the ..." keeps "12"
+        text = " ".join(words).rstrip(".,;:’'\"")
+        start = sentence.find(words[0], match.start()) if words else -1
+        end = sentence.find(words[-1], start) + len(words[-1]) if words else -1
+        if start < 0 or end <= start:
+            continue
+        text = sentence[start:end].rstrip(".,;:’'\"")
+        if not text or all(_fold(w).removesuffix("'s") in asked for w in _words(text)):
+            continue
+        if form in ("who", "where", "what") and len(words) == 1 and _modifies_next_word(sentence, end):
             continue
         return Span(text, start, start + len(text))
     return None

@@ -2,7 +2,7 @@
 
 Shared by the answer scorer's features and the coverage check, so that "deploying" matches
 "deployed" and "Lions" matches "lion" the same way everywhere. Stemming is the Snowball
-English stemmer (snowballstemmer, a maintained library), not a suffix list of our own.
+English stemmer (PyStemmer, the Snowball project's C implementation), not a suffix list of our own.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import snowballstemmer
+import Stemmer
 
 from index.lexical import STOPWORDS
 
 TOKEN = re.compile(r"[^\W_]+(?:['’.,\-][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"^\d[\d,.:]*$")
 _YEAR = re.compile(r"(?<!\d)(?:1[89]|20)\d\d(?!\d)")
-_STEMMER = snowballstemmer.stemmer("english")
+_STEMMER = Stemmer.Stemmer("english")
 
 
 @lru_cache(maxsize=65536)

@@ -265,6 +265,9 @@ def test_chat_cites_highlights_and_answers_from_an_upload(app, page, tmp_path):
     expect(first.locator(".aqa-id")).to_have_text("zorvath-bridge", timeout=ANSWER_MS)
     expect(first.locator(".aqa-title")).to_have_text(BRIDGE_TITLE)
     expect(first.locator("mark")).to_have_text(BRIDGE_FACT)
+    # The short answer is shown first and highlighted inside the quote.
+    expect(chat).to_contain_text("9.7 million euros: ", timeout=ANSWER_MS)
+    expect(first.locator("mark .aqa-answer")).to_have_text("9.7 million euros")
     shot(page, "06-answer-from-upload")
 
 

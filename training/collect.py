@@ -62,14 +62,39 @@ def is_positive(sentence: str, article_id: str, question: dict) -> bool:
     return False
 
 
-def collect(qa, scorer: AnswerScorer, questions: Iterable[dict], *, progress=None) -> list[Example]:
-    """Retrieve and featurise every question with `qa` (an `ArticleQA`)."""
+def collect(
+    qa, scorer: AnswerScorer, questions: Iterable[dict], *, near_misses: bool = False, progress=None
+) -> list[Example]:
+    """Retrieve and featurise every question with `qa` (an `ArticleQA`).
+
+    With `near_misses`, each answerable question also gives an unanswerable example: the same
+    question asked of the articles without its evidence articles (retrieval as usual, the
+    evidence articles' passages dropped). Such a question is about something the collection
+    nearly covers, the hard case for abstention; MultiHop-RAG's own unanswerable questions
+    mostly name outlets the collection does not have, which is easy to tell.
+    """
     examples: list[Example] = []
     questions = list(questions)
     catalog = qa.catalog()
+    k = qa.retriever.k
     for i, q in enumerate(questions, 1):
-        result = qa.retrieve(q["question"])
-        scores = scorer.featurise(q["question"], result.passages, catalog)
+        result = qa.retrieve(q["question"], k=k * 5 if near_misses else k)
+        if near_misses and q.get("type") not in (None, "null") and q.get("article_ids"):
+            others = [p for p in result.passages if p.article_id not in q["article_ids"]][:k]
+            scores = scorer.featurise(q["question"], others, catalog)
+            examples.append(
+                Example(
+                    id=q["id"] + "-near-miss",
+                    question=q["question"],
+                    answerable=False,
+                    gold="",
+                    gold_articles=[],
+                    scores=scores,
+                    labels=np.zeros(len(scores.candidates), dtype=np.int8),
+                    extra={"near_miss": True},
+                )
+            )
+        scores = scorer.featurise(q["question"], result.passages[:k], catalog)
         labels = np.array(
             [is_positive(c.text, c.passage.article_id, q) for c in scores.candidates], dtype=np.int8
         )

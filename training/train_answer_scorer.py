@@ -1,9 +1,14 @@
 """Train the answer scorer shipped in `qa/weights/answer_scorer.json`.
 
-Data: the fitting part of the MultiHop-RAG development questions
-(`tests/data/multihop-rag/questions-fit.jsonl`, see `training/split_multihop.py`) over its 609
-articles. MultiHop-RAG: Yixuan Tang and Yi Yang, COLM 2024, ODC-BY 1.0 (LICENSE-NOTE.txt beside
-the data). The reporting part and tests/data/eval.jsonl are never read here.
+Data (`TRAINING_SETS`):
+- the fitting part of the MultiHop-RAG development questions
+  (`tests/data/multihop-rag/questions-fit.jsonl`, see `training/split_multihop.py`) over its 609
+  articles. MultiHop-RAG: Yixuan Tang and Yi Yang, COLM 2024, ODC-BY 1.0 (LICENSE-NOTE.txt
+  beside the data);
+- our own questions (`training/data/`, see its README): single-article questions, answerable
+  and near-miss unanswerable, over the MultiHop-RAG articles and over the bundled Wikinews
+  articles that tests/data/eval.jsonl does not use.
+The MultiHop-RAG reporting part and tests/data/eval.jsonl are never read here.
 
 What it does, all on CPU in a few minutes:
 
@@ -40,6 +45,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "multihop-rag"
 OUT = ROOT / "qa" / "weights" / "answer_scorer.json"
+OWN = ROOT / "training" / "data"
+# (index name, articles, question files over them). The MultiHop-RAG reporting part and
+# tests/data/eval.jsonl are deliberately absent.
+TRAINING_SETS = (
+    ("multihop-rag", DATA / "articles.jsonl", (DATA / "questions-fit.jsonl", OWN / "own-multihop-articles.jsonl")),
+    ("wikinews", ROOT / "examples" / "articles", (OWN / "own-wikinews.jsonl",)),
+)
 FOLDS = 5
 MAX_ANSWER_ARTICLES = 4
 
@@ -93,23 +105,35 @@ def fit_sentence_model(x, y, groups, seed):
     results = {}
     for kind in ("logistic", "mlp"):
         oof = np.zeros(len(y))
+        fitted = []
         for train, test in GroupKFold(n_splits=FOLDS).split(x, y, groups):
             scaler = StandardScaler().fit(x[train])
             model = make(kind).fit(scaler.transform(x[train]), y[train])
+            fitted.append((scaler, model))
             p = np.clip(model.predict_proba(scaler.transform(x[test]))[:, 1], 1e-6, 1 - 1e-6)
             oof[test] = np.log(p / (1 - p))
-        results[kind] = (oof, log_loss(y, 1 / (1 + np.exp(-oof))))
+        results[kind] = (oof, log_loss(y, 1 / (1 + np.exp(-oof))), fitted)
         print(f"  {kind}: out-of-fold log loss {results[kind][1]:.4f}", file=sys.stderr)
     kind = min(results, key=lambda k: results[k][1])
     oof_logit = results[kind][0]
     platt = LogisticRegression(C=1e6, max_iter=1000).fit(oof_logit[:, None], y)
     a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+
+    def fold_model(scaler, model):
+        def proba(features):
+            if not len(features):
+                return np.zeros(0, np.float32)
+            p = np.clip(model.predict_proba(scaler.transform(features))[:, 1], 1e-6, 1 - 1e-6)
+            return (1 / (1 + np.exp(-(a * np.log(p / (1 - p)) + b)))).astype(np.float32)
+        return proba
+
+    fold_models = [fold_model(sc, m) for sc, m in results[kind][2]]
     scaler = StandardScaler().fit(x)
     model = make(kind).fit(scaler.transform(x), y)
     weights = dense_from_mlp(model, scaler) if kind == "mlp" else dense_from_logistic(model, scaler)
     weights["platt"] = [round(a, 6), round(b, 6)]
     oof_p = 1 / (1 + np.exp(-(a * oof_logit + b)))
-    return kind, weights, oof_p, {k: round(v[1], 4) for k, v in results.items()}
+    return kind, weights, oof_p, {k: round(v[1], 4) for k, v in results.items()}, fold_models
 
 
 def choose_articles(scores, proba, tau):
@@ -130,9 +154,8 @@ def choose_articles(scores, proba, tau):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index-dir", type=Path, default=ROOT / ".articleqa-train")
-    parser.add_argument("--questions", type=Path, default=DATA / "questions-fit.jsonl")
-    parser.add_argument("--articles", type=Path, default=DATA / "articles.jsonl")
+    parser.add_argument("--index-dir", type=Path, default=ROOT / ".articleqa-train",
+                        help="Where the training indexes are kept (one subfolder per article set).")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-false-abstention", type=float, default=0.08,
@@ -144,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from rich.progress import Progress
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
     import sklearn
@@ -155,16 +178,24 @@ def main(argv: list[str] | None = None) -> None:
     from qa.features import FEATURES
     from training.collect import collect, load
 
-    store = open_index(args.index_dir)
-    report = index_paths(store, [args.articles])
-    print(f"index: {report.summary()}", file=sys.stderr)
-    qa = ArticleQA(store, answerer=object())
-    scorer = AnswerScorer(store.embeddings.encode, store.lexical.sentence_vectors, weights=UNTRAINED)
-    questions = load(args.questions)
-    with Progress(transient=True) as progress:
-        task = progress.add_task("Retrieving and featurising", total=len(questions))
-        examples = collect(qa, scorer, questions, progress=lambda d, t: progress.update(task, completed=d))
-    store.close()
+    collected = []
+    data_hashes = {}
+    for articles_name, articles, question_files in TRAINING_SETS:
+        store = open_index(args.index_dir / articles_name)
+        report = index_paths(store, [articles])
+        print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
+        qa = ArticleQA(store, answerer=object())
+        scorer = AnswerScorer(store.embeddings, store.lexical.sentence_vectors, weights=UNTRAINED)
+        for path in question_files:
+            questions = load(path)
+            data_hashes[str(path.relative_to(ROOT))] = sha256(path)
+            with Progress(transient=True) as progress:
+                task = progress.add_task(f"Retrieving and featurising {path.name}", total=len(questions))
+                collected += collect(qa, scorer, questions, near_misses=True,
+                                     progress=lambda d, t: progress.update(task, completed=d))
+        store.close()
+    examples = [e for e in collected if not e.extra.get("near_miss")]
+    near_misses = [e for e in collected if e.extra.get("near_miss")]
 
     x = np.vstack([e.scores.features for e in examples])
     y = np.concatenate([e.labels for e in examples]).astype(int)
@@ -174,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"rows {len(y)}, positives {int(y.sum())}; answerable questions with a positive among the "
           f"retrieved sentences: {with_positive}/{len(answerable)}", file=sys.stderr)
 
-    kind, sentence_weights, oof_p, losses = fit_sentence_model(x, y, groups, args.seed)
+    kind, sentence_weights, oof_p, losses, fold_models = fit_sentence_model(x, y, groups, args.seed)
     offset = 0
     for e in examples:
         e.scores.proba = oof_p[offset : offset + len(e.labels)].astype(np.float32)
@@ -182,9 +213,20 @@ def main(argv: list[str] | None = None) -> None:
     top1 = np.mean([e.labels[int(np.argmax(e.scores.proba))] for e in answerable if len(e.labels)])
     print(f"sentence model: {kind}; out-of-fold top-1 positive on answerable questions {top1:.3f}", file=sys.stderr)
 
-    # Answerability: logistic regression on question-level features from out-of-fold probabilities.
-    qx = np.vstack([answerability_features(e.scores) for e in examples])
-    qy = np.array([int(e.answerable) for e in examples])
+    # Near misses are scored by the model trained on the folds without their question.
+    fold_of = {}
+    for f, (_train, test) in enumerate(GroupKFold(n_splits=FOLDS).split(x, y, groups)):
+        for g in set(groups[test]):
+            fold_of[examples[g].id] = f
+    for e in near_misses:
+        e.scores.proba = fold_models[fold_of[e.id.removesuffix("-near-miss")]](e.scores.features)
+
+    # Answerability: logistic regression on question-level features from out-of-fold
+    # probabilities, over the real questions and the near misses.
+    pool = examples + near_misses
+    qx = np.vstack([answerability_features(e.scores) for e in pool])
+    qy = np.array([int(e.answerable) for e in pool])
+    is_near_miss = np.array([bool(e.extra.get("near_miss")) for e in pool])
     q_oof = np.zeros(len(qy))
     for train, test in StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=args.seed).split(qx, qy):
         scaler = StandardScaler().fit(qx[train])
@@ -198,9 +240,11 @@ def main(argv: list[str] | None = None) -> None:
     allowed = int(np.floor(args.max_false_abstention * len(positives)))
     threshold = float(positives[allowed]) if allowed < len(positives) else 0.5
     false_abstention = float(np.mean(q_oof[qy == 1] < threshold))
-    abstention_null = float(np.mean(q_oof[qy == 0] < threshold)) if (qy == 0).any() else None
+    real_null = (qy == 0) & ~is_near_miss
+    abstention_null = float(np.mean(q_oof[real_null] < threshold)) if real_null.any() else None
+    abstention_near_miss = float(np.mean(q_oof[is_near_miss] < threshold)) if is_near_miss.any() else None
     print(f"threshold {threshold:.4f}: out-of-fold false abstention {false_abstention:.3f}, "
-          f"abstention on unanswerable {abstention_null}", file=sys.stderr)
+          f"abstention on unanswerable {abstention_null}, on near misses {abstention_near_miss}", file=sys.stderr)
 
     # Multi-source answers: the tau that maximises the F1 of cited against evidence articles.
     def mean_f1(tau: float) -> float:
@@ -231,10 +275,8 @@ def main(argv: list[str] | None = None) -> None:
             "command": "python -m training.train_answer_scorer",
             "seed": args.seed,
             "data": {
-                "questions": str(args.questions.relative_to(ROOT)) if args.questions.is_relative_to(ROOT) else str(args.questions),
-                "questions_sha256": sha256(args.questions),
-                "articles_sha256": sha256(args.articles),
-                "credit": "MultiHop-RAG (Tang and Yang, COLM 2024), ODC-BY 1.0",
+                "questions_sha256": data_hashes,
+                "credit": "MultiHop-RAG (Tang and Yang, COLM 2024), ODC-BY 1.0; Wikinews, CC BY 2.5",
             },
             "questions": len(examples),
             "answerable": len(answerable),
@@ -247,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
             "answerability_reliability": reliability(q_oof, qy),
             "out_of_fold_false_abstention": round(false_abstention, 4),
             "out_of_fold_abstention_on_unanswerable": None if abstention_null is None else round(abstention_null, 4),
+            "near_misses": len(near_misses),
+            "out_of_fold_abstention_on_near_misses": None if abstention_near_miss is None else round(abstention_near_miss, 4),
             "article_f1_by_tau": {str(t): round(v, 4) for t, v in f1_by_tau.items()},
             "minutes": minutes,
             "python": platform.python_version(),

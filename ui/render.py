@@ -15,19 +15,32 @@ from index.models import Article
 from qa.models import Answer, Citation
 
 
-def highlight(text: str, start: int, end: int, *, mark_id: str | None = None) -> str:
+def highlight(
+    text: str,
+    start: int,
+    end: int,
+    *,
+    mark_id: str | None = None,
+    answer: tuple[int | None, int | None] = (None, None),
+) -> str:
     """`text` escaped, with `text[start:end]` wrapped in `<mark>`; offsets outside the text
-    (which would mean a stale citation) give the text without a mark."""
+    (which would mean a stale citation) give the text without a mark. `answer` (offsets in
+    `text`, inside the mark) is the short answer, wrapped in `<strong class="aqa-answer">`."""
     if not (0 <= start <= end <= len(text)) or start == end:
         return escape(text)
     attr = f' id="{escape(mark_id)}"' if mark_id else ""
-    return (
-        escape(text[:start])
-        + f"<mark{attr}>"
-        + escape(text[start:end])
-        + "</mark>"
-        + escape(text[end:])
-    )
+    a_start, a_end = answer
+    if a_start is not None and a_end is not None and start <= a_start < a_end <= end:
+        inner = (
+            escape(text[start:a_start])
+            + '<strong class="aqa-answer">'
+            + escape(text[a_start:a_end])
+            + "</strong>"
+            + escape(text[a_end:end])
+        )
+    else:
+        inner = escape(text[start:end])
+    return escape(text[:start]) + f"<mark{attr}>" + inner + "</mark>" + escape(text[end:])
 
 
 def _link(url: str | None, label: str) -> str:
@@ -54,7 +67,12 @@ def citation_item(citation: Citation, *, label: str) -> str:
     quoted sentence highlighted."""
     rel_start = citation.start - citation.passage_start
     rel_end = citation.end - citation.passage_start
-    passage = highlight(citation.passage, rel_start, rel_end)
+    answer = (
+        (citation.answer_start - citation.passage_start, citation.answer_end - citation.passage_start)
+        if citation.answer_start is not None and citation.answer_end is not None
+        else (None, None)
+    )
+    passage = highlight(citation.passage, rel_start, rel_end, answer=answer)
     return (
         f'<li class="aqa-cite" data-n="{citation.n}">'
         f'<div class="aqa-head"><span class="aqa-n">{escape(label)}</span> '
@@ -139,7 +157,9 @@ def article_html(article: Article | None, citation: Citation | None) -> str:
             '<div class="aqa-article aqa-empty"><p>The article '
             f"<code>{escape(citation.article_id)}</code> is no longer in the index.</p></div>"
         )
-    body = highlight(article.text, citation.start, citation.end, mark_id="aqa-quote")
+    body = highlight(
+        article.text, citation.start, citation.end, mark_id="aqa-quote", answer=(citation.answer_start, citation.answer_end)
+    )
     return (
         '<div class="aqa-article">'
         f'<h3 class="aqa-article-title">{_link(article.url, article.title)}</h3>'
@@ -188,6 +208,7 @@ CSS = """
 .aqa-passage { margin: 0; padding-left: 0.6rem; border-left: 3px solid #d0d7de; white-space: pre-wrap; }
 .aqa-sources mark, .aqa-article mark { background: #ffe066; color: #111; padding: 0 2px; border-radius: 2px; }
 .aqa-related mark { background: #ffe9b3; }
+.aqa-answer { background: #ffc107; font-weight: 700; border-radius: 2px; }
 .aqa-article-text { white-space: pre-wrap; max-height: 32rem; overflow-y: auto; }
 .aqa-notes { color: var(--body-text-color-subdued, #666); font-size: 0.85rem; }
 .aqa-empty { color: var(--body-text-color-subdued, #666); }

@@ -1,0 +1,78 @@
+"""Question files and metrics of `articleqa eval` (logic only; the command runs in test_cli_qa)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from qa.evaluation import EvalQuestion, contains, evaluate, load_questions
+from qa.models import Answer, Citation, Passage
+
+
+def _write(tmp_path, rows):
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_null_as_a_string_and_slashed_dates_are_read(tmp_path):
+    path = _write(
+        tmp_path,
+        [
+            {"id": "a", "question": "Q?", "answer": "x", "type": "factoid", "question_date": "2023/11/05"},
+            {"id": "b", "question": "Q?", "answer": "", "type": "null", "question_date": "2023-11-06"},
+            {"id": "c", "question": "Q?", "type": None},
+        ],
+    )
+    a, b, c = load_questions(path)
+    assert a.type == "factoid" and a.question_date == date(2023, 11, 5)
+    assert b.type is None and b.question_date == date(2023, 11, 6)
+    assert c.type is None
+
+
+def test_bad_type_and_date_name_the_line(tmp_path):
+    path = _write(tmp_path, [{"id": "a", "question": "Q?", "type": "maybe"}, {"id": "b", "question": "Q?", "question_date": "5 Nov"}])
+    with pytest.raises(ValueError, match=r"line 1: type.*line 2: question_date"):
+        load_questions(path)
+
+
+def test_gold_must_match_whole_words():
+    assert contains("Sam Bankman-Fried was convicted.", "sam bankman-fried")
+    assert not contains("It was not known.", "no")
+    assert not contains("Another 2390 died", "390")
+    assert contains("The “waste of time” remark", 'waste of time')
+
+
+def _passage(article_id: str, text: str) -> Passage:
+    return Passage(chunk_id=f"{article_id}:0", article_id=article_id, title=article_id, text=text, start=0, end=len(text))
+
+
+def _answer(question: str, text: str, articles: list[str], short: str | None = None) -> Answer:
+    citations = [Citation.of(i + 1, _passage(a, text), 0, len(text)) for i, a in enumerate(articles)]
+    return Answer(question=question, text=text, grounded=bool(articles), citations=citations, short_answer=short)
+
+
+def test_metrics_split_short_answers_yes_no_and_unanswerable():
+    questions = [
+        EvalQuestion(id="1", question="Who?", answer="Sam Altman", article_ids=["a", "b"], type="factoid"),
+        EvalQuestion(id="2", question="Did both?", answer="Yes", article_ids=["a", "b"], type="factoid"),
+        EvalQuestion(id="3", question="Nobody knows?", answer="", type=None),
+        EvalQuestion(id="4", question="What?", answer="OpenAI", article_ids=["c", "d"], type="factoid"),
+    ]
+    answers = {
+        "Who?": _answer("Who?", "Sam Altman: he left OpenAI.", ["a", "b"], "Sam Altman"),
+        "Did both?": _answer("Did both?", "Yes reports say yes.", ["a"]),
+        "Nobody knows?": _answer("Nobody knows?", "Not answered.", []),
+        "What?": _answer("What?", "It was Microsoft.", ["c"]),
+    }
+    report = evaluate(lambda q, today: (answers[q], [_passage("a", answers[q].text)]), questions, k=1)
+    assert report.by_type["factoid"].questions == 2
+    assert report.by_type["factoid"].answer_accuracy == 0.5
+    assert report.by_type["yes_no"].answer_accuracy == 1.0  # starts with the gold word
+    assert report.by_type["null"].abstention_rate == 1.0
+    answerable = report.by_type["answerable"]
+    assert answerable.false_abstention_rate == 0.0
+    assert answerable.two_article_both_cited == pytest.approx(1 / 3, abs=1e-3)
+    assert answerable.citation_precision == 1.0

@@ -1,0 +1,106 @@
+"""The learned answer scorer: the shipped weights are the trained ones, load offline, and rank
+an evidence sentence above its neighbours on a question held back from training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from index.chunking import chunk_article
+from index.models import Article
+from qa.features import FEATURES
+from qa.models import Passage
+from qa.scorer import (
+    ANSWERABILITY_FEATURES,
+    AnswerScorer,
+    DenseModel,
+    ScorerWeightsError,
+    load_weights,
+    weights_path,
+    weights_sha256,
+)
+from tests.conftest import ROOT
+from training.split_multihop import REPORT, part_of
+
+# The SHA-256 printed by `python -m training.train_answer_scorer` for the shipped weights.
+# Retraining changes it: update it here together with the numbers in docs/EVALUATION.md.
+TRAINED_SHA256 = "TO-BE-FILLED"
+# A MultiHop-RAG question of the reporting part (never seen in training), and one of its
+# evidence sentences.
+HELD_BACK_ID = "TO-BE-FILLED"
+MULTIHOP = ROOT / "tests" / "data" / "multihop-rag"
+
+
+def test_shipped_weights_are_the_trained_ones():
+    assert weights_sha256() == TRAINED_SHA256
+    assert weights_path().stat().st_size < 50 * 1024 * 1024
+    weights = load_weights()
+    assert tuple(weights["features"]) == FEATURES
+    assert tuple(weights["answerability_features"]) == ANSWERABILITY_FEATURES
+    assert 0.0 < weights["threshold"] < 1.0
+    training = weights["training"]
+    assert training["command"] == "python -m training.train_answer_scorer"
+    assert "tests/data/multihop-rag/questions-fit.jsonl" in training["data"]["questions_sha256"]
+    assert not any("report" in name or "eval.jsonl" in name for name in training["data"]["questions_sha256"])
+
+
+def test_weights_for_other_features_are_refused():
+    weights = load_weights()
+    weights = {**weights, "features": list(FEATURES[:-1])}
+    with pytest.raises(ScorerWeightsError, match="retrain"):
+        AnswerScorer(object(), weights=weights)
+
+
+def test_unreadable_weights_say_how_to_fix(tmp_path):
+    bad = tmp_path / "w.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ScorerWeightsError, match="retrain them"):
+        load_weights(bad)
+
+
+def test_dense_model_is_standardise_relu_logistic_platt():
+    model = DenseModel(
+        mean=np.array([1.0, 0.0], np.float32),
+        scale=np.array([2.0, 1.0], np.float32),
+        layers=((np.array([[1.0, -1.0], [0.0, 1.0]], np.float32), np.array([0.0, 0.5], np.float32)),
+                (np.array([[2.0], [1.0]], np.float32), np.array([-1.0], np.float32))),
+        platt=(0.5, 0.1),
+    )
+    x = np.array([[3.0, 1.0]], np.float32)  # standardised [1, 1] -> hidden relu([1, 0.5]) -> 2 + 0.5 - 1
+    expected = 1 / (1 + np.exp(-(0.5 * 1.5 + 0.1)))
+    assert model.proba(x)[0] == pytest.approx(expected, rel=1e-6)
+    assert DenseModel.from_json(model.to_json()).proba(x)[0] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_evidence_sentence_outranks_its_neighbours_on_a_held_back_question(embeddings):
+    assert part_of(HELD_BACK_ID) == "report"
+    question = next(
+        json.loads(line) for line in REPORT.read_text(encoding="utf-8").splitlines() if json.loads(line)["id"] == HELD_BACK_ID
+    )
+    rows = {
+        row["id"]: row
+        for row in map(json.loads, (MULTIHOP / "articles.jsonl").read_text(encoding="utf-8").splitlines())
+        if row["id"] in question["article_ids"]
+    }
+    passages = []
+    for rank, (article_id, row) in enumerate(rows.items()):
+        article = Article(id=article_id, title=row["title"], text=row["body"], source=row["source"], origin="x")
+        for c in chunk_article(article):
+            passages.append(
+                Passage(chunk_id=f"{article_id}:{c.index}", article_id=article_id, title=row["title"],
+                        source=row["source"], text=c.text, start=c.start, end=c.end, score=1.0 / (1 + rank))
+            )
+    scorer = AnswerScorer(embeddings)
+    scores = scorer.featurise(question["question"], passages)
+    evidence = question["evidence"][0]
+    hits = [j for j, c in enumerate(scores.candidates) if c.text in evidence or evidence in c.text]
+    assert hits, "the evidence sentence is among the candidates"
+    j = hits[0]
+    cand = scores.candidates[j]
+    neighbours = [k for k in (cand.prev, cand.next) if k is not None]
+    assert neighbours
+    assert all(scores.proba[j] > scores.proba[k] for k in neighbours)
+    assert scorer.answerability(scores) >= scorer.threshold

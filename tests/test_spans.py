@@ -1,0 +1,71 @@
+"""The short answer cut from a quoted sentence (no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.features import question_form
+from qa.spans import short_answer
+from tests.conftest import WASTE_SENTENCE
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "expected"),
+    [
+        ("Who is accused of fraud?", "The prosecution said Sam Bankman-Fried built FTX on lies.", "Sam Bankman-Fried"),
+        ("How many peacekeepers could they deploy?", "Britain and France plan to deploy up to 30,000 peacekeepers.", "30,000 peacekeepers"),
+        ("When did the museum open?", "The museum opened on March 3, 2019 in Paris.", "March 3, 2019"),
+        (
+            "Which Russian emergencies minister told Putin that 36 to 40 people were under the rubble?",
+            "In a meeting that day he was told by Emergencies Minister Yevgeny Zinichev of people missing.",
+            "Yevgeny Zinichev",
+        ),
+        ("What is the name of the company that makes ChatGPT?", "ChatGPT maker OpenAI said on Monday it would.", "OpenAI"),
+        ("Where did the helicopter crash?", "The helicopter crashed in Calabasas on Sunday.", "Calabasas"),
+    ],
+)
+def test_span_is_the_asked_for_part_of_the_sentence(question, sentence, expected):
+    span = short_answer(question, question_form(question), sentence)
+    assert span is not None and span.text == expected
+    assert sentence[span.start : span.end] == span.text
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        # The only names are adjectives or the question's own subject: no short answer.
+        ("Who called the meeting a waste of time?", WASTE_SENTENCE),
+        ("What did Lavrov say about NATO troops?", "Russian Foreign Minister Sergey Lavrov said it would contradict the goal."),
+        # Yes/no questions get no span; the reader decides.
+        ("Did both outlets report a rise?", "Revenue rose 12% in 2023, TechCrunch said."),
+        # A number the question already gives is not the answer.
+        ("Were 36 people hurt?", "Officials said 36 people were hurt."),
+    ],
+)
+def test_no_span_rather_than_a_wrong_one(question, sentence):
+    assert short_answer(question, question_form(question), sentence) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "form"),
+    [
+        ("Who called the meeting a waste of time?", "who"),
+        ("Considering the reports, which company did he found?", "what"),
+        ("How many people died?", "quantity"),
+        ("How did it happen?", "other"),
+        ("Does the TechCrunch article agree with The Verge?", "yes_no"),
+        ("When did Leonov walk in space?", "when"),
+        ("In which city did a stampede kill dozens?", "what"),
+        ("Where did the helicopter crash?", "where"),
+    ],
+)
+def test_question_form(question, form):
+    assert question_form(question) == form
+
+
+def test_how_much_prefers_an_amount_and_how_many_the_counted_thing():
+    sentence = "The bridge reopened after 14 months of repairs costing 9.7 million euros."
+    assert short_answer("How much did the repairs cost?", "quantity", sentence).text == "9.7 million euros"
+    sentence = "After 3 days, 120 officers and 30,000 peacekeepers were ready."
+    assert short_answer("How many peacekeepers were ready?", "quantity", sentence).text == "30,000 peacekeepers"
+    assert short_answer("How many days passed?", "quantity", sentence).text == "3 days"
