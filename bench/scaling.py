@@ -1,7 +1,11 @@
 """Ask latency and answer quality as the corpus grows, and `serve`'s memory on the largest.
 
 Corpora of 300, 1,000 and 3,000 articles: the bundled examples (the RT seed and 291 Wikinews
-articles, which hold every answer of tests/data/eval.jsonl) plus synthetic distractors. A
+articles, which hold every answer of tests/data/eval.jsonl), from 1,000 articles on also the
+609 MultiHop-RAG articles (Tang and Yang, COLM 2024, ODC-BY 1.0) whose reporting questions are
+long, multi-source news questions, plus synthetic distractors. Questions: tests/data/eval.jsonl,
+and where the MultiHop-RAG articles are indexed, the first `LONG_QUESTIONS` questions of its
+reporting part as well (long questions are the slow ones: more terms, more clauses, sources). A
 distractor is 6 to 12 paragraphs drawn at random from random Wikinews articles, under a title,
 date and id of its own: realistic news text on the same topics, often repeating the very
 paragraph that answers a question (a hard case for retrieval: exact duplicates in other
@@ -31,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "articles"
 CORPUS = EXAMPLES / "wikinews-2019-2020.jsonl"
 QUESTIONS = ROOT / "tests" / "data" / "eval.jsonl"
+MULTIHOP = ROOT / "tests" / "data" / "multihop-rag"
+LONG_QUESTIONS = 200
 SIZES = (300, 1000, 3000)
 SEED = 20261126
 
@@ -71,6 +77,11 @@ def measure_size(size: int, index_dir: str) -> dict:
     from qa.evaluation import evaluate, load_questions
 
     real = 1 + sum(1 for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip())
+    multihop_articles = MULTIHOP / "articles.jsonl"
+    multihop_count = sum(1 for line in multihop_articles.read_text(encoding="utf-8").splitlines() if line.strip())
+    with_multihop = size >= real + multihop_count
+    inputs = [EXAMPLES] + ([multihop_articles] if with_multihop else [])
+    real += multihop_count if with_multihop else 0
     if size < real:
         raise ValueError(f"size {size} is below the {real} real articles every corpus holds")
     feed = Path(index_dir).parent / f"distractors-{size}.jsonl"
@@ -80,7 +91,7 @@ def measure_size(size: int, index_dir: str) -> dict:
     store = open_index(index_dir)
     store.embeddings.encode(["warm up"])
     started = time.perf_counter()
-    report = index_paths(store, [EXAMPLES, feed])
+    report = index_paths(store, [*inputs, feed])
     index_seconds = time.perf_counter() - started
     articles = store.articles.count()
     store.close()
@@ -88,6 +99,7 @@ def measure_size(size: int, index_dir: str) -> dict:
         raise RuntimeError(f"indexing the {size}-article corpus failed: {report.failed[:3]}, {articles} articles")
 
     questions = load_questions(QUESTIONS)
+    long_questions = load_questions(MULTIHOP / "questions-report.jsonl")[:LONG_QUESTIONS] if with_multihop else []
     with ArticleQA.open(index_dir) as qa:
         qa.ask("warm up question about the news")
 
@@ -96,15 +108,23 @@ def measure_size(size: int, index_dir: str) -> dict:
             return qa.answer_from(question, result), result.passages
 
         evaluation = evaluate(ask, questions, k=qa.retriever.k)
+        long_eval = evaluate(ask, long_questions, k=qa.retriever.k) if long_questions else None
     overall, factoid = evaluation.overall, evaluation.by_type["factoid"]
+    every = [r.seconds * 1000 for r in evaluation.results + (long_eval.results if long_eval else [])]
+    from qa.evaluation import percentile
+
     return {
         "articles": size,
         "chunks": report.chunks_added,
         "index_seconds": round(index_seconds, 1),
         "articles_per_s": round(size / index_seconds, 2),
-        "questions": overall.questions,
-        "p50_ms": overall.latency_p50_ms,
-        "p95_ms": overall.latency_p95_ms,
+        "questions": len(every),
+        "long_questions": len(long_questions),
+        "p50_ms": round(percentile(every, 50), 1),
+        "p95_ms": round(percentile(every, 95), 1),
+        "eval_p50_ms": overall.latency_p50_ms,
+        "long_p50_ms": long_eval.overall.latency_p50_ms if long_eval else None,
+        "long_p95_ms": long_eval.overall.latency_p95_ms if long_eval else None,
         "answer_hit_at_1": factoid.answer_hit_at_1,
         "answer_accuracy": factoid.answer_accuracy,
         "peak_rss_mb": round(_peak_mb()),

@@ -13,7 +13,10 @@ signals a reader would use:
 - metadata: whether the question names the article's source (`qa.metadata`);
 - retrieval: the passage's fused score relative to the best, its dense and BM25 ranks;
 - form: length, position in the article, new names / numbers / years not in the question,
-  quotation marks, and the question's form (who, when, where, how many, what/which, yes/no).
+  quotation marks, and the question's form (who, when, where, how many, what/which, yes/no);
+- agreement: how many other retrieved articles mention a name of the sentence that the
+  question does not (the answer to a multi-source question is often the one name its sources
+  share).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ FEATURES: tuple[str, ...] = (
     "log_offset",
     "log_words",
     "new_names",
+    "shared_names",
     "new_numbers",
     "year",
     "echo",
@@ -153,8 +157,13 @@ class Candidate:
     terms: frozenset[str] = field(default_factory=frozenset)
 
 
-def candidates(passages: Sequence[Passage]) -> list[Candidate]:
-    """Every sentence of every passage, deduplicated across overlapping chunks (best rank kept)."""
+def candidates(passages: Sequence[Passage], question: Question | None = None) -> list[Candidate]:
+    """Every sentence of every passage, deduplicated across overlapping chunks (best rank kept).
+
+    For a question that asks for something (not yes/no), a sentence that adds no content word
+    to the question's own cannot answer it and is left out ("Who called the meeting a waste of
+    time?" quoted back), unless nothing else is left.
+    """
     order = sorted(range(len(passages)), key=lambda i: -passages[i].score)
     seen: set[tuple[str, int]] = set()
     long_ones: list[Candidate] = []
@@ -171,6 +180,10 @@ def candidates(passages: Sequence[Passage]) -> list[Candidate]:
             cand.terms = frozenset(content_terms(text))
             (long_ones if len(tokens(text)) >= MIN_WORDS else short_ones).append(cand)
     chosen = long_ones or short_ones
+    if question is not None and not question.yes_no:
+        asked = set(question.terms)
+        adding = [c for c in chosen if not c.terms <= asked]
+        chosen = adding or chosen
     by_passage: dict[str, list[int]] = {}
     for j, cand in enumerate(chosen):
         by_passage.setdefault(cand.passage.chunk_id, []).append(j)
@@ -247,6 +260,11 @@ def features(
     overlap = np.array([_idf_share(idf, c.terms, idf_total) for c in cands], dtype=np.float32)
     q_terms = set(question.terms)
     q_lower = question.text.lower()
+    new_names = [{w.lower() for w in capitalised_words(c.text) if w.lower() not in q_lower} for c in cands]
+    names_in_article: dict[str, set[str]] = {}
+    for cand, names in zip(cands, new_names):
+        names_in_article.setdefault(cand.passage.article_id, set()).update(names)
+    other_articles = max(len(names_in_article) - 1, 1)
     top_score = max(c.passage.score for c in cands) or 1.0
     title_terms: dict[str, frozenset[str]] = {}
 
@@ -283,8 +301,14 @@ def features(
         row[col["log_offset"]] = math.log1p(cand.start) / 10
         words = tokens(cand.text)
         row[col["log_words"]] = math.log1p(len(words)) / 4
-        new_names = [w for w in capitalised_words(cand.text) if w.lower() not in q_lower]
-        row[col["new_names"]] = min(len(new_names), 5) / 5
+        row[col["new_names"]] = min(len(new_names[j]), 5) / 5
+        row[col["shared_names"]] = max(
+            (
+                sum(name in names for article, names in names_in_article.items() if article != p.article_id)
+                for name in new_names[j]
+            ),
+            default=0,
+        ) / other_articles
         row[col["new_numbers"]] = float(any(is_number(w) and w not in question.text for w in words))
         row[col["year"]] = float(has_year(cand.text))
         row[col["echo"]] = len(cand.terms & q_terms) / len(cand.terms) if cand.terms else 1.0

@@ -55,6 +55,9 @@ ANSWERABILITY_FEATURES: tuple[str, ...] = (
     "mean_top3_p",
     "max_cos_question",
     "max_overlap",
+    "top_overlap_window",
+    "terms_in_passages",
+    "terms_in_top_article",
     "name_coverage",
     "missing_names",
     "any_source_named",
@@ -167,6 +170,17 @@ def answerability_features(scores: QuestionScores) -> np.ndarray:
         row[col["mean_top3_p"]] = float(np.mean(p[order[:3]]))
         row[col["max_cos_question"]] = float(scores.features[:, FEATURES.index("cos_question")].max())
         row[col["max_overlap"]] = float(scores.features[:, FEATURES.index("overlap")].max())
+        row[col["top_overlap_window"]] = float(scores.features[top, FEATURES.index("overlap_window")])
+        # What the question asks about that no retrieved sentence mentions ("weigh", "succeeded",
+        # "final score"): a question about a detail the articles do not give.
+        terms = set(q.terms)
+        if terms:
+            everywhere = set().union(*(c.terms for c in scores.candidates))
+            in_top = set().union(*(c.terms for c in scores.candidates if c.passage.article_id == top_article))
+            row[col["terms_in_passages"]] = len(terms & everywhere) / len(terms)
+            row[col["terms_in_top_article"]] = len(terms & in_top) / len(terms)
+        else:
+            row[col["terms_in_passages"]] = row[col["terms_in_top_article"]] = 1.0
     missing, names_total = len(scores.missing_names), scores.names_total
     row[col["name_coverage"]] = 1.0 - missing / names_total if names_total else 1.0
     row[col["missing_names"]] = min(missing, 4) / 4
@@ -234,7 +248,7 @@ class AnswerScorer:
         `encoded`: `question_vectors(question)` if the caller already has it.
         """
         q = analyse(question, catalog)
-        cands = candidates(passages)
+        cands = candidates(passages, q)
         text_vecs = encoded if encoded is not None else question_vectors(q, self.embeddings)
         sent_vecs = sentence_vectors(cands, self.embeddings, self.sentence_vectors)
         x = features(q, cands, text_vecs, sent_vecs)

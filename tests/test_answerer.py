@@ -193,16 +193,17 @@ def test_one_encode_call_per_question(model, passages):
     assert Counting.calls == 2  # the question; then every sentence (no stored vectors), in one batch
 
 
-def test_sentence_repeating_the_question_ranks_below_the_answer(answerer, seed):
+def test_sentence_repeating_the_question_is_no_answer(answerer, seed):
     # A passage that merely restates the question next to one that answers it.
     text = "Who called the meeting a waste of time? " + WASTE
     article = Article(id="x", title="T", text=text, origin="x")
     passage = Passage(chunk_id="x:0", article_id="x", title="T", text=text, start=0, end=len(text), score=1.0)
     ranked = answerer.score_sentences("Who called the meeting a waste of time?", [passage])
-    echo = next(s for s in ranked if s.text.startswith("Who called"))
-    assert echo.features["echo"] == 1.0
-    assert ranked[0].text == WASTE
+    assert [s.text for s in ranked] == [WASTE]
     assert article.text[ranked[0].start : ranked[0].end] == WASTE
+    # A yes/no question may be answered by the sentence that states its claim.
+    claim = Passage(chunk_id="y:0", article_id="y", title="T", text="The meeting was a waste of time.", start=0, end=32, score=1.0)
+    assert len(answerer.score_sentences("Was the meeting a waste of time?", [claim])) == 1
 
 
 def test_short_fragments_skipped_unless_nothing_else(answerer):
@@ -225,7 +226,8 @@ def _two_source_passages(seed):
 def test_each_named_source_is_quoted_with_its_own_marker(model, seed):
     passages, articles = _two_source_passages(seed)
     catalog = SourceCatalog(["RT", "Wikinews"])
-    answerer = ExtractiveAnswerer(model, catalog=lambda: catalog)
+    # Selection only: whether to answer at all is the answerability model's (tested above).
+    answerer = ExtractiveAnswerer(model, catalog=lambda: catalog, threshold=0.0)
     question = (
         "How many people were under the rubble in Magnitogorsk according to Wikinews, and how many "
         "peacekeepers could Britain and France deploy according to RT?"
