@@ -27,7 +27,7 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install run index test bench clean
+.PHONY: install run index test bench train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,5 +54,9 @@ test: install
 bench: install
 	$(BIN)/python -m bench.run_all
 
+# Refit the answer scorer (qa/weights/answer_scorer.json) on the fitting data: training/README.md.
+train: install
+	$(BIN)/python -m training.train_answer_scorer
+
 clean:
-	rm -rf $(VENV) $(INDEX_DIR) .pytest_cache test-artifacts
+	rm -rf $(VENV) $(INDEX_DIR) .articleqa-train .pytest_cache test-artifacts

@@ -44,6 +44,7 @@ END;
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
 END;
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE TABLE IF NOT EXISTS sentence_vectors (
     chunk_id TEXT PRIMARY KEY,
     spans BLOB NOT NULL,
@@ -148,6 +149,13 @@ class LexicalIndex:
             chunk_id: SpanVectors.from_blobs(spans, vectors)
             for chunk_id, spans, vectors in rows_in(self._db, query, chunk_ids)
         }
+
+    def document_frequencies(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
+        """How many chunks contain each term (as FTS5's porter tokenizer stems it), and how many
+        chunks there are: corpus statistics for weighting a question's terms."""
+        terms = list(dict.fromkeys(terms))
+        counts = dict(rows_in(self._db, "SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms)) if terms else {}
+        return counts, self.count()
 
     def chunk_ids_of(self, article_id: str) -> set[str]:
         rows = self._db.execute("SELECT chunk_id FROM chunks WHERE article_id = ?", (article_id,))

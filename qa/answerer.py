@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qa.features import FEATURES, SentenceVectorSource
+from qa.features import FEATURES, DocumentFrequencySource, SentenceVectorSource
 from qa.metadata import SourceCatalog
 from qa.models import Answer, Citation, Passage
 from qa.scorer import AnswerScorer, QuestionScores
@@ -80,6 +80,8 @@ class ExtractiveAnswerer:
         catalog: Returns the indexed sources (to find the ones a question names); None: the
             question's source names are not recognised.
         weights: Trained scorer weights (default: the ones shipped in the package).
+        document_frequencies: Corpus statistics of terms (the index's; None: the candidate
+            sentences stand in for the corpus).
     """
 
     def __init__(
@@ -92,13 +94,14 @@ class ExtractiveAnswerer:
         sentence_vectors: SentenceVectorSource | None = None,
         catalog: Callable[[], SourceCatalog] | None = None,
         weights: dict[str, Any] | None = None,
+        document_frequencies: DocumentFrequencySource | None = None,
     ):
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold is a probability between 0 and 1, got {threshold}")
         self.embeddings = embeddings
-        self.scorer = AnswerScorer(embeddings, sentence_vectors, weights)
+        self.scorer = AnswerScorer(embeddings, sentence_vectors, weights, document_frequencies)
         self.max_sentences = max_sentences
         self.threshold = self.scorer.threshold if threshold is None else threshold
         self.related_k = related_k

@@ -89,7 +89,11 @@ def extractive_answerer(store: IndexStore, **options: Any) -> ExtractiveAnswerer
     """The offline answerer over `store`, reading the sentence vectors stored with its chunks
     and recognising the sources of its articles in questions."""
     return ExtractiveAnswerer(
-        store.embeddings, sentence_vectors=store.lexical.sentence_vectors, catalog=source_catalog(store), **options
+        store.embeddings,
+        sentence_vectors=store.lexical.sentence_vectors,
+        catalog=source_catalog(store),
+        document_frequencies=store.lexical.document_frequencies,
+        **options,
     )
 
 

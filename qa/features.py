@@ -8,8 +8,9 @@ signals a reader would use:
 - similarity: cosine between the question (and each of its clauses) and the sentence and its
   neighbours (bundled MiniLM; sentence vectors stored at indexing time), relative to the best
   candidate;
-- overlap: IDF-weighted share of the question's terms in the sentence, its window and its
-  article's title (IDF over the candidates, so rare names and numbers dominate);
+- overlap: IDF-weighted share of the question's terms in the sentence, its window, the
+  retrieved text of its article, and its article's title (IDF over the candidates, so rare
+  names and numbers dominate; and IDF over the whole index, where the index gives it);
 - metadata: whether the question names the article's source (`qa.metadata`);
 - retrieval: the passage's fused score relative to the best, its dense and BM25 ranks;
 - form: length, position in the article, new names / numbers / years not in the question,
@@ -61,6 +62,11 @@ FEATURES: tuple[str, ...] = (
     "overlap_rel",
     "overlap_clause_max",
     "overlap_window",
+    "overlap_article",
+    "overlap_corpus",
+    "overlap_corpus_window",
+    "missing_specific",
+    "missing_specific_window",
     "overlap_title",
     "source_named",
     "any_source_named",
@@ -84,6 +90,8 @@ FEATURES: tuple[str, ...] = (
 
 SentenceVectorSource = Callable[[Sequence[str]], dict[str, SpanVectors]]
 """chunk ids -> their stored sentence vectors (e.g. `index.lexical.LexicalIndex.sentence_vectors`)."""
+DocumentFrequencySource = Callable[[Sequence[str]], tuple[dict[str, int], int]]
+"""terms -> (chunks containing each, chunks in all) (e.g. `LexicalIndex.document_frequencies`)."""
 
 
 @dataclass(frozen=True)
@@ -236,9 +244,12 @@ def features(
     cands: Sequence[Candidate],
     text_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    corpus: tuple[dict[str, int], int] | None = None,
 ) -> np.ndarray:
     """The (len(cands), len(FEATURES)) feature matrix. `text_vectors[0]` is the question's,
-    the rest its clauses' (in `question.clauses` order)."""
+    the rest its clauses' (in `question.clauses` order). `corpus`: document frequencies of the
+    question's terms over the whole index and the number of chunks (None: the candidates
+    stand in for the corpus)."""
     n = len(cands)
     out = np.zeros((n, len(FEATURES)), dtype=np.float32)
     if n == 0:
@@ -258,6 +269,21 @@ def features(
         weights = {t: idf.get(t, 0.0) for t in content_terms(clause)}
         clause_weights.append((weights, sum(weights.values())))
     overlap = np.array([_idf_share(idf, c.terms, idf_total) for c in cands], dtype=np.float32)
+    # Corpus IDF: within the candidates a term the top article repeats ("meeting") looks common;
+    # over the whole collection it is rarer than a framing verb ("called").
+    if corpus is not None:
+        frequencies, chunks = corpus
+        corpus_idf = {t: math.log(1 + (chunks + 1) / (1 + frequencies.get(t, 0))) for t in question.terms}
+    else:
+        corpus_idf = idf
+    corpus_total = sum(corpus_idf.values())
+    top_idf = max(corpus_idf.values(), default=0.0) or 1.0
+
+    def missing_specific(terms: frozenset[str] | set[str]) -> float:
+        """The most specific question term the text lacks, relative to the most specific one
+        overall (1.0: it lacks the question's rarest term)."""
+        return max((w for t, w in corpus_idf.items() if t not in terms), default=0.0) / top_idf
+
     q_terms = set(question.terms)
     q_lower = question.text.lower()
     new_names = [{w.lower() for w in capitalised_words(c.text) if w.lower() not in q_lower} for c in cands]
@@ -267,6 +293,9 @@ def features(
     other_articles = max(len(names_in_article) - 1, 1)
     top_score = max(c.passage.score for c in cands) or 1.0
     title_terms: dict[str, frozenset[str]] = {}
+    article_terms: dict[str, set[str]] = {}
+    for cand in cands:
+        article_terms.setdefault(cand.passage.article_id, set()).update(cand.terms)
 
     for j, cand in enumerate(cands):
         row = out[j]
@@ -287,6 +316,11 @@ def features(
             if other is not None:
                 window |= cands[other].terms
         row[col["overlap_window"]] = _idf_share(idf, window, idf_total)
+        row[col["overlap_corpus"]] = _idf_share(corpus_idf, cand.terms, corpus_total)
+        row[col["overlap_corpus_window"]] = _idf_share(corpus_idf, window, corpus_total)
+        row[col["missing_specific"]] = missing_specific(cand.terms)
+        row[col["missing_specific_window"]] = missing_specific(window)
+        row[col["overlap_article"]] = _idf_share(idf, article_terms[p.article_id], idf_total)
         if p.article_id not in title_terms:
             title_terms[p.article_id] = frozenset(content_terms(p.title))
         row[col["overlap_title"]] = _idf_share(idf, title_terms[p.article_id], idf_total)

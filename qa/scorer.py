@@ -5,8 +5,8 @@ MultiHop-RAG questions (never on the questions numbers are reported on) and ship
 package as one JSON file (`qa/weights/answer_scorer.json`, a few kB; its SHA-256 is checked by
 a test):
 
-- the sentence model: a one-hidden-layer network over `qa.features.FEATURES`, then Platt
-  scaling fitted on out-of-fold predictions, so its output is a calibrated probability that
+- the sentence model: an ensemble of one-hidden-layer networks over `qa.features.FEATURES`
+  (their logits averaged), then Platt scaling fitted on out-of-fold predictions, so its output is a calibrated probability that
   the sentence answers the question (reliability table in docs/EVALUATION.md);
 - the answerability model: logistic regression over question-level features (the best
   sentence probabilities, how much of the question's names the retrieved articles mention,
@@ -34,6 +34,7 @@ from qa.features import (
     FEATURES,
     FORMS,
     Candidate,
+    DocumentFrequencySource,
     Question,
     SentenceVectorSource,
     analyse,
@@ -88,24 +89,28 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DenseModel:
-    """Standardise, then a stack of dense layers (ReLU between), then a logistic output with
-    Platt scaling `sigmoid(a * logit + b)`."""
+    """Standardise, then one or more stacks of dense layers (ReLU between) whose output logits
+    are averaged (an ensemble of networks trained from different seeds is steadier than one),
+    then a logistic output with Platt scaling `sigmoid(a * logit + b)`."""
 
     mean: np.ndarray
     scale: np.ndarray
-    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    members: tuple[tuple[tuple[np.ndarray, np.ndarray], ...], ...]
     platt: tuple[float, float] = (1.0, 0.0)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DenseModel:
-        layers = tuple(
-            (np.asarray(layer["weight"], dtype=np.float32), np.asarray(layer["bias"], dtype=np.float32))
-            for layer in data["layers"]
-        )
+        def stack(layers: list[dict[str, Any]]) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+            return tuple(
+                (np.asarray(layer["weight"], dtype=np.float32), np.asarray(layer["bias"], dtype=np.float32))
+                for layer in layers
+            )
+
+        members = data["members"] if "members" in data else [data["layers"]]
         return cls(
             mean=np.asarray(data["mean"], dtype=np.float32),
             scale=np.asarray(data["scale"], dtype=np.float32),
-            layers=layers,
+            members=tuple(stack(m) for m in members),
             platt=tuple(data.get("platt", (1.0, 0.0))),  # type: ignore[arg-type]
         )
 
@@ -113,19 +118,24 @@ class DenseModel:
         return {
             "mean": [round(float(v), 6) for v in self.mean],
             "scale": [round(float(v), 6) for v in self.scale],
-            "layers": [
-                {"weight": np.round(w, 6).tolist(), "bias": np.round(b, 6).tolist()} for w, b in self.layers
+            "members": [
+                [{"weight": np.round(w, 6).tolist(), "bias": np.round(b, 6).tolist()} for w, b in layers]
+                for layers in self.members
             ],
             "platt": [round(float(v), 6) for v in self.platt],
         }
 
     def logit(self, x: np.ndarray) -> np.ndarray:
-        h = (np.asarray(x, dtype=np.float32) - self.mean) / self.scale
-        for i, (w, b) in enumerate(self.layers):
-            h = h @ w + b
-            if i < len(self.layers) - 1:
-                h = np.maximum(h, 0.0)
-        return h[:, 0]
+        z = (np.asarray(x, dtype=np.float32) - self.mean) / self.scale
+        total = np.zeros(len(z), dtype=np.float32)
+        for layers in self.members:
+            h = z
+            for i, (w, b) in enumerate(layers):
+                h = h @ w + b
+                if i < len(layers) - 1:
+                    h = np.maximum(h, 0.0)
+            total += h[:, 0]
+        return total / len(self.members)
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
@@ -202,6 +212,7 @@ class AnswerScorer:
             `encode_with_spans` where it has `supports_spans`.
         sentence_vectors: Stored sentence vectors of chunks (None: encode sentences per question).
         weights: The trained weights (default: the ones shipped in the package).
+        document_frequencies: Corpus statistics of terms (None: the candidates stand in).
     """
 
     def __init__(
@@ -209,9 +220,11 @@ class AnswerScorer:
         embeddings: Any,
         sentence_vectors: SentenceVectorSource | None = None,
         weights: dict[str, Any] | None = None,
+        document_frequencies: DocumentFrequencySource | None = None,
     ):
         self.embeddings = embeddings
         self.sentence_vectors = sentence_vectors
+        self.document_frequencies = document_frequencies
         self.weights = weights if weights is not None else load_weights()
         if self.weights is UNTRAINED:  # training: features only, every probability 0
             self.sentence_model = self.answerability_model = None
@@ -251,7 +264,8 @@ class AnswerScorer:
         cands = candidates(passages, q)
         text_vecs = encoded if encoded is not None else question_vectors(q, self.embeddings)
         sent_vecs = sentence_vectors(cands, self.embeddings, self.sentence_vectors)
-        x = features(q, cands, text_vecs, sent_vecs)
+        corpus = self.document_frequencies(q.terms) if self.document_frequencies and q.terms else None
+        x = features(q, cands, text_vecs, sent_vecs, corpus)
         missing, total = missing_names(question, passages, catalog)
         proba = self.sentence_model.proba(x) if self.sentence_model else np.zeros(len(x), np.float32)
         return QuestionScores(q, cands, x, proba, sent_vecs, list(passages), missing, total)

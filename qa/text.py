@@ -1,8 +1,10 @@
 """Words of a question or sentence: tokens, content terms (Snowball-stemmed), names, numbers.
 
 Shared by the answer scorer's features and the coverage check, so that "deploying" matches
-"deployed" and "Lions" matches "lion" the same way everywhere. Stemming is the Snowball
-English stemmer (PyStemmer, the Snowball project's C implementation), not a suffix list of our own.
+"deployed" and "Lions" matches "lion" the same way everywhere. Stemming is Martin Porter's
+algorithm from PyStemmer (the Snowball project's C implementation), not a suffix list of our
+own: the same algorithm as SQLite FTS5's `porter` tokenizer, so a question's terms can be
+looked up in the lexical index's vocabulary (corpus document frequencies).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from index.lexical import STOPWORDS
 TOKEN = re.compile(r"[^\W_]+(?:['’.,\-][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"^\d[\d,.:]*$")
 _YEAR = re.compile(r"(?<!\d)(?:1[89]|20)\d\d(?!\d)")
-_STEMMER = Stemmer.Stemmer("english")
+_STEMMER = Stemmer.Stemmer("porter")
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """The Snowball stem of one word; case and a possessive 's are folded."""
+    """The Porter stem of one word; case and a possessive 's are folded."""
     w = word.lower().replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
