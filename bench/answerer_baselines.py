@@ -26,15 +26,15 @@ def main() -> None:
     args = parser.parse_args()
     questions = [q for q in load_questions(args.questions) if q.type == "factoid"]
     rows = {"answerer": [], "top chunk, first sentence": [], "top chunk": []}
-    with ArticleQA.open(args.index_dir, k=args.k, answer_threshold=float("-inf")) as qa:
-        qa.answerer.min_coverage = 0.0  # compare answers, not abstention
+    # Threshold 0: compare answers, not abstention.
+    with ArticleQA.open(args.index_dir, k=args.k, answer_threshold=0.0) as qa:
         for q in questions:
             result = qa.retrieve(q.question, today=q.question_date)
             answer = qa.answer_from(q.question, result)
             top = result.passages[0].text
             first = split_sentences(top)[0]
             for name, text in (
-                ("answerer", " ".join(c.quote for c in answer.citations)),
+                ("answerer", answer.text),
                 ("top chunk, first sentence", top[first.start : first.end]),
                 ("top chunk", top),
             ):

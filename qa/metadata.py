@@ -46,7 +46,8 @@ def source_aliases(source: str) -> list[str]:
     for form in list(forms):
         if form.lower().startswith("the "):
             forms.add(form[4:])
-    kept = [f for f in forms if len(f) >= _MIN_ALIAS_CHARS]
+    # Very short forms only as written in capitals ("RT", "AP"), never a short word.
+    kept = [f for f in forms if len(f) >= _MIN_ALIAS_CHARS or (len(f) >= 2 and f.isupper())]
     return sorted(kept, key=lambda f: (-len(f), f))
 
 
@@ -85,6 +86,8 @@ class SourceCatalog:
             first = text[4:] if text.lower().startswith("the ") else text
             if not first[:1].isupper() and not first[:1].isdigit():
                 continue
+            if len(text) < _MIN_ALIAS_CHARS and not text.isupper():
+                continue  # "RT" names the outlet; "rt" or "Rt" does not
             for source in sorted(self._aliases[text.lower()]):
                 found.append(SourceMention(source, match.start(), match.end()))
         return found

@@ -46,7 +46,11 @@ class Settings(BaseSettings):
     collection: str = Field(DEFAULT_COLLECTION, description="Chroma collection name.")
     k: int = Field(6, ge=1, description="Passages retrieved per question.")
     answer_threshold: float | None = Field(
-        None, description="Abstain below this answer score (default: the calibrated one)."
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Abstain when P(the articles answer the question) is below this "
+        "(default: the calibrated threshold shipped with the answer scorer).",
     )
     fetch_timeout: float = Field(20.0, gt=0, description="Seconds allowed for fetching one URL.")
     llm: str | None = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,9 @@ def test_ask_prints_answer_then_numbered_sources(example_index):
     result = run("ask", "Who called the meeting a waste of time?", "--index-dir", str(example_index))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == f"{WASTE_SENTENCE} [1]"
+    assert f"(RT) {WASTE_SENTENCE} [" in lines[0]
     assert "Sources" in lines
-    assert any(line.startswith("[1] Macron’s White House visit was a failure – Politico (RT)") for line in lines)
+    assert any(re.match(r"\[\d\] Macron’s White House visit was a failure – Politico \(RT\)", line) for line in lines)
     assert f"“{WASTE_SENTENCE}” (chars" in result.stdout and SEED_ID in result.stdout
 
 
@@ -37,8 +38,8 @@ def test_ask_json_is_the_answer_model(example_index):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["grounded"] is True
-    citation = data["citations"][0]
-    assert citation["article_id"] == SEED_ID and citation["quote"] == WASTE_SENTENCE
+    citation = next(c for c in data["citations"] if c["article_id"] == SEED_ID)
+    assert citation["quote"] == WASTE_SENTENCE
     text = SEED.read_text(encoding="utf-8")
     assert WASTE_SENTENCE in text  # and the offsets point into the stored article text:
     from index import open_index
@@ -108,10 +109,10 @@ def test_eval_reports_metrics(example_index):
     # Quality floors well under the measured numbers (docs/EVALUATION.md), to catch regressions.
     assert factoid["answer_hit_at_k"] >= 0.95
     assert factoid["answer_accuracy"] >= 0.55
-    assert factoid["false_abstention_rate"] <= 0.15
-    assert null["abstention_rate"] >= 0.2
+    assert factoid["false_abstention_rate"] <= 0.2
+    assert null["abstention_rate"] >= 0.25
     seed = next(r for r in data["results"] if r["question"] == "Who called the meeting a waste of time?")
-    assert seed["correct"] and seed["cited_articles"][0] == SEED_ID
+    assert seed["correct"] and SEED_ID in seed["cited_articles"]
 
 
 def test_eval_bad_question_file_names_the_line(tmp_path, example_index):

@@ -546,3 +546,12 @@ def test_cli_chat_with_llm_down_keeps_answering(index_dir, monkeypatch):
     assert WASTE_SENTENCE in result.stdout
     assert result.stderr.count("note: LLM unavailable: cannot reach the server") == 2
     assert "note: the follow-up was condensed without the LLM" in result.stderr
+
+
+def test_a_yes_no_verdict_of_the_llm_becomes_the_short_answer():
+    from qa.llm import _yes_or_no
+
+    assert _yes_or_no("Did both reports agree?", "Yes, both say revenue rose [1][2].") == "Yes"
+    assert _yes_or_no("Was the figure higher after October?", "no: it fell [1].") == "No"
+    assert _yes_or_no("Did both reports agree?", "Nobody said so [1].") is None
+    assert _yes_or_no("Who won?", "Yes Minister won [1].") is None  # not a yes/no question

@@ -56,3 +56,9 @@ def test_strip_blanks_mentions_and_keeps_offsets():
 
 def test_empty_catalog_finds_nothing():
     assert SourceCatalog([]).mentions("According to TechCrunch?") == []
+
+
+def test_short_source_names_only_in_capitals():
+    catalog = SourceCatalog(["RT", "Wikinews"])
+    assert catalog.named_sources("What did RT report?") == ("RT",)
+    assert catalog.named_sources("What did Rt report about art?") == ()

@@ -60,18 +60,23 @@ def test_unreadable_weights_say_how_to_fix(tmp_path):
         load_weights(bad)
 
 
-def test_dense_model_is_standardise_relu_logistic_platt():
+def test_dense_model_is_standardise_relu_mean_logit_platt():
+    hidden = ((np.array([[1.0, -1.0], [0.0, 1.0]], np.float32), np.array([0.0, 0.5], np.float32)),
+              (np.array([[2.0], [1.0]], np.float32), np.array([-1.0], np.float32)))
+    linear = ((np.array([[1.0], [1.0]], np.float32), np.array([0.5], np.float32)),)
     model = DenseModel(
         mean=np.array([1.0, 0.0], np.float32),
         scale=np.array([2.0, 1.0], np.float32),
-        layers=((np.array([[1.0, -1.0], [0.0, 1.0]], np.float32), np.array([0.0, 0.5], np.float32)),
-                (np.array([[2.0], [1.0]], np.float32), np.array([-1.0], np.float32))),
+        members=(hidden, linear),
         platt=(0.5, 0.1),
     )
-    x = np.array([[3.0, 1.0]], np.float32)  # standardised [1, 1] -> hidden relu([1, 0.5]) -> 2 + 0.5 - 1
-    expected = 1 / (1 + np.exp(-(0.5 * 1.5 + 0.1)))
+    # Standardised [1, 1]: the network gives relu([1, 0.5]) -> 2 + 0.5 - 1 = 1.5, the linear
+    # member 1 + 1 + 0.5 = 2.5; their mean logit 2.0 goes through Platt scaling.
+    x = np.array([[3.0, 1.0]], np.float32)
+    expected = 1 / (1 + np.exp(-(0.5 * 2.0 + 0.1)))
     assert model.proba(x)[0] == pytest.approx(expected, rel=1e-6)
     assert DenseModel.from_json(model.to_json()).proba(x)[0] == pytest.approx(expected, rel=1e-5)
+    assert model.proba(np.zeros((0, 2), np.float32)).shape == (0,)
 
 
 @pytest.mark.slow
