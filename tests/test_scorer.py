@@ -108,3 +108,25 @@ def test_evidence_sentence_outranks_its_neighbours_on_a_held_back_question(embed
     neighbours = [k for k in (cand.prev, cand.next) if k is not None]
     assert neighbours
     assert all(scores.proba[j] > scores.proba[k] for k in neighbours)
+
+
+@pytest.mark.slow
+def test_training_script_runs_end_to_end_and_writes_loadable_weights(example_index, tmp_path, embeddings):
+    """A smoke run of `python -m training.train_answer_scorer` on 40 of our own Wikinews
+    questions over the already-built example index: the same code that made the shipped file."""
+    import shutil
+
+    from training.train_answer_scorer import main
+
+    shutil.copytree(example_index, tmp_path / "wikinews")
+    out = tmp_path / "weights.json"
+    main(["--index-dir", str(tmp_path), "--only", "wikinews", "--limit", "40", "--out", str(out)])
+    weights = load_weights(out)
+    assert weights["training"]["limit"] == 40 and weights["training"]["questions"] == 40
+    assert list(weights["training"]["data"]["questions_sha256"]) == ["training/data/own-wikinews.jsonl"]
+    assert 0.0 < weights["threshold"] < 1.0
+    scorer = AnswerScorer(embeddings, weights=weights)
+    text = "The bridge reopened on Tuesday after repairs costing 9.7 million euros."
+    passage = Passage(chunk_id="x:0", article_id="x", title="T", text=text, start=0, end=len(text), score=1.0)
+    scores = scorer.featurise("How much did the bridge repairs cost?", [passage])
+    assert scores.proba.shape == (1,) and 0.0 <= scores.proba[0] <= 1.0

@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="Where the training indexes are kept (one subfolder per article set).")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=[name for name, _a, _q in TRAINING_SETS], action="append",
+                        help="Train on this article set's questions only (repeatable; default: all).")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="At most this many questions per question file (a quick smoke run).")
     parser.add_argument("--max-false-abstention", type=float, default=0.08,
                         help="Highest false-abstention rate allowed on the fitting part (default 0.08: "
                         "a margin under the 0.10 target for sampling error on other sets).")
@@ -210,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     collected = []
     data_hashes = {}
     for articles_name, articles, question_files in TRAINING_SETS:
+        if args.only and articles_name not in args.only:
+            continue
         store = open_index(args.index_dir / articles_name)
         report = index_paths(store, [articles])
         print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         scorer = AnswerScorer(store.embeddings, store.lexical.sentence_vectors, weights=UNTRAINED,
                               document_frequencies=store.lexical.document_frequencies)
         for path in question_files:
-            questions = load(path)
+            questions = load(path)[: args.limit]
             data_hashes[str(path.relative_to(ROOT))] = sha256(path)
             with Progress(transient=True) as progress:
                 task = progress.add_task(f"Retrieving and featurising {path.name}", total=len(questions))
@@ -310,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
         "training": {
             "command": "python -m training.train_answer_scorer",
             "seed": args.seed,
+            "limit": args.limit,
             "data": {
                 "questions_sha256": data_hashes,
                 "credit": "MultiHop-RAG (Tang and Yang, COLM 2024), ODC-BY 1.0; Wikinews, CC BY 2.5",
