@@ -130,7 +130,8 @@ def question_form(question: str) -> str:
 
 
 def clause_spans(question: str) -> tuple[tuple[int, int], ...]:
-    """Offsets of the clauses of a long question (at least MIN_CLAUSE_WORDS words each)."""
+    """Offsets of the clauses of a long question (at least `_MIN_CLAUSE_WORDS` words each), or
+    () when it has only one."""
     spans, at = [], 0
     for sep in [*_CLAUSE_SPLIT.finditer(question), None]:
         end = sep.start() if sep else len(question.rstrip("?. "))
@@ -142,6 +143,7 @@ def clause_spans(question: str) -> tuple[tuple[int, int], ...]:
 
 
 def analyse(question: str, catalog: SourceCatalog | None = None) -> Question:
+    """The question's form, clauses, terms, and the indexed sources it names (with `catalog`)."""
     return Question(
         text=question,
         form=question_form(question),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
@@ -124,9 +124,10 @@ class HybridRetriever(BaseRetriever):
                 still count.
             prefer_articles: Articles the conversation is about (cited in earlier turns);
                 their chunks get extra rankings for `query`, so they are preferred.
-            prefer_sources: Sources the question names ("according to TechCrunch"): each
-                gets its own dense and BM25 rankings (favoured, not required), and the best
-                chunk of each named source is kept among the `k` passages when it has one.
+            prefer_sources: Sources the question names ("according to TechCrunch"): their
+                chunks get a dense and a BM25 ranking of their own (favoured, not required:
+                two more queries, however many sources), and the best chunk of each named
+                source is kept among the `k` passages when it has one.
             vector: `query` already embedded (by the caller, with the same model).
 
         Returns:

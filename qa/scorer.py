@@ -1,17 +1,18 @@
 """The learned answer scorer: P(sentence answers the question) and P(the articles answer it).
 
 Two small models, trained by `training/train_answer_scorer.py` on the fitting part of the
-MultiHop-RAG questions (never on the questions numbers are reported on) and shipped inside the
-package as one JSON file (`qa/weights/answer_scorer.json`, a few kB; its SHA-256 is checked by
-a test):
+MultiHop-RAG questions and our own training questions (never on the questions numbers are
+reported on) and shipped inside the package as one JSON file (`qa/weights/answer_scorer.json`,
+about 200 kB; its SHA-256 is checked by a test):
 
 - the sentence model: an ensemble of one-hidden-layer networks over `qa.features.FEATURES`
-  (their logits averaged), then Platt scaling fitted on out-of-fold predictions, so its output is a calibrated probability that
-  the sentence answers the question (reliability table in docs/EVALUATION.md);
+  (their logits averaged), then Platt scaling fitted on out-of-fold predictions, so its output
+  is a calibrated probability that the sentence answers the question (reliability table in
+  docs/EVALUATION.md);
 - the answerability model: logistic regression over question-level features (the best
   sentence probabilities, how much of the question's names the retrieved articles mention,
   whether the sources it names were found); the answerer abstains below `threshold`, chosen
-  on the fitting part for a false-abstention rate of at most 10%.
+  on the fitting data for a false-abstention rate of at most 8% (a margin under the 10% target).
 
 Inference is a few matrix products in numpy (no framework, nothing downloaded).
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -106,11 +107,10 @@ class DenseModel:
                 for layer in layers
             )
 
-        members = data["members"] if "members" in data else [data["layers"]]
         return cls(
             mean=np.asarray(data["mean"], dtype=np.float32),
             scale=np.asarray(data["scale"], dtype=np.float32),
-            members=tuple(stack(m) for m in members),
+            members=tuple(stack(m) for m in data["members"]),
             platt=tuple(data.get("platt", (1.0, 0.0))),  # type: ignore[arg-type]
         )
 
