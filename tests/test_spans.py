@@ -69,3 +69,19 @@ def test_how_much_prefers_an_amount_and_how_many_the_counted_thing():
     sentence = "After 3 days, 120 officers and 30,000 peacekeepers were ready."
     assert short_answer("How many peacekeepers were ready?", "quantity", sentence).text == "30,000 peacekeepers"
     assert short_answer("How many days passed?", "quantity", sentence).text == "3 days"
+
+
+def test_question_form_on_the_multihop_development_questions():
+    """Question typing is checked on questions nobody here wrote: MultiHop-RAG's."""
+    import json
+
+    from tests.conftest import ROOT
+
+    path = ROOT / "tests" / "data" / "multihop-rag" / "questions-dev.jsonl"
+    questions = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    yes_no = [q for q in questions if q["answer"].strip().lower() in ("yes", "no")]
+    inference = [q for q in questions if q["question_type"] == "inference_query"]
+    # Every "which/what/who" question is typed as one; 80% of the Yes/No ones are recognised
+    # (the rest open with a clause: "After TechCrunch reported ..., did ...?").
+    assert all(question_form(q["question"]) in ("who", "what") for q in inference)
+    assert sum(question_form(q["question"]) == "yes_no" for q in yes_no) / len(yes_no) >= 0.75
