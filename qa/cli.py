@@ -522,10 +522,6 @@ def serve_command(
         raise fail(f"cannot serve on {host}:{port}: {exc}") from None
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
-
-
 def main() -> None:
     """The `articleqa` command. The embedding model loads on first use, deep inside a command,
     so a model that cannot be loaded or run as configured is reported here: a one-line error

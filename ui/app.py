@@ -31,7 +31,6 @@ import gradio as gr  # noqa: E402
 from index import DEFAULT_COLLECTION, DEFAULT_MODEL, SUPPORTED_EXTENSIONS  # noqa: E402
 from index.embeddings import Backend  # noqa: E402
 from qa.api import QAError  # noqa: E402
-from qa.conversation import Turn  # noqa: E402
 from qa.models import Answer  # noqa: E402
 from qa.retrieval import Filters  # noqa: E402
 from ui import render  # noqa: E402
