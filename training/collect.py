@@ -12,22 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from qa.evaluation import YES_NO
+from qa.evaluation import normalise as fold
 from qa.scorer import AnswerScorer, QuestionScores
-
-_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
-YES_NO = frozenset({"yes", "no"})
-
-
-def fold(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
-    return re.sub(r"\s+", " ", text).strip()
 
 
 @dataclass
