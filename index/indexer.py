@@ -26,7 +26,7 @@ from langchain_core.documents import Document
 from langchain_core.indexing import index as langchain_index
 
 from index.chunking import chunk_article
-from index.loaders import DEFAULT_EXCLUDES, load_articles
+from index.loaders import DEFAULT_EXCLUDES, FetchPolicy, load_articles
 from index.models import Article, Chunk, IndexReport
 from index.store import IndexStore, published_ord
 
@@ -168,7 +168,7 @@ def index_paths(
     prune: bool = False,
     rebuild: bool = False,
     exclude: Sequence[str] = DEFAULT_EXCLUDES,
-    timeout: float = 20.0,
+    fetch: FetchPolicy = FetchPolicy(),
     progress: ProgressCallback | None = None,
 ) -> IndexReport:
     """Read files, folders and URLs and bring the index up to date with them.
@@ -181,7 +181,7 @@ def index_paths(
         rebuild: Empty the index first (open the store with `reset=True` instead when the
             embedding model changed).
         exclude: File name globs to skip while walking folders.
-        timeout: Seconds for each URL fetch.
+        fetch: Time and size limits for every input, and which addresses URLs may reach.
         progress: Optional progress callback.
 
     Returns:
@@ -205,7 +205,7 @@ def index_paths(
         progress("reading", read, sources or None)
 
     loaded = load_articles(
-        inputs, exclude=exclude, timeout=timeout, on_source=on_source, on_discovered=on_discovered
+        inputs, exclude=exclude, policy=fetch, on_source=on_source, on_discovered=on_discovered
     )
     report.failed.extend(loaded.failures)
     report.skipped.extend(loaded.skipped)

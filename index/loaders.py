@@ -22,6 +22,7 @@ from index.sources import (
     SUPPORTED_EXTENSIONS,
     USER_AGENT,
     FetchError,
+    FetchPolicy,
     FileRef,
     SourceRef,
     UrlRef,
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_EXCLUDES",
     "SUPPORTED_EXTENSIONS",
     "USER_AGENT",
+    "FetchPolicy",
     "FileRef",
     "LoadResult",
     "SourceRef",
@@ -106,12 +108,12 @@ def _parse_file(data: bytes, ref: FileRef) -> list[Article | SourceFailure]:
     return [SourceFailure(origin=origin, reason=reason)]
 
 
-def read_source(ref: SourceRef, *, timeout: float = 20.0) -> Iterator[Article | SourceFailure]:
+def read_source(ref: SourceRef, *, policy: FetchPolicy = FetchPolicy()) -> Iterator[Article | SourceFailure]:
     """Read one source and yield its articles and failures; never raises.
 
     Args:
         ref: a file or URL from `discover`.
-        timeout: seconds allowed for connecting to and reading a URL.
+        policy: time and size limits and the addresses that may be fetched.
 
     Returns:
         An iterator over the articles read and the failures (one per bad file, page or
@@ -121,7 +123,7 @@ def read_source(ref: SourceRef, *, timeout: float = 20.0) -> Iterator[Article | 
     try:
         if isinstance(ref, UrlRef):
             try:
-                html, final_url = fetch_page(ref.url, timeout=timeout)
+                html, final_url = fetch_page(ref.url, policy=policy)
                 yield parse_html(html, origin=origin, page_url=final_url)
             except (FetchError, FormatError) as exc:
                 yield SourceFailure(origin=origin, reason=str(exc))
@@ -140,7 +142,7 @@ def load_articles(
     inputs: Sequence[str | Path],
     *,
     exclude: Sequence[str] = DEFAULT_EXCLUDES,
-    timeout: float = 20.0,
+    policy: FetchPolicy = FetchPolicy(),
     on_source: Callable[[SourceRef], None] | None = None,
     on_discovered: Callable[[Sequence[SourceRef]], None] | None = None,
 ) -> LoadResult:
@@ -149,7 +151,7 @@ def load_articles(
     Args:
         inputs: file paths, folder paths and `http(s)://` URLs.
         exclude: glob patterns for folder entries to skip (see `discover`).
-        timeout: seconds allowed for each URL's connection and reads.
+        policy: time and size limits and the addresses that may be fetched.
         on_source: called after each source has been read (e.g. to advance a progress bar).
         on_discovered: called once with all sources before reading (e.g. to size the bar).
 
@@ -162,7 +164,7 @@ def load_articles(
     articles: list[Article] = []
     first_origin: dict[str, str] = {}
     for ref in refs:
-        for item in read_source(ref, timeout=timeout):
+        for item in read_source(ref, policy=policy):
             if isinstance(item, SourceFailure):
                 failures.append(item)
             elif item.id in first_origin:

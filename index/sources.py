@@ -22,8 +22,28 @@ DEFAULT_EXCLUDES: tuple[str, ...] = ("LICENSE*", "README*", ".*")
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
 USER_AGENT = "articleqa/0.1"
 HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
-# Article pages are far smaller; this bounds memory if a URL serves something huge.
-MAX_PAGE_BYTES = 20 * 1024 * 1024
+# Article pages and files are far smaller; this bounds memory if an input is something huge.
+MAX_INPUT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """Limits and address rules for reading every input (URLs and local files).
+
+    Attributes:
+        timeout: seconds allowed for one URL, from connecting to the last byte.
+        max_bytes: the largest file or page read (decoded bytes for compressed pages).
+        allow_private: fetch loopback, private, link-local and other non-public addresses.
+        allowed_networks: CIDR blocks (e.g. "10.1.0.0/16") that may be fetched although
+            they are not public; everything else non-public stays refused.
+        max_redirects: redirects followed per URL (each target is checked again).
+    """
+
+    timeout: float = 20.0
+    max_bytes: int = MAX_INPUT_BYTES
+    allow_private: bool = False
+    allowed_networks: tuple[str, ...] = ()
+    max_redirects: int = 5
 
 
 @dataclass(frozen=True)
@@ -231,12 +251,12 @@ def read_file_bytes(ref: FileRef) -> bytes:
     return ref.path.read_bytes()
 
 
-def fetch_page(url: str, *, timeout: float) -> tuple[str | bytes, str]:
+def fetch_page(url: str, *, policy: FetchPolicy) -> tuple[str | bytes, str]:
     """Download an HTML page.
 
     Args:
         url: the `http(s)://` URL.
-        timeout: seconds allowed for connecting and for each read.
+        policy: time and size limits and the addresses that may be fetched.
 
     Returns:
         `(html, final_url)`: the page as text when the response names its charset, else as
@@ -246,6 +266,7 @@ def fetch_page(url: str, *, timeout: float) -> tuple[str | bytes, str]:
         FetchError: non-2xx status, unreachable host, timeout, too many redirects, a
             non-HTML content type, or a page over the size limit.
     """
+    timeout, max_bytes = policy.timeout, policy.max_bytes
     try:
         # trust_env=False: no proxy or certificate settings are read from the environment.
         with httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}, trust_env=False) as client:
@@ -259,8 +280,8 @@ def fetch_page(url: str, *, timeout: float) -> tuple[str | bytes, str]:
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body.extend(chunk)
-                    if len(body) > MAX_PAGE_BYTES:
-                        raise FetchError(f"page larger than {MAX_PAGE_BYTES // (1024 * 1024)} MiB")
+                    if len(body) > max_bytes:
+                        raise FetchError(f"page larger than the limit of {max_bytes} bytes")
                 final_url = str(response.url)
                 charset = response.charset_encoding
     except httpx.TimeoutException:

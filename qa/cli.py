@@ -147,7 +147,7 @@ def index_command(
                 paths,
                 prune=prune,
                 exclude=tuple(exclude) if exclude else DEFAULT_EXCLUDES,
-                timeout=settings.fetch_timeout,
+                fetch=settings.fetch_policy(),
                 progress=_RichProgress(progress),
             )
     except KeyboardInterrupt:
@@ -513,7 +513,7 @@ def serve_command(
             host=host,
             port=port,
             auth=credentials,
-            fetch_timeout=settings.fetch_timeout,
+            fetch=settings.fetch_policy(),
             **settings.qa_options(),
         )
     except (IndexStoreError, ModelNotFoundError, QAError) as exc:

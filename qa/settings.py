@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.embeddings import DEFAULT_MODEL
 from index.openvino_backend import default_cache_dir
+from index.sources import FetchPolicy
 from index.store import DEFAULT_COLLECTION
 
 
@@ -53,6 +54,26 @@ class Settings(BaseSettings):
         "(default: the calibrated threshold shipped with the answer scorer).",
     )
     fetch_timeout: float = Field(20.0, gt=0, description="Seconds allowed for fetching one URL.")
+    max_input_mb: float = Field(20.0, gt=0, description="Largest file, page or upload read, in MiB.")
+    allow_private_urls: bool = Field(
+        False,
+        description="Let URLs reach loopback, private and link-local addresses (off: only public "
+        "addresses, checked again after every redirect, so web users cannot reach the server's network).",
+    )
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDR blocks URLs may reach although they are not public, e.g. [\"10.1.0.0/16\"] "
+        "for an intranet news site (JSON list in the environment variable).",
+    )
+
+    def fetch_policy(self) -> FetchPolicy:
+        """The limits and address rules every input is read under."""
+        return FetchPolicy(
+            timeout=self.fetch_timeout,
+            max_bytes=int(self.max_input_mb * 1024 * 1024),
+            allow_private=self.allow_private_urls,
+            allowed_networks=tuple(self.allowed_networks),
+        )
     llm: str | None = Field(
         None,
         description="Answerer: 'extractive' (default, offline) or a LangChain chat model as "

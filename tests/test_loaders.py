@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from index.loaders import (
+    FetchPolicy,
     DEFAULT_EXCLUDES,
     SUPPORTED_EXTENSIONS,
     FileRef,
@@ -461,7 +462,7 @@ def test_url_failures_are_named(news_server, closed_port):
     refused = f"http://127.0.0.1:{closed_port}/article"
     slow = f"{news_server}/slow"
 
-    result = load_articles([good, missing, json_url, refused, slow, same_article], timeout=0.5)
+    result = load_articles([good, missing, json_url, refused, slow, same_article], policy=FetchPolicy(timeout=0.5))
 
     assert [a.origin for a in result.articles] == [good]
     got = reasons(result.failures)

@@ -30,6 +30,7 @@ import gradio as gr  # noqa: E402
 
 from index import DEFAULT_COLLECTION, DEFAULT_MODEL, SUPPORTED_EXTENSIONS  # noqa: E402
 from index.embeddings import Backend  # noqa: E402
+from index.sources import FetchPolicy  # noqa: E402
 from qa.api import QAError  # noqa: E402
 from qa.models import Answer  # noqa: E402
 from qa.retrieval import Filters  # noqa: E402
@@ -126,7 +127,7 @@ def _busy_message(library: Library, exc: Exception) -> str:
 def build_app(library: Library | None = None, *, index_dir: Path | None = None, **library_kwargs: Any) -> gr.Blocks:
     """The Gradio app for `library` (or for a `Library` opened on `index_dir` with
     `library_kwargs`: embedding_model, chroma_url, collection, k, answer_threshold,
-    fetch_timeout, llm, llm_base_url, llm_timeout). The opened library is `app.library`; close it with `app.library.close()`.
+    fetch, llm, llm_base_url, llm_timeout). The opened library is `app.library`; close it with `app.library.close()`.
     Launch with `css=CSS, theme=THEME` (as `serve` does)."""
     if library is None:
         if index_dir is None:
@@ -402,7 +403,7 @@ def serve(
     collection: str = DEFAULT_COLLECTION,
     k: int = 6,
     answer_threshold: float | None = None,
-    fetch_timeout: float = 20.0,
+    fetch: FetchPolicy | None = None,
     llm: str | None = None,
     llm_base_url: str | None = None,
     llm_timeout: float = 60.0,
@@ -426,7 +427,7 @@ def serve(
         collection=collection,
         k=k,
         answer_threshold=answer_threshold,
-        fetch_timeout=fetch_timeout,
+        fetch=fetch or FetchPolicy(),
         llm=llm,
         llm_base_url=llm_base_url,
         llm_timeout=llm_timeout,

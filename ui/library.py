@@ -29,7 +29,7 @@ from index import (
 from index.embeddings import Backend
 from index.indexer import Indexer
 from index.models import Article, SourceFailure
-from index.sources import is_url
+from index.sources import FetchPolicy, is_url
 from index.store import Manifest
 from qa.api import ArticleQA, EmptyIndexError
 
@@ -53,7 +53,7 @@ class Library:
     collection: str = DEFAULT_COLLECTION
     k: int = 6
     answer_threshold: float | None = None
-    fetch_timeout: float = 20.0
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
     llm: str | None = None
     llm_base_url: str | None = None
     llm_timeout: float = 60.0
@@ -218,7 +218,7 @@ class Library:
                     continue
                 inputs.append(url)
             report = (
-                index_paths(self.store, inputs, timeout=self.fetch_timeout, progress=progress)
+                index_paths(self.store, inputs, fetch=self.fetch, progress=progress)
                 if inputs
                 else IndexReport(index_dir=str(self.index_dir))
             )
