@@ -18,6 +18,8 @@ raises for a model failure, and no call waits longer than `timeout` seconds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import queue
 import re
@@ -32,8 +34,8 @@ from langchain_core.messages import HumanMessage
 
 from prompts import render_prompt
 from qa.answerer import NO_ANSWER, ExtractiveAnswerer
-from qa.features import question_form
 from qa.conversation import Turn
+from qa.features import question_form
 from qa.models import Answer, Passage
 from qa.verify import normalise, verify_answer
 
@@ -42,6 +44,7 @@ __all__ = [
     "LLMAnswerer",
     "LLMConfigError",
     "LLMUnavailableError",
+    "calls_in_flight",
     "create_chat_model",
     "parse_spec",
 ]
@@ -49,6 +52,10 @@ __all__ = [
 DEFAULT_TIMEOUT = 60.0
 # Answers are one to three sentences; the cap bounds the time a runaway model can take.
 DEFAULT_MAX_TOKENS = 400
+# Sampling seed sent with temperature 0 where the provider takes one (OpenAI and compatible
+# servers, Ollama): with greedy decoding most servers repeat themselves anyway, and the seed
+# pins whatever sampling a server still does, so one question gets one answer on one machine.
+DEFAULT_SEED = 0
 # Local OpenAI-compatible servers ignore the key, but the OpenAI client refuses to start
 # without one; this placeholder is only used with a base_url and no OPENAI_API_KEY set.
 PLACEHOLDER_API_KEY = "not-needed-by-local-servers"
@@ -107,6 +114,8 @@ def create_chat_model(
     provider, model = parse_spec(spec)
     init_chat_model = _init_chat_model()
     kwargs: dict[str, Any] = {"temperature": 0}
+    if provider in ("openai", "ollama"):
+        kwargs["seed"] = DEFAULT_SEED
     if base_url:
         kwargs["base_url"] = base_url
     if provider == "ollama":
@@ -183,30 +192,110 @@ def _text_of(chunk: Any) -> str:
     return str(content or "")
 
 
+class _EventLoopThread:
+    """One asyncio event loop in a daemon thread ("articleqa-llm-loop"), started on first use
+    and shared by every model call of the process.
+
+    Calls run there as tasks so that a call that gives up can be cancelled where it waits: a
+    cancelled task closes its HTTP response at once (the server sees the client go), whereas
+    a thread blocked in a socket read cannot be stopped from outside and runs on until the
+    client's own read timeout. One loop, not one per call: the providers' async HTTP clients
+    are shared (cached) and their pooled connections belong to the loop that opened them; a
+    fresh loop per call fails with "Event loop is closed" on the second call.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._running = 0
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name=LOOP_THREAD_NAME, daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
+
+    def submit(self, coroutine) -> _Call:
+        """Run `coroutine` as a task on the loop; counted until the task has ended."""
+        with self._lock:
+            loop = self._get_loop()
+            self._running += 1
+        return _Call(loop, coroutine, self._ended)
+
+    def _ended(self, _task: asyncio.Task) -> None:
+        with self._lock:
+            self._running -= 1
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._running
+
+
+class _Call:
+    """A task on the loop thread, cancellable from any thread (a cancel issued before the task
+    has started is queued behind its start, so it is never lost)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, coroutine, on_end) -> None:
+        self._loop = loop
+        self._task: asyncio.Task | None = None
+        loop.call_soon_threadsafe(self._start, coroutine, on_end)
+
+    def _start(self, coroutine, on_end) -> None:
+        self._task = self._loop.create_task(coroutine)
+        self._task.add_done_callback(on_end)
+
+    def cancel(self) -> None:
+        """Cancel the task (a no-op once it has ended); it ends at its next await."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+LOOP_THREAD_NAME = "articleqa-llm-loop"
+_LOOP = _EventLoopThread()
+
+
+def calls_in_flight() -> int:
+    """Model calls whose task has not ended yet. A call ends when its caller has the answer
+    or gives up (deadline, error, or the reader of `stream_with_deadline` stopped reading)
+    and the provider's stream has been closed, so this drops back to 0 between answers
+    (tests use it to prove that a timed-out call does not live on)."""
+    return _LOOP.in_flight()
+
+
 def stream_with_deadline(model: BaseChatModel, prompt: str, timeout: float) -> Iterator[str]:
     """The model's reply to `prompt`, piece by piece, all of it within `timeout` seconds.
 
-    The model runs in a daemon thread, so a server that accepts the connection and then
-    stalls cannot hang the caller even if the client's own timeout does not fire.
+    The model streams (`astream`) as a task on the shared event loop thread; this generator
+    waits for its pieces with a deadline, so a server that accepts the connection and then
+    stalls cannot hang the caller even if the client's own timeout does not fire. When the
+    deadline passes, the model fails, or the caller stops reading (closes this generator),
+    the task is cancelled: the provider's stream is closed and its HTTP connection dropped
+    then and there, so nothing keeps running after the caller moved on. (A chat model with
+    no async implementation is run by LangChain in an executor thread a chunk at a time;
+    cancelling stops it at its next chunk, the best that can be done from outside.)
 
     Raises:
         Whatever the model raised, or a TimeoutError when the deadline passes.
     """
     pieces: queue.Queue = queue.Queue()
-    stop = threading.Event()
 
-    def work() -> None:
+    async def work() -> None:
         try:
-            for chunk in model.stream([HumanMessage(prompt)]):
-                if stop.is_set():
-                    return
-                pieces.put(("delta", _text_of(chunk)))
+            async with contextlib.aclosing(model.astream([HumanMessage(prompt)])) as chunks:
+                async for chunk in chunks:
+                    pieces.put(("delta", _text_of(chunk)))
             pieces.put(("done", None))
-        except BaseException as exc:  # handed to the caller's thread
+        except Exception as exc:  # handed to the caller's thread (cancellation is not caught)
             pieces.put(("error", exc))
 
-    worker = threading.Thread(target=work, name="articleqa-llm", daemon=True)
-    worker.start()
+    call = _LOOP.submit(work())
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -222,7 +311,7 @@ def stream_with_deadline(model: BaseChatModel, prompt: str, timeout: float) -> I
             if value:
                 yield value
     finally:
-        stop.set()  # the worker stops at its next chunk if the caller gave up
+        call.cancel()  # a no-op when the task has ended; otherwise it ends at its next await
 
 
 class LLMAnswerer:

@@ -8,6 +8,7 @@ down, hang, reject the key or lack the model.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import socket
@@ -18,20 +19,29 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from langchain_core.language_models.fake_chat_models import FakeListChatModel, GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import (
+    FakeListChatModel,
+    GenericFakeChatModel,
+)
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field
 from typer.testing import CliRunner
 
 from qa import NO_ANSWER, Answer, ArticleQA, Passage, QAError
 from qa.api import LLMConfigError
 from qa.llm import (
+    DEFAULT_SEED,
+    LOOP_THREAD_NAME,
     PLACEHOLDER_API_KEY,
     LLMAnswerer,
     LLMUnavailableError,
+    calls_in_flight,
     create_chat_model,
     format_passages,
     parse_spec,
+    stream_with_deadline,
 )
 from qa.llm import LLMConfigError as SpecError
 from qa.verify import UNVERIFIED_FLAG, locate, verify_answer
@@ -195,6 +205,7 @@ def test_openai_compatible_server_gets_placeholder_key_timeout_and_no_retries(mo
     assert model.openai_api_base == "http://127.0.0.1:8080/v1"
     assert model.openai_api_key.get_secret_value() == PLACEHOLDER_API_KEY
     assert model.request_timeout == 7 and model.max_retries == 0 and model.temperature == 0
+    assert model.seed == DEFAULT_SEED and model._default_params["seed"] == DEFAULT_SEED
 
 
 def test_openai_key_comes_from_the_environment(monkeypatch):
@@ -213,6 +224,7 @@ def test_ollama_model_gets_base_url_and_timeout():
     model = create_chat_model("ollama:llama3.2", base_url="http://127.0.0.1:11434", timeout=9)
     assert type(model).__name__ == "ChatOllama"
     assert model.base_url == "http://127.0.0.1:11434" and model.client_kwargs == {"timeout": 9}
+    assert model.temperature == 0 and model.seed == DEFAULT_SEED
 
 
 def test_open_rejects_a_bad_llm_before_opening_the_index(tmp_path):
@@ -405,6 +417,85 @@ def test_slow_model_is_cut_off_at_the_timeout(index_dir):
     with qa_with(index_dir, FakeListChatModel(responses=["word " * 200], sleep=0.05), timeout=1.0) as qa:
         answer = qa.ask(WASTE_Q)
     assert answer.answerer == "extractive" and "gave no complete answer within 1 s" in answer.notes[0]
+
+
+def wait_until(condition, seconds: float) -> bool:
+    """Poll `condition` until it holds or `seconds` pass; its last value."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return condition()
+        time.sleep(0.02)
+    return True
+
+
+def test_timed_out_call_is_cancelled_and_leaves_no_thread_running():
+    # Warm-up: the one event loop thread every model call runs on (started once per process).
+    llm_seconds(FakeListChatModel(responses=["ok"]), 5.0)
+    assert LOOP_THREAD_NAME in {t.name for t in threading.enumerate()}
+    before = set(threading.enumerate())
+    model = FakeListChatModel(responses=["word " * 10], sleep=30)  # one character per 30 s
+    elapsed, answer = llm_seconds(model, 1.0)
+    assert 1.0 <= elapsed < 2.0 and "gave no complete answer within 1 s" in answer.notes[0]
+    # The call was cancelled where it waited, not left to run until its next chunk (29 s on).
+    assert wait_until(lambda: calls_in_flight() == 0, 1.0), calls_in_flight()
+    assert wait_until(lambda: not set(threading.enumerate()) - before, 1.0), set(threading.enumerate()) - before
+    assert model.i == 0  # it had one scripted reply, and it was asked once
+
+
+class StallingModel(BaseChatModel):
+    """Streams one word, then waits 30 s for the next; `closed` is set when its stream is
+    closed (as a provider's stream closes its HTTP response)."""
+
+    closed: threading.Event = Field(default_factory=threading.Event)
+
+    @property
+    def _llm_type(self) -> str:
+        return "stalling"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        raise NotImplementedError
+
+    async def _astream(self, messages, stop=None, run_manager=None, **kwargs):
+        try:
+            yield ChatGenerationChunk(message=AIMessageChunk(content="An "))
+            await asyncio.sleep(30)
+            yield ChatGenerationChunk(message=AIMessageChunk(content="official"))
+        finally:
+            self.closed.set()
+
+
+def test_a_reader_that_stops_reading_cancels_the_call():
+    model = StallingModel()
+    stream = stream_with_deadline(model, "hi", 60.0)
+    assert next(stream) == "An "
+    assert calls_in_flight() == 1 and not model.closed.is_set()
+    stream.close()  # e.g. the web client went away mid-answer
+    assert model.closed.wait(1.0)  # the model's stream was closed where it waited
+    assert wait_until(lambda: calls_in_flight() == 0, 1.0)
+
+
+def test_a_stalled_stream_is_closed_at_the_deadline():
+    model = StallingModel()
+    elapsed, answer = llm_seconds(model, 1.0)
+    assert 1.0 <= elapsed < 2.0 and "gave no complete answer within 1 s" in answer.notes[0]
+    assert "the LLM stopped mid-answer" in answer.notes[1]
+    assert model.closed.wait(1.0)
+
+
+def test_answers_on_several_threads_at_once_share_the_loop():
+    """Gradio answers several users at a time: each call is its own task, none blocks another."""
+    results: list[tuple[float, Answer]] = []
+    model = FakeListChatModel(responses=['An official called it "a waste of time." [1]'], sleep=0.02)  # ~0.9 s each
+    threads = [threading.Thread(target=lambda: results.append(llm_seconds(model, 10.0))) for _ in range(4)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - started < 2.5  # together, not one after another (4 x 0.9 s)
+    assert [a.answerer for _, a in results] == ["llm"] * 4
+    assert wait_until(lambda: calls_in_flight() == 0, 1.0)
 
 
 def test_server_down_gives_the_extractive_answer_with_a_clear_note(index_dir, monkeypatch):
