@@ -9,19 +9,22 @@ leading and trailing whitespace: citations are character offsets into it.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date, datetime
 from typing import Any
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
+from pydantic import ValidationError
 
 from index.models import Article, SourceFailure
 from index.sources import url_article_id
 
-# A NUL byte this early means a binary file; real text never contains one.
-BINARY_SNIFF_BYTES = 8192
 UTF8_BOM = b"\xef\xbb\xbf"
 DATE_FORMAT_HINT = "expected YYYY-MM-DD or an ISO 8601 datetime"
+# Bad records listed one by one per file; the rest are counted in one more failure. A file
+# whose first this-many records are all bad is not read further (it is not that format).
+MAX_RECORD_FAILURES = 20
 
 Parsed = Article | SourceFailure
 
@@ -40,13 +43,14 @@ def decode_text(data: bytes) -> str:
         The text, without a leading UTF-8 byte order mark.
 
     Raises:
-        FormatError: "file is empty", "binary file, not text" or "invalid UTF-8 at byte
-            offset N (byte 0xXX)".
+        FormatError: "file is empty", "binary file, not text" (a NUL byte anywhere: real
+            text never holds one, and NUL would reach the index's text columns) or
+            "invalid UTF-8 at byte offset N (byte 0xXX)".
     """
     bom = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
     if not data[bom:].strip():
         raise FormatError("file is empty")
-    if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+    if b"\x00" in data:
         raise FormatError("binary file, not text")
     try:
         return data[bom:].decode("utf-8")
@@ -105,6 +109,8 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         raise FormatError("front matter starts with '---' but is never closed") from None
     try:
         meta = handler.load(front)
+    except RecursionError:
+        raise FormatError("invalid YAML front matter: nested too deeply") from None
     except ValueError as exc:  # PyYAML builds dates itself: `date: 2024-02-30` lands here
         raise FormatError(f"invalid YAML front matter: {exc}") from None
     except yaml.YAMLError as exc:
@@ -151,20 +157,37 @@ def _markdown_headline(headline: str, rest: str) -> tuple[str, str]:
     return headline, rest
 
 
+def _valid_unicode(fields: dict[str, Any]) -> None:
+    """Refuse text that cannot be stored: a JSON escape like \\ud800 gives a lone surrogate."""
+    for key, value in fields.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = f"\\u{ord(value[exc.start]):04x}"
+                raise FormatError(f"field {key!r} holds an unpaired surrogate {bad}, which is not valid Unicode text") from None
+
+
 def _article(meta: dict[str, Any], *, default_id: str, title: str, text: str, origin: str) -> Article:
     """Build an article from front matter or JSON fields plus the title and text found."""
     article_id = _text_field(meta, "id") or default_id
     published = meta.get("published_at") if meta.get("published_at") is not None else meta.get("date")
-    return Article(
-        id=article_id,
-        title=title,
-        text=text,
-        source=_text_field(meta, "source"),
-        url=_text_field(meta, "url"),
-        published_at=parse_date(published),
-        author=_text_field(meta, "author"),
-        origin=origin,
-    )
+    fields = {
+        "id": article_id,
+        "title": title,
+        "text": text,
+        "source": _text_field(meta, "source"),
+        "url": _text_field(meta, "url"),
+        "published_at": parse_date(published),
+        "author": _text_field(meta, "author"),
+    }
+    _valid_unicode({"body" if key == "text" and "body" in meta else key: value for key, value in fields.items()})
+    try:
+        return Article(**fields, origin=origin)
+    except ValidationError as exc:  # a last guard: the checks above should catch everything
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise FormatError(f"field {where!r}: {problem['msg']}") from None
 
 
 def parse_text(text: str, *, origin: str, default_id: str, markdown: bool = False) -> Article:
@@ -200,13 +223,21 @@ def parse_text(text: str, *, origin: str, default_id: str, markdown: bool = Fals
     return _article(meta, default_id=default_id, title=title, text=article_text, origin=origin)
 
 
+def _json_type(value: object) -> str:
+    """A decoded JSON value's type in JSON's own words (string, not str), for messages."""
+    if value is None:
+        return "null"
+    names = ((bool, "boolean"), (int, "number"), (float, "number"), (str, "string"), (list, "array"), (dict, "object"))
+    return next((name for kind, name in names if isinstance(value, kind)), type(value).__name__)
+
+
 def _record(obj: object, *, origin: str, default_id: str) -> Article:
     """Turn one JSON object into an article; raises FormatError naming the problem."""
     if not isinstance(obj, dict):
-        raise FormatError(f"not a JSON object (got {type(obj).__name__})")
+        raise FormatError(f"not a JSON object (got {_json_type(obj)})")
     for key in ("title", "body", "text"):
         if obj.get(key) is not None and not isinstance(obj[key], str):
-            raise FormatError(f"field {key!r} must be a string, got {type(obj[key]).__name__}")
+            raise FormatError(f"field {key!r} must be a string, got {_json_type(obj[key])}")
     if obj.get("title") is None:
         raise FormatError("missing field 'title'")
     title = obj["title"].strip()
@@ -228,6 +259,56 @@ def _json_problem(exc: json.JSONDecodeError, *, with_line: bool) -> str:
     return f"invalid JSON: {exc.msg} at {where}"
 
 
+def _load_json(text: str, *, with_line: bool) -> object:
+    """`json.loads`, with every way it can fail turned into a FormatError.
+
+    Besides syntax errors, Python's decoder raises RecursionError for deep nesting
+    (`[[[[...`) and ValueError for integers of more than 4300 digits.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(_json_problem(exc, with_line=with_line)) from None
+    except RecursionError:
+        raise FormatError("invalid JSON: nested too deeply (arrays or objects inside each other)") from None
+    except ValueError:  # the only other ValueError json.loads raises
+        raise FormatError(f"invalid JSON: a number with more than {sys.get_int_max_str_digits()} digits") from None
+
+
+class _RecordFailures:
+    """Per-record failures of one file, listed up to MAX_RECORD_FAILURES and then counted.
+
+    A hostile file can hold millions of bad records; the report stays readable and small.
+    """
+
+    def __init__(self, origin: str, unit: str) -> None:
+        self.origin = origin
+        self.unit = unit
+        self.count = 0
+
+    def add(self, out: list[Parsed], n: int, exc: FormatError) -> None:
+        self.count += 1
+        if self.count <= MAX_RECORD_FAILURES:
+            out.append(SourceFailure(origin=self.origin, reason=f"{self.unit} {n}: {exc}"))
+
+    def hopeless(self, out: list[Parsed]) -> bool:
+        """True when the first MAX_RECORD_FAILURES records all failed: stop reading."""
+        # Checked once, when the count reaches the limit: later failures must stay cheap.
+        return self.count == MAX_RECORD_FAILURES and not any(isinstance(item, Article) for item in out)
+
+    def finish(self, out: list[Parsed], stopped_at: int | None = None) -> list[Parsed]:
+        if stopped_at is not None:
+            reason = f"gave up after {self.unit} {stopped_at}: the first {self.count} {self.unit}s with content are all bad"
+            out.append(SourceFailure(origin=self.origin, reason=reason))
+        elif self.count > MAX_RECORD_FAILURES:
+            hidden = self.count - MAX_RECORD_FAILURES
+            reason = f"{hidden} more bad {self.unit}s not listed (the first {MAX_RECORD_FAILURES} are)"
+            out.append(SourceFailure(origin=self.origin, reason=reason))
+        return out
+
+
+
+
 def parse_json(text: str, *, origin: str, default_id: str) -> list[Parsed]:
     """Parse a `.json` file holding one article object or a list of them.
 
@@ -242,23 +323,24 @@ def parse_json(text: str, *, origin: str, default_id: str) -> list[Parsed]:
     Raises:
         FormatError: the whole file is not valid JSON, or neither an object nor a list.
     """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(_json_problem(exc, with_line=True)) from None
+    data = _load_json(text, with_line=True)
     if isinstance(data, dict):
         return [_record(data, origin=origin, default_id=default_id)]
     if not isinstance(data, list):
-        raise FormatError(f"expected a JSON object or a list of objects, got {type(data).__name__}")
+        raise FormatError(f"expected a JSON object or a list of objects, got {_json_type(data)}")
     if not data:
         raise FormatError("the JSON list is empty")
+    if not any(isinstance(item, dict) for item in data):
+        kinds = ", ".join(sorted({_json_type(item) for item in data}))
+        raise FormatError(f"expected a JSON object or a list of objects, got a list of {kinds}")
     out: list[Parsed] = []
+    failures = _RecordFailures(origin, "item")
     for n, item in enumerate(data, start=1):
         try:
             out.append(_record(item, origin=origin, default_id=f"{default_id}:{n}"))
         except FormatError as exc:
-            out.append(SourceFailure(origin=origin, reason=f"item {n}: {exc}"))
-    return out
+            failures.add(out, n, exc)
+    return failures.finish(out)
 
 
 def parse_jsonl(text: str, *, origin: str, default_id: str) -> list[Parsed]:
@@ -273,19 +355,19 @@ def parse_jsonl(text: str, *, origin: str, default_id: str) -> list[Parsed]:
         Articles, and one failure (reason `line N: ...`) per bad line.
     """
     out: list[Parsed] = []
+    failures = _RecordFailures(origin, "line")
     # Split on "\n" only: str.splitlines() would also break at U+2028, valid inside JSON strings.
     for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(_json_problem(exc, with_line=False)) from None
+            obj = _load_json(line, with_line=False)
             out.append(_record(obj, origin=origin, default_id=f"{default_id}:{n}"))
         except FormatError as exc:
-            out.append(SourceFailure(origin=origin, reason=f"line {n}: {exc}"))
-    return out
+            failures.add(out, n, exc)
+            if failures.hopeless(out):
+                return failures.finish(out, stopped_at=n)
+    return failures.finish(out)
 
 
 def parse_html(html: str | bytes, *, origin: str, article_id: str | None = None, page_url: str | None = None) -> Article:
@@ -307,14 +389,17 @@ def parse_html(html: str | bytes, *, origin: str, article_id: str | None = None,
     # Imported here: trafilatura takes about a second to import, and most runs read no HTML.
     import trafilatura
 
-    doc = trafilatura.bare_extraction(
-        html,
-        url=page_url,
-        with_metadata=True,
-        include_comments=False,  # reader comments are not part of the article
-        # No free-text date guessing: only dates the page states in its markup.
-        date_extraction_params={"original_date": True, "extensive_search": False},
-    )
+    try:
+        doc = trafilatura.bare_extraction(
+            html,
+            url=page_url,
+            with_metadata=True,
+            include_comments=False,  # reader comments are not part of the article
+            # No free-text date guessing: only dates the page states in its markup.
+            date_extraction_params={"original_date": True, "extensive_search": False},
+        )
+    except RecursionError:
+        raise FormatError("the HTML is nested too deeply to read") from None
     text = (doc.text or "").strip() if doc is not None else ""
     if not text:
         raise FormatError("no article text found in the HTML")

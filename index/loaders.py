@@ -7,6 +7,14 @@ that one bad input never stops a batch.
 Supported inputs: `.txt` and `.md` (optional YAML front matter, headline line, text),
 `.html`/`.htm` and `http(s)://` pages (main text extracted by trafilatura), `.json` (an
 object or a list of objects) and `.jsonl` (one object a line).
+
+Hostile inputs give a failure with a reason, never an exception or a hang: files and pages
+over `FetchPolicy.max_bytes`, special files (FIFOs are opened non-blocking and refused), link
+loops, binary or mis-encoded text (any NUL byte counts as binary), JSON nested too deeply or
+with numbers too long to convert, lone surrogates, and JSON lists with no object in them
+(one failure, not one per item). A file with many bad records lists the first
+`index.formats.MAX_RECORD_FAILURES` and counts the rest. URLs are fetched under the address
+rules of `index.sources.fetch_page`.
 """
 
 from __future__ import annotations
@@ -15,7 +23,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.formats import FormatError, decode_text, parse_html, parse_json, parse_jsonl, parse_text
+from index.formats import (
+    FormatError,
+    decode_text,
+    parse_html,
+    parse_json,
+    parse_jsonl,
+    parse_text,
+)
 from index.models import Article, SourceFailure
 from index.sources import (
     DEFAULT_EXCLUDES,
@@ -26,6 +41,7 @@ from index.sources import (
     FileRef,
     SourceRef,
     UrlRef,
+    describe_os_error,
     discover,
     fetch_page,
     read_file_bytes,
@@ -47,6 +63,10 @@ __all__ = [
     "read_source",
     "url_article_id",
 ]
+
+
+# The limits used when the caller names none (frozen, so one shared instance is safe).
+DEFAULT_POLICY = FetchPolicy()
 
 
 @dataclass(frozen=True)
@@ -108,7 +128,7 @@ def _parse_file(data: bytes, ref: FileRef) -> list[Article | SourceFailure]:
     return [SourceFailure(origin=origin, reason=reason)]
 
 
-def read_source(ref: SourceRef, *, policy: FetchPolicy = FetchPolicy()) -> Iterator[Article | SourceFailure]:
+def read_source(ref: SourceRef, *, policy: FetchPolicy = DEFAULT_POLICY) -> Iterator[Article | SourceFailure]:
     """Read one source and yield its articles and failures; never raises.
 
     Args:
@@ -129,9 +149,12 @@ def read_source(ref: SourceRef, *, policy: FetchPolicy = FetchPolicy()) -> Itera
                 yield SourceFailure(origin=origin, reason=str(exc))
             return
         try:
-            data = read_file_bytes(ref)
+            data = read_file_bytes(ref, max_bytes=policy.max_bytes)
+        except FetchError as exc:
+            yield SourceFailure(origin=origin, reason=str(exc))
+            return
         except OSError as exc:
-            yield SourceFailure(origin=origin, reason=exc.strerror or str(exc))
+            yield SourceFailure(origin=origin, reason=describe_os_error(exc))
             return
         yield from _parse_file(data, ref)
     except Exception as exc:  # noqa: BLE001 -- a parser bug on one input must not stop the batch
@@ -142,7 +165,7 @@ def load_articles(
     inputs: Sequence[str | Path],
     *,
     exclude: Sequence[str] = DEFAULT_EXCLUDES,
-    policy: FetchPolicy = FetchPolicy(),
+    policy: FetchPolicy = DEFAULT_POLICY,
     on_source: Callable[[SourceRef], None] | None = None,
     on_discovered: Callable[[Sequence[SourceRef]], None] | None = None,
 ) -> LoadResult:

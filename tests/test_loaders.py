@@ -1,12 +1,16 @@
 """Article loaders: every format, stable ids, bad inputs, folder walking and URL ingestion.
 
 The parsers run for real on fixture files (tests/data/loaders/) and on files written to
-tmp_path; URLs are fetched from a real HTTP server started on 127.0.0.1.
+tmp_path; URLs are fetched from a real HTTP server started on 127.0.0.1, which the default
+policy refuses (a loopback address), so these tests allow exactly that address. The address
+rules themselves are tested in tests/test_fetch_safety.py.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import shutil
 import socket
 import threading
@@ -15,13 +19,14 @@ from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from index.loaders import (
-    FetchPolicy,
     DEFAULT_EXCLUDES,
     SUPPORTED_EXTENSIONS,
+    FetchPolicy,
     FileRef,
     UrlRef,
     discover,
@@ -30,6 +35,7 @@ from index.loaders import (
     url_article_id,
 )
 from index.models import Article, SourceFailure
+from index.sources import FetchError, read_file_bytes
 
 DATA = Path(__file__).parent / "data" / "loaders"
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +43,8 @@ SEED_IN_REPO = REPO / "examples" / "articles" / "macron-white-house-visit.txt"
 SEED_SHARED = REPO.parent / "shared" / "seed" / "macron-white-house-visit.txt"
 SUPPORTED = ".txt, .md, .html, .htm, .json, .jsonl"
 CANONICAL = "https://www.coastalherald.example/news/2024/03/harbour-bridge-reopens"
+# The test server's address, and nothing else that is not public.
+LOCAL = FetchPolicy(allowed_networks=("127.0.0.1/32",))
 
 
 def by_id(articles: list[Article]) -> dict[str, Article]:
@@ -155,7 +163,7 @@ def test_json_list_reports_each_bad_item_and_keeps_the_rest():
     assert articles["museum-reopens"].text.startswith("The city museum reopened on Saturday")
     assert articles["list:2"].title == "Marathon record broken in heat"
     assert reasons(result.failures) == {
-        "list.json": ["item 3: missing field 'body' (or 'text')", "item 4: not a JSON object (got str)"]
+        "list.json": ["item 3: missing field 'body' (or 'text')", "item 4: not a JSON object (got string)"]
     }
     assert result.failed_origins == {str((DATA / "list.json").resolve())}
 
@@ -172,7 +180,7 @@ def test_jsonl_reports_each_bad_line_by_number_and_keeps_the_rest():
     assert reasons(result.failures)["records.jsonl"] == [
         "line 4: invalid JSON: Expecting ',' delimiter at column 61",
         "line 5: missing field 'body' (or 'text')",
-        "line 6: not a JSON object (got list)",
+        "line 6: not a JSON object (got array)",
         "line 7: invalid date '14/03/2024': expected YYYY-MM-DD or an ISO 8601 datetime",
         "line 8: empty field 'title'",
     ]
@@ -276,7 +284,7 @@ def test_bad_files_are_each_reported_and_the_rest_is_loaded(tmp_path):
         "missing.txt": ["no such file or directory"],
         "no-article.html": ["no article text found in the HTML"],
         "paper.pdf": [f"unsupported file extension '.pdf' (supported: {SUPPORTED})"],
-        "scalar.json": ["expected a JSON object or a list of objects, got str"],
+        "scalar.json": ["expected a JSON object or a list of objects, got string"],
     }
     assert reasons(result.skipped) == {"notes.pdf": [f"unsupported extension '.pdf' (supported: {SUPPORTED})"]}
     assert str(missing.resolve()) in result.failed_origins
@@ -288,7 +296,66 @@ def test_read_error_is_a_failure_not_an_exception(tmp_path):
     folder = tmp_path / "folder.txt"
     folder.mkdir()
     [failure] = list(read_source(FileRef(path=folder)))
-    assert failure == SourceFailure(origin=str(folder.resolve()), reason="Is a directory")
+    assert failure == SourceFailure(origin=str(folder.resolve()), reason="is a folder, not a file")
+
+
+def test_a_fifo_reached_as_a_file_is_refused_at_once(tmp_path):
+    """Discovery never lists a FIFO, but one swapped in before reading must not block."""
+    pipe = tmp_path / "swapped.txt"
+    os.mkfifo(pipe)
+    start = time.monotonic()
+    [failure] = list(read_source(FileRef(path=pipe)))
+    assert failure.reason == "not a regular file: a named pipe (FIFO)"
+    assert time.monotonic() - start < 1
+
+
+def test_the_size_cap_is_checked_before_and_while_reading(tmp_path):
+    big = write(tmp_path / "big.txt", "Headline\n" + "x" * 1000)
+    [failure] = list(read_source(FileRef(path=big), policy=FetchPolicy(max_bytes=500)))
+    assert failure.reason == "file is 1009 bytes, over the limit of 500 (ARTICLEQA_MAX_INPUT_MB)"
+    # /proc files report a size of 0 but hold more: only the bounded read can catch them.
+    proc = Path("/proc/self/status")
+    if not proc.exists() or proc.stat().st_size != 0:
+        pytest.skip("needs a Linux /proc file that reports size 0")
+    assert read_file_bytes(FileRef(path=proc), max_bytes=100_000)  # under the cap: read whole
+    with pytest.raises(FetchError, match=r"^file is over the limit of 10 bytes \(ARTICLEQA_MAX_INPUT_MB\)$"):
+        read_file_bytes(FileRef(path=proc), max_bytes=10)
+
+
+def test_an_unreadable_file_is_a_permission_failure(tmp_path, monkeypatch):
+    locked = write(tmp_path / "locked.txt", "Headline\nText.\n")
+    locked.chmod(0)
+    if os.geteuid() != 0:  # a real permission error
+        [failure] = list(read_source(FileRef(path=locked)))
+        assert failure.reason == "permission denied"
+        return
+    # root reads chmod 000 files, so only the wording of the error can be tested: inject it.
+    [article] = list(read_source(FileRef(path=locked)))
+    assert article.title == "Headline"
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(locked))
+
+    monkeypatch.setattr(os, "open", denied)
+    [failure] = list(read_source(FileRef(path=locked)))
+    assert failure.reason == "permission denied"
+
+
+def test_a_jsonl_file_lists_20_bad_lines_then_counts_the_rest(tmp_path):
+    good = '{"title": "Good", "body": "Good text."}\n'
+    feed = write(tmp_path / "feed.jsonl", good + "oops\n" * 30)
+    result = load_articles([feed])
+    assert [a.id for a in result.articles] == ["feed:1"]
+    got = reasons(result.failures)["feed.jsonl"]
+    assert len(got) == 21
+    assert got[0].startswith("line 2: invalid JSON") and got[19].startswith("line 21: invalid JSON")
+    assert got[20] == "10 more bad lines not listed (the first 20 are)"
+    hopeless = write(tmp_path / "noise.jsonl", "oops\n" * 30 + good)
+    result = load_articles([hopeless])
+    assert result.articles == []  # never reached: the file is not JSON Lines
+    assert reasons(result.failures)["noise.jsonl"][-1] == (
+        "gave up after line 20: the first 20 lines with content are all bad"
+    )
 
 
 # --- folders -----------------------------------------------------------------------------
@@ -357,9 +424,9 @@ NO_CANONICAL_PAGE = """<!DOCTYPE html>
 
 
 class _Handler(BaseHTTPRequestHandler):
-    user_agents: list[str] = []
+    user_agents: ClassVar[list[str]] = []
 
-    def do_GET(self):  # noqa: N802 -- the name http.server calls
+    def do_GET(self):
         self.user_agents.append(self.headers.get("User-Agent", ""))
         path = self.path.split("?")[0]
         if path == "/news/bridge":
@@ -384,7 +451,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except BrokenPipeError:  # /slow: the client gave up at its deadline, as intended
+            pass
 
     def log_message(self, *args):  # keep test output quiet
         pass
@@ -425,7 +495,7 @@ def test_url_ids_ignore_trivial_spelling_differences():
 @pytest.mark.integration
 def test_url_article_page(news_server):
     url = f"{news_server}/news/bridge"
-    result = load_articles([url])
+    result = load_articles([url], policy=LOCAL)
     assert result.failures == []
     [article] = result.articles
     assert article.id == f"www.coastalherald.example-{sha12(CANONICAL)}"
@@ -443,7 +513,7 @@ def test_url_article_page(news_server):
 @pytest.mark.integration
 def test_url_redirect_uses_final_url_without_canonical(news_server):
     url = f"{news_server}/old-link"
-    [article] = load_articles([url]).articles
+    [article] = load_articles([url], policy=LOCAL).articles
     final = f"{news_server}/travel/night-trains"
     assert article.url == final
     assert article.id == f"127.0.0.1-{sha12(final)}"
@@ -462,14 +532,15 @@ def test_url_failures_are_named(news_server, closed_port):
     refused = f"http://127.0.0.1:{closed_port}/article"
     slow = f"{news_server}/slow"
 
-    result = load_articles([good, missing, json_url, refused, slow, same_article], policy=FetchPolicy(timeout=0.5))
+    policy = FetchPolicy(timeout=0.5, allowed_networks=("127.0.0.1/32",))
+    result = load_articles([good, missing, json_url, refused, slow, same_article], policy=policy)
 
     assert [a.origin for a in result.articles] == [good]
     got = reasons(result.failures)
     assert got[missing] == ["HTTP 404 Not Found"]
     assert got[json_url] == ["unsupported content type 'application/json' (expected an HTML page)"]
     assert len(got[refused]) == 1 and got[refused][0].startswith("could not connect: ")
-    assert got[slow] == ["timed out after 0.5s"]
+    assert got[slow] == ["timed out after 0.5s (the limit set by ARTICLEQA_FETCH_TIMEOUT)"]
     # Both URLs name the same canonical page, so they get the same id.
     article_id = f"www.coastalherald.example-{sha12(CANONICAL)}"
     assert got[same_article] == [f"duplicate article id '{article_id}' (already read from {good})"]
