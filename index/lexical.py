@@ -14,12 +14,12 @@ deletes them with their chunk, so they can never outlive or mismatch it.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.encoding import SpanVectors
+from index.sqlite_db import SQLiteDB
 from index.sqlite_rows import rows_in
 
 _SCHEMA = """
@@ -104,9 +104,7 @@ class LexicalIndex:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = SQLiteDB(self.path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -114,11 +112,11 @@ class LexicalIndex:
     def upsert(self, rows: Iterable[LexicalRow]) -> None:
         """Insert or replace rows by chunk id, atomically."""
         rows = list(rows)
-        with self._db:
-            self._db.executemany(
+        with self._db.transaction() as db:
+            db.executemany(
                 "DELETE FROM chunks WHERE chunk_id = ?", [(r.chunk_id,) for r in rows]
             )
-            self._db.executemany(
+            db.executemany(
                 'INSERT INTO chunks (chunk_id, article_id, source, published_ord, start, "end", '
                 "text) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -126,35 +124,35 @@ class LexicalIndex:
                     for r in rows
                 ],
             )
-            self._db.executemany(
+            db.executemany(
                 "INSERT OR REPLACE INTO sentence_vectors (chunk_id, spans, vectors) VALUES (?, ?, ?)",
                 [(r.chunk_id, *r.sentences.to_blobs()) for r in rows if r.sentences is not None],
             )
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
-        with self._db:
-            self._db.executemany(
+        with self._db.transaction() as db:
+            db.executemany(
                 "DELETE FROM chunks WHERE chunk_id = ?", [(cid,) for cid in chunk_ids]
             )
 
     def clear(self) -> None:
-        with self._db:
-            self._db.execute("DELETE FROM chunks")
-            self._db.execute("DELETE FROM sentence_vectors")
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM chunks")
+            db.execute("DELETE FROM sentence_vectors")
 
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SpanVectors]:
         """The stored sentence vectors of these chunks (chunks without any are left out)."""
         query = "SELECT chunk_id, spans, vectors FROM sentence_vectors WHERE chunk_id IN ({marks})"
         return {
             chunk_id: SpanVectors.from_blobs(spans, vectors)
-            for chunk_id, spans, vectors in rows_in(self._db, query, chunk_ids)
+            for chunk_id, spans, vectors in rows_in(self._db.conn, query, chunk_ids)
         }
 
     def document_frequencies(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
         """How many chunks contain each term (as FTS5's porter tokenizer stems it), and how many
         chunks there are: corpus statistics for weighting a question's terms."""
         terms = list(dict.fromkeys(terms))
-        counts = dict(rows_in(self._db, "SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms)) if terms else {}
+        counts = dict(rows_in(self._db.conn, "SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms)) if terms else {}
         return counts, self.count()
 
     def chunk_ids_of(self, article_id: str) -> set[str]:
@@ -173,7 +171,7 @@ class LexicalIndex:
     def get(self, chunk_ids: Sequence[str]) -> dict[str, LexicalRow]:
         """The stored rows for these chunk ids (missing ids are left out)."""
         query = 'SELECT chunk_id, article_id, source, published_ord, start, "end", text FROM chunks WHERE chunk_id IN ({marks})'
-        return {row[0]: LexicalRow(*row) for row in rows_in(self._db, query, chunk_ids)}
+        return {row[0]: LexicalRow(*row) for row in rows_in(self._db.conn, query, chunk_ids)}
 
     def search(
         self,
