@@ -15,7 +15,8 @@ from pathlib import Path
 
 from index.chunking import chunk_article, split_sentences
 from index.embeddings import DEFAULT_MODEL, Backend, ModelNotFoundError, SentenceTransformerEmbeddings, get_embeddings
-from index.indexer import Indexer, ProgressCallback, index_paths
+from index.folder import IndexBusyError, IndexFolder
+from index.indexer import Indexer, ProgressCallback, index_paths, rebuild_index
 from index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles
 from index.models import Article, Chunk, IndexReport, SourceFailure
 from index.store import (
@@ -34,6 +35,8 @@ __all__ = [
     "Article",
     "ChromaUnavailableError",
     "Chunk",
+    "IndexBusyError",
+    "IndexFolder",
     "IndexMismatchError",
     "IndexReport",
     "IndexStore",
@@ -48,6 +51,7 @@ __all__ = [
     "index_paths",
     "load_articles",
     "open_index",
+    "rebuild_index",
     "split_sentences",
 ]
 
@@ -62,12 +66,13 @@ def open_index(
     chunk_overlap: int = 150,
     chroma_url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
-    reset: bool = False,
+    check_model: bool = True,
 ) -> IndexStore:
     """Open (or create) an index folder with the shared embedding model for `embedding_model`.
 
     The model itself loads on first use, so opening an index to read its statistics is cheap.
     `embedding_backend` and `cache_dir`: see `index.embeddings.SentenceTransformerEmbeddings`.
+    `check_model=False` opens an index built with another model (to rebuild it).
     """
     return IndexStore(
         index_dir,
@@ -77,5 +82,5 @@ def open_index(
         chunk_overlap=chunk_overlap,
         chroma_url=chroma_url,
         collection=collection,
-        reset=reset,
+        check_model=check_model,
     )

@@ -7,12 +7,12 @@ and the lexical index, so a row always means "this article is fully indexed at t
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 from index.models import Article
+from index.sqlite_db import SQLiteDB
 from index.sqlite_rows import rows_in
 
 _SCHEMA = """
@@ -38,9 +38,7 @@ class ArticleStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = SQLiteDB(self.path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -48,8 +46,8 @@ class ArticleStore:
     def upsert(self, articles: Iterable[tuple[Article, int]]) -> None:
         """Store `(article, chunk_count)` pairs, replacing rows with the same id."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        with self._db:
-            self._db.executemany(
+        with self._db.transaction() as db:
+            db.executemany(
                 f"INSERT OR REPLACE INTO articles ({_COLUMNS}, content_hash, chunk_count, "
                 "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -71,12 +69,12 @@ class ArticleStore:
             )
 
     def delete(self, ids: Sequence[str]) -> None:
-        with self._db:
-            self._db.executemany("DELETE FROM articles WHERE id = ?", [(i,) for i in ids])
+        with self._db.transaction() as db:
+            db.executemany("DELETE FROM articles WHERE id = ?", [(i,) for i in ids])
 
     def clear(self) -> None:
-        with self._db:
-            self._db.execute("DELETE FROM articles")
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM articles")
 
     def hashes(self) -> dict[str, str]:
         """Content hash of every stored article, by id."""
@@ -97,7 +95,7 @@ class ArticleStore:
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Article]:
         query = f"SELECT {_COLUMNS} FROM articles WHERE id IN ({{marks}})"
-        return {row[0]: _to_article(row) for row in rows_in(self._db, query, ids)}
+        return {row[0]: _to_article(row) for row in rows_in(self._db.conn, query, ids)}
 
     def list(self) -> list[Article]:
         """All articles, newest first (undated last)."""
@@ -106,6 +104,11 @@ class ArticleStore:
             "ORDER BY published_at IS NULL, published_at DESC, title"
         )
         return [_to_article(row) for row in rows]
+
+    def date_range(self) -> tuple[date | None, date | None]:
+        """The earliest and latest publication dates (None, None when no article has one)."""
+        low, high = self._db.execute("SELECT min(published_at), max(published_at) FROM articles").fetchone()
+        return (date.fromisoformat(low) if low else None, date.fromisoformat(high) if high else None)
 
     def sources(self) -> list[str]:
         rows = self._db.execute(

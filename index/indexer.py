@@ -26,7 +26,7 @@ from langchain_core.documents import Document
 from langchain_core.indexing import index as langchain_index
 
 from index.chunking import chunk_article
-from index.loaders import DEFAULT_EXCLUDES, FetchPolicy, load_articles
+from index.loaders import DEFAULT_EXCLUDES, FetchPolicy, LoadResult, load_articles
 from index.models import Article, Chunk, IndexReport
 from index.store import IndexStore, published_ord
 
@@ -166,32 +166,137 @@ def index_paths(
     inputs: Sequence[str | Path],
     *,
     prune: bool = False,
-    rebuild: bool = False,
     exclude: Sequence[str] = DEFAULT_EXCLUDES,
     fetch: FetchPolicy = FetchPolicy(),
     progress: ProgressCallback | None = None,
+    wait: float | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> IndexReport:
     """Read files, folders and URLs and bring the index up to date with them.
+
+    Runs under the index folder's write lock (`IndexStore.write_session`).
 
     Args:
         store: The opened index folder.
         inputs: Paths (files or folders, recursive) and http(s) URLs.
-        prune: Also remove indexed articles that were not read in this run, except those
-            from inputs that failed this time (bad input never deletes good data).
-        rebuild: Empty the index first (open the store with `reset=True` instead when the
-            embedding model changed).
+        prune: Also remove indexed articles that were not read in this run. Never on a run
+            where an input failed: a typo or an unreachable site must not delete anything.
         exclude: File name globs to skip while walking folders.
         fetch: Time and size limits for every input, and which addresses URLs may reach.
         progress: Optional progress callback.
+        wait, on_wait: How long to wait for another writer (None: as long as it takes), and
+            what to call when waiting starts.
 
     Returns:
         The run's report; `report.failed` lists inputs that could not be read, with reasons.
+
+    Raises:
+        IndexBusyError: Another writer held the lock for longer than `wait`.
     """
     started = time.perf_counter()
-    report = IndexReport(index_dir=str(store.dir))
+    report = IndexReport(index_dir=str(store.root))
     progress = progress or (lambda phase, done, total: None)
-    if rebuild:
-        store.reset()
+    with store.write_session(wait, on_wait):
+        loaded = _load(inputs, exclude, fetch, progress)
+        report.failed.extend(loaded.failures)
+        report.skipped.extend(loaded.skipped)
+        rechunk = store.chunking_changed
+        if store.manifest is None:
+            # Written before any chunk, so a killed first run still records the model it used.
+            store.write_manifest(len(store.embeddings.embed_query("dimension probe")))
+        indexer = Indexer(store, progress)
+        indexer.index_articles(loaded.articles, report=report, force=rechunk)
+        if prune and loaded.failures:
+            report.notes.append(
+                f"nothing was pruned: {len(loaded.failures)} input(s) failed, and articles are "
+                "never removed on a run where inputs failed; fix or --exclude them and run again"
+            )
+        elif prune:
+            indexer.prune({a.id for a in loaded.articles}, loaded.origin_failed, report)
+        if rechunk:  # only once every article has been re-chunked
+            store.write_manifest(store.manifest.dimension)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def rebuild_index(
+    store: IndexStore,
+    inputs: Sequence[str | Path] | None = None,
+    *,
+    exclude: Sequence[str] = DEFAULT_EXCLUDES,
+    fetch: FetchPolicy = FetchPolicy(),
+    progress: ProgressCallback | None = None,
+    wait: float | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> tuple[IndexReport, IndexStore]:
+    """Build a new index beside the live one and switch to it only once it is complete.
+
+    The live index keeps answering while the new one is built (`index.folder`); a rebuild that
+    fails, is interrupted or is killed leaves it exactly as it was.
+
+    Args:
+        store: The live index (opened with `check_model=False` when the embedding model
+            changed: its data is replaced, not read, when `inputs` are given).
+        inputs: Read these files, folders and URLs into the new index; when any of them fails
+            the rebuild is abandoned and the live index is kept (see `report.notes`). None:
+            re-chunk and re-embed the texts stored in the live index (ids and texts unchanged).
+        exclude, fetch, progress, wait, on_wait: As for `index_paths`.
+
+    Returns:
+        `(report, live store)`: the store now live, the new one when the rebuild switched
+        (`store` is then closed and its data removed), else `store` itself.
+
+    Raises:
+        IndexBusyError: Another writer held the lock for longer than `wait`.
+    """
+    started = time.perf_counter()
+    report = IndexReport(index_dir=str(store.root))
+    progress = progress or (lambda phase, done, total: None)
+    folder = store.folder
+    with store.write_session(wait, on_wait):
+        if inputs is None:
+            articles = store.articles.list()
+        else:
+            loaded = _load(inputs, exclude, fetch, progress)
+            report.failed.extend(loaded.failures)
+            report.skipped.extend(loaded.skipped)
+            if loaded.failures:
+                report.notes.append(
+                    f"rebuild abandoned: {len(loaded.failures)} input(s) failed, so the index was "
+                    "left as it was; fix or --exclude them and run again"
+                )
+                report.seconds = time.perf_counter() - started
+                return report, store
+            articles = loaded.articles
+        generation = folder.new_generation()
+        fresh = store.open_generation(generation)
+        try:
+            fresh.write_manifest(len(fresh.embeddings.embed_query("dimension probe")))
+            Indexer(fresh, progress).index_articles(articles, report=report)
+        except BaseException:
+            fresh.drop_dense()
+            fresh.close()
+            folder.remove(generation)
+            raise
+        old_dir, old_collection = store.dir, store.collection
+        store.close()
+        folder.switch(generation)
+        if store.chroma_url and old_collection != fresh.collection:
+            try:
+                fresh.client.delete_collection(old_collection)
+            except Exception:  # already gone; nothing else uses it
+                pass
+        folder.remove(old_dir)
+        fresh.generation = None  # from now on it is the live data
+        fresh.token = folder.token()
+    fresh.token = folder.token()
+    report.seconds = time.perf_counter() - started
+    return report, fresh
+
+
+def _load(
+    inputs: Sequence[str | Path], exclude: Sequence[str], fetch: FetchPolicy, progress: ProgressCallback
+) -> LoadResult:
     read, sources = 0, 0
 
     def on_discovered(refs: Sequence[object]) -> None:
@@ -204,20 +309,6 @@ def index_paths(
         read += 1
         progress("reading", read, sources or None)
 
-    loaded = load_articles(
+    return load_articles(
         inputs, exclude=exclude, policy=fetch, on_source=on_source, on_discovered=on_discovered
     )
-    report.failed.extend(loaded.failures)
-    report.skipped.extend(loaded.skipped)
-    rechunk = store.chunking_changed
-    if store.manifest is None:
-        # Written before any chunk, so a killed first run still records the model it used.
-        store.write_manifest(len(store.embeddings.embed_query("dimension probe")))
-    indexer = Indexer(store, progress)
-    indexer.index_articles(loaded.articles, report=report, force=rechunk)
-    if prune:
-        indexer.prune({a.id for a in loaded.articles}, loaded.origin_failed, report)
-    if rechunk:  # only once every article has been re-chunked
-        store.write_manifest(store.manifest.dimension)
-    report.seconds = time.perf_counter() - started
-    return report

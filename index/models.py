@@ -72,6 +72,7 @@ class IndexReport(BaseModel):
     chunks_added: int = 0
     chunks_deleted: int = 0
     chunks_skipped: int = 0
+    notes: list[str] = Field(default_factory=list)
     seconds: float = 0.0
     index_dir: str = ""
 

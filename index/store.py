@@ -16,7 +16,8 @@ disagree about which chunks exist once a run (or its re-run) has finished.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -34,6 +35,7 @@ from langchain_core.vectorstores import VectorStore
 from index.articles import ArticleStore
 from index.chunking import split_sentences
 from index.encoding import SpanVectors
+from index.folder import IndexFolder
 from index.lexical import LexicalIndex, LexicalRow
 
 SCHEMA_VERSION = 1
@@ -203,19 +205,21 @@ class HybridStore(VectorStore):
 
 
 class IndexStore:
-    """Everything in one index folder, opened together and checked against its manifest.
+    """The live index data of one index folder, opened together and checked against its manifest.
 
     Args:
-        index_dir: The folder (created when missing).
+        index_dir: The index folder (created when missing); see `index.folder` for its layout.
         embeddings: The embedding function; Chroma never embeds on its own.
         embedding_model: Name recorded in the manifest; a different name on open is an error.
         chunk_size, chunk_overlap: Chunking settings recorded in the manifest.
         chroma_url: A Chroma server instead of the embedded `chroma/` folder.
         collection: Chroma collection name (one per index when several share a server).
-        reset: Empty the index on open (for --rebuild; skips the embedding model check).
+        generation: Open this generation folder (a rebuild being built) instead of the live data.
+        check_model: Refuse data built with another embedding model (off for a rebuild, which
+            replaces that data).
 
     Raises:
-        IndexMismatchError: The folder was built with another embedding model.
+        IndexMismatchError: The data was built with another embedding model.
         ChromaUnavailableError: `chroma_url` is set and no server answers there.
     """
 
@@ -229,25 +233,42 @@ class IndexStore:
         chunk_overlap: int = 150,
         chroma_url: str | None = None,
         collection: str = DEFAULT_COLLECTION,
-        reset: bool = False,
+        generation: Path | None = None,
+        check_model: bool = True,
     ):
-        self.dir = Path(index_dir).expanduser().resolve()
+        self.folder = IndexFolder(index_dir)
+        self.root = self.folder.root
+        self.generation = generation
+        self.check_model = check_model
         self.embeddings = embeddings
         self.embedding_model = embedding_model
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.chroma_url = chroma_url
-        self.collection = collection
+        self.base_collection = collection
+        self.on_stale: Callable[[], None] | None = None
+        self._open()
+
+    def _open(self) -> None:
+        self.token = self.folder.token()
+        self.dir = self.generation or self.folder.live()
         self.dir.mkdir(parents=True, exist_ok=True)
+        # Generations share a Chroma server, so each gets its own collection; embedded, each
+        # has its own chroma/ folder and the name stays as configured.
+        collection = self.base_collection
+        self.collection = (
+            f"{collection}.{self.dir.name}" if self.chroma_url and self.dir != self.root else collection
+        )
         self.manifest = Manifest.read(self.manifest_path)
-        if not reset and self.manifest and self.manifest.embedding_model != embedding_model:
+        model = self.embedding_model
+        if self.check_model and self.manifest and self.manifest.embedding_model != model:
             raise IndexMismatchError(
-                f"the index in {self.dir} was built with embedding model "
-                f"{self.manifest.embedding_model!r}, but {embedding_model!r} is configured. "
+                f"the index in {self.root} was built with embedding model "
+                f"{self.manifest.embedding_model!r}, but {model!r} is configured. "
                 f"Set the embedding model back to {self.manifest.embedding_model!r}, or rebuild "
                 "the index with `articleqa index PATH --rebuild`."
             )
-        self.client = chroma_client(self.dir / "chroma", chroma_url)
+        self.client = chroma_client(self.dir / "chroma", self.chroma_url)
         self.dense = self._open_dense()
         self.lexical = LexicalIndex(self.dir / "lexical.sqlite")
         self.articles = ArticleStore(self.dir / "articles.sqlite")
@@ -256,8 +277,33 @@ class IndexStore:
         )
         self.records.create_schema()
         self.hybrid = HybridStore(self.dense, self.lexical)
-        if reset:
-            self.reset()
+
+    def reopen(self) -> None:
+        """Close and open again on the live data, seeing every process's writes.
+
+        Chroma's embedded client is shared by every client of the same folder in a process
+        and keeps the vectors in memory: the reopened one is fresh only when no other
+        `IndexStore` of this process has the same folder open.
+        """
+        self.close()
+        self._open()
+
+    @contextmanager
+    def write_session(self, wait: float | None = None, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the index folder's write lock while writing (see `IndexFolder.writing`).
+
+        When another process wrote since this store was opened, it is reopened first, so
+        that nothing is written on top of a stale view of the vectors (by `on_stale` when
+        set: a process with several stores on the folder must close them all first).
+        """
+        with self.folder.writing(wait, on_wait) as before:
+            if before != self.token and self.generation is None:
+                (self.on_stale or self.reopen)()
+            try:
+                yield
+            finally:
+                self.folder.touch()  # the live data: a rebuild may have switched it
+                self.token = self.folder.token()
 
     def _open_dense(self) -> Chroma:
         return Chroma(
@@ -266,6 +312,26 @@ class IndexStore:
             client=self.client,
             collection_configuration={"hnsw": {"space": "cosine"}},
         )
+
+    def open_generation(self, generation: Path) -> IndexStore:
+        """The same settings on another generation folder of this index (for a rebuild)."""
+        return IndexStore(
+            self.root,
+            self.embeddings,
+            embedding_model=self.embedding_model,
+            chunk_size=self.chunk_size,
+            chunk_overlap=self.chunk_overlap,
+            chroma_url=self.chroma_url,
+            collection=self.base_collection,
+            generation=generation,
+            check_model=False,
+        )
+
+    @property
+    def changed_elsewhere(self) -> bool:
+        """True when a write session or a rebuild has touched the index since this was opened
+        (by any process, this one included)."""
+        return self.folder.token() != self.token
 
     @property
     def manifest_path(self) -> Path:
@@ -292,23 +358,24 @@ class IndexStore:
     def record_keys(self) -> set[str]:
         return set(self.records.list_keys())
 
-    def close(self) -> None:
-        self.lexical.close()
-        self.articles.close()
-
-    def reset(self) -> None:
-        """Empty this index in place (for --rebuild): collection, chunks, articles, records."""
+    def drop_dense(self) -> None:
+        """Delete this data's Chroma collection (a server keeps it after its folder is removed)."""
         try:
             self.client.delete_collection(self.collection)
         except Exception:  # chromadb raises different types for "no such collection"
             pass
-        self.dense = self._open_dense()
-        self.hybrid = HybridStore(self.dense, self.lexical)
-        self.lexical.clear()
-        self.articles.clear()
-        self.records.delete_keys(self.records.list_keys())
-        self.manifest_path.unlink(missing_ok=True)
-        self.manifest = None
+
+    def close(self) -> None:
+        """Close every connection: SQLite files, the record manager's engine, the Chroma client.
+
+        Closing twice is harmless."""
+        self.lexical.close()
+        self.articles.close()
+        self.records.engine.dispose()
+        try:
+            self.client.close()
+        except Exception:  # already closed, or a server that went away
+            pass
 
 
 def published_ord(value: date | None) -> int | None:

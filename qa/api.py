@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from index import DEFAULT_COLLECTION, DEFAULT_MODEL, IndexStore, open_index
+from index import DEFAULT_COLLECTION, DEFAULT_MODEL, IndexFolder, IndexStore, open_index
 from index.embeddings import Backend
 from index.store import Manifest
 from qa.answerer import ExtractiveAnswerer
@@ -163,7 +163,7 @@ class ArticleQA:
             except _LLMSpecError as exc:
                 raise LLMConfigError(str(exc)) from None
         path = Path(index_dir).expanduser()
-        if Manifest.read(path / "manifest.json") is None:
+        if Manifest.read(IndexFolder(path).live() / "manifest.json") is None:
             raise EmptyIndexError(
                 f"no index in {path}. Build one first: articleqa index PATH... --index-dir {path}"
             )

@@ -72,7 +72,7 @@ def settings_from(**flags: object) -> Settings:
         raise fail(f"invalid configuration: {problems}") from None
 
 
-def open_store(settings: Settings, *, reset: bool = False):
+def open_store(settings: Settings, *, check_model: bool = True):
     """The index folder named by the settings, or a clear error."""
     from index import IndexStoreError, ModelNotFoundError, open_index
 
@@ -86,7 +86,7 @@ def open_store(settings: Settings, *, reset: bool = False):
             chunk_overlap=settings.chunk_overlap,
             chroma_url=settings.chroma_url,
             collection=settings.collection,
-            reset=reset,
+            check_model=check_model,
         )
     except (IndexStoreError, ModelNotFoundError) as exc:
         raise fail(str(exc)) from None
@@ -111,8 +111,8 @@ class _RichProgress:
 def index_command(
     paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) and http(s) URLs of article pages.")],
     index_dir: IndexDir = None,
-    prune: Annotated[bool, typer.Option("--prune", help="Remove indexed articles not found in these inputs (inputs that fail keep theirs).")] = False,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Empty the index and index everything again (needed after changing the embedding model).")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove indexed articles not found in these inputs (skipped on a run where any input failed).")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build a new index from these inputs beside the live one and switch to it when complete; abandoned, keeping the old index, if any input fails (needed after changing the embedding model).")] = False,
     exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="File name glob to skip in folders (repeatable; default: LICENSE*, README*, hidden files).")] = None,
     chroma_url: ChromaUrl = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -124,11 +124,12 @@ def index_command(
     Formats: .txt/.md (first line is the headline, optional YAML front matter), .html/.htm,
     .json/.jsonl (objects with title and body), and article URLs. Exit code 1 when any
     input failed (the rest is still indexed), 130 when interrupted (re-run to finish).
+    One process writes to an index at a time: a second one waits for the first.
     """
-    from index import DEFAULT_EXCLUDES, index_paths
+    from index import DEFAULT_EXCLUDES, index_paths, rebuild_index
 
     settings = settings_from(index_dir=index_dir, chroma_url=chroma_url)
-    store = open_store(settings, reset=rebuild)
+    store = open_store(settings, check_model=not rebuild)
     show = not quiet and not as_json
     progress = Progress(
         SpinnerColumn(),
@@ -140,21 +141,23 @@ def index_command(
         disable=not show,
         transient=True,
     )
+    options = {
+        "exclude": tuple(exclude) if exclude else DEFAULT_EXCLUDES,
+        "fetch": settings.fetch_policy(),
+        "progress": _RichProgress(progress),
+        "on_wait": lambda: console.print(
+            f"waiting for another process writing to {store.root} ...", highlight=False
+        ),
+    }
     try:
         with progress:
-            report = index_paths(
-                store,
-                paths,
-                prune=prune,
-                exclude=tuple(exclude) if exclude else DEFAULT_EXCLUDES,
-                fetch=settings.fetch_policy(),
-                progress=_RichProgress(progress),
-            )
+            if rebuild:
+                report, store = rebuild_index(store, paths, **options)
+            else:
+                report = index_paths(store, paths, prune=prune, **options)
     except KeyboardInterrupt:
-        raise fail(
-            "interrupted; the index is consistent. Run the same command again to finish.",
-            EXIT_INTERRUPTED,
-        ) from None
+        what = "the index is as it was before the rebuild" if rebuild else "the index is consistent"
+        raise fail(f"interrupted; {what}. Run the same command again to finish.", EXIT_INTERRUPTED) from None
     finally:
         store.close()
     if as_json:
@@ -168,12 +171,24 @@ def index_command(
         raise typer.Exit(EXIT_FAILED_INPUT)
 
 
+def printable(text: str) -> str:
+    """`text` with control characters (newlines, terminal escapes) written as escapes: a file
+    name must not clear the screen or forge a line of the report."""
+    from rich.markup import escape  # and "[red]" in a name is text, not a colour
+
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return escape(text)
+
+
 def _print_report(report, verbose: bool) -> None:
     for failure in report.failed:
-        console.print(f"[red]failed[/] {failure.origin}: {failure.reason}", highlight=False)
+        console.print(f"[red]failed[/] {printable(failure.origin)}: {printable(failure.reason)}", highlight=False)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     if verbose:
         for skipped in report.skipped:
-            console.print(f"[yellow]skipped[/] {skipped.origin}: {skipped.reason}", highlight=False)
+            console.print(f"[yellow]skipped[/] {printable(skipped.origin)}: {printable(skipped.reason)}", highlight=False)
     elif report.skipped:
         console.print(f"skipped {len(report.skipped)} file(s) in folders (--verbose lists them)")
     s = report.summary()

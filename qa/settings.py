@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.embeddings import DEFAULT_MODEL
 from index.openvino_backend import default_cache_dir
-from index.sources import FetchPolicy
+from index.sources import FetchPolicy, parse_network
 from index.store import DEFAULT_COLLECTION
 
 
@@ -100,6 +100,13 @@ class Settings(BaseSettings):
             "llm_base_url": self.llm_base_url,
             "llm_timeout": self.llm_timeout,
         }
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_network(entry)  # raises ValueError naming the entry and valid examples
+        return value
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -37,6 +37,27 @@ def run(*args: str, env: dict | None = None):
     return runner.invoke(app, list(args), env=env or {})
 
 
+def test_private_addresses_are_refused_by_default_with_the_setting_that_allows_them(news_site, tmp_path):
+    result = run("index", f"{news_site}/news/bridge-reopens", "--index-dir", str(tmp_path / "ix"), "--json")
+    assert result.exit_code == 1
+    reason = json.loads(result.stdout)["failed"][0]["reason"]
+    assert "127.0.0.1 is a loopback address" in reason and "ARTICLEQA_ALLOW_PRIVATE_URLS" in reason
+
+
+def test_bad_allowed_network_is_a_one_line_configuration_error(tmp_path):
+    result = run("index", str(SEED), "--index-dir", str(tmp_path / "ix"), env={"ARTICLEQA_ALLOWED_NETWORKS": '["intranet"]'})
+    assert result.exit_code == 2
+    assert "invalid network 'intranet'" in result.output and "Traceback" not in result.output
+
+
+def test_control_characters_in_failed_names_are_escaped(tmp_path):
+    bad = tmp_path / "\x1b[2Jbad\nname.txt"
+    bad.write_text("", encoding="utf-8")
+    result = run("index", str(bad), "--index-dir", str(tmp_path / "ix"))
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output and "\\x1b[2Jbad\\nname.txt" in result.output
+
+
 def test_index_prints_summary_then_skips_unchanged(tmp_path):
     index_dir = tmp_path / "ix"
     first = run("index", str(SEED), "--index-dir", str(index_dir))
@@ -138,6 +159,7 @@ def test_index_urls_from_a_real_local_server(news_site, tmp_path):
     result = run(
         "index", f"{news_site}/news/bridge-reopens", f"{news_site}/news/missing",
         "--index-dir", str(index_dir), "--json",
+        env={"ARTICLEQA_ALLOWED_NETWORKS": '["127.0.0.1/32"]'},
     )
     assert result.exit_code == 1
     data = json.loads(result.stdout)

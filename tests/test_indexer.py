@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from index import index_paths
+from index import IndexBusyError, index_paths, rebuild_index
 from index.store import IndexMismatchError, IndexStore
 from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE, corpus_rows, write_jsonl
 
@@ -119,17 +122,104 @@ def test_prune_keeps_articles_of_an_input_that_failed(open_store, tmp_path):
     assert_consistent(store)
 
 
-def test_rebuild_starts_from_scratch(open_store, counting, tmp_path):
+def test_rebuild_starts_from_scratch_in_a_new_generation(open_store, counting, tmp_path):
     feed = write_jsonl(tmp_path / "feed.jsonl", corpus_rows(4))
     store = open_store()
     first = index_paths(store, [feed, SEED])
+    old_dir = store.dir
     embedded = counting.documents_embedded
-    rebuilt = index_paths(store, [feed], rebuild=True)
+    rebuilt, store = rebuild_index(store, [feed])
     assert len(rebuilt.added) == 4 and rebuilt.unchanged == []
     assert counting.documents_embedded - embedded == rebuilt.chunks_added
     assert store.articles.get(SEED_ID) is None
     assert len(store.dense_ids()) == rebuilt.chunks_added < first.chunks_added
     assert_consistent(store)
+    # The new data is live, in its own folder; the old data is gone.
+    assert store.dir != old_dir and store.folder.live() == store.dir
+    assert not (old_dir / "lexical.sqlite").exists()
+    again, store = rebuild_index(store, [feed])  # generation to generation
+    assert len(again.added) == 4 and store.folder.live() == store.dir
+    assert [p.name for p in store.root.glob("gen-*")] == [store.dir.name]
+    store.close()
+
+
+def test_rebuild_with_a_failing_input_keeps_the_old_index(open_store, tmp_path):
+    feed = write_jsonl(tmp_path / "feed.jsonl", corpus_rows(3))
+    store = open_store()
+    index_paths(store, [feed, SEED])
+    before = set(store.articles.hashes())
+    report, same = rebuild_index(store, [feed, tmp_path / "typo-in-the-path"])
+    assert same is store and store.folder.live() == store.dir
+    assert "rebuild abandoned" in report.notes[0] and report.failed
+    assert set(store.articles.hashes()) == before
+    assert not list(store.root.glob("gen-*"))
+    assert_consistent(store)
+
+
+def test_interrupted_rebuild_leaves_the_old_index_and_no_leftovers(open_store, tmp_path, monkeypatch):
+    feed = write_jsonl(tmp_path / "feed.jsonl", corpus_rows(3))
+    store = open_store()
+    index_paths(store, [feed, SEED])
+    before = set(store.articles.hashes())
+    import index.indexer as indexer
+
+    def interrupted(self, articles, *, report, force=False):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(indexer.Indexer, "index_articles", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rebuild_index(store, [feed])
+    monkeypatch.undo()
+    assert store.folder.live() == store.dir and set(store.articles.hashes()) == before
+    assert not list(store.root.glob("gen-*"))
+    # A generation left by a killed rebuild is removed by the next writer.
+    leftover = store.folder.new_generation()
+    index_paths(store, [feed])
+    assert not leftover.exists()
+    assert_consistent(store)
+
+
+def test_prune_is_skipped_on_a_run_where_an_input_failed(open_store, tmp_path):
+    feed = write_jsonl(tmp_path / "feed.jsonl", corpus_rows(3))
+    store = open_store()
+    index_paths(store, [feed, SEED])
+    report = index_paths(store, [feed, tmp_path / "missing.txt"], prune=True)
+    assert report.removed == [] and "nothing was pruned" in report.notes[0]
+    assert store.articles.get(SEED_ID) is not None
+    report = index_paths(store, [feed], prune=True)
+    assert report.removed == [SEED_ID] and not report.notes
+
+
+def test_one_writer_at_a_time_across_processes(open_store, tmp_path):
+    store = open_store()
+    index_paths(store, [SEED])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(store.root)], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(IndexBusyError, match="another process is writing"):
+            index_paths(store, [SEED], wait=0.2)
+        waited = []
+        def release() -> None:
+            holder.stdin.write("go\n")
+            holder.stdin.flush()
+
+        threading.Timer(0.5, release).start()
+        report = index_paths(store, [SEED], on_wait=lambda: waited.append(True))
+        assert waited == [True] and report.unchanged == [SEED_ID]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD_LOCK = """
+import sys
+from index.folder import IndexFolder
+with IndexFolder(sys.argv[1]).writing(wait=0):
+    print("locked", flush=True)
+    sys.stdin.readline()
+"""
 
 
 def test_bad_inputs_are_named_and_the_rest_is_indexed(open_store, tmp_path):
@@ -162,9 +252,11 @@ def test_other_embedding_model_is_refused_with_advice(open_store, counting, tmp_
     store.close()
     with pytest.raises(IndexMismatchError, match="rebuild"):
         IndexStore(tmp_path / "index", counting, embedding_model="/some/other-model")
-    reopened = IndexStore(tmp_path / "index", counting, embedding_model="/some/other-model", reset=True)
-    assert reopened.articles.count() == 0
-    reopened.close()
+    # Opened for a rebuild with the new model: the old data is replaced, not read.
+    reopened = IndexStore(tmp_path / "index", counting, embedding_model="/some/other-model", check_model=False)
+    report, rebuilt = rebuild_index(reopened, [SEED])
+    assert report.added == [SEED_ID] and rebuilt.manifest.embedding_model == "/some/other-model"
+    rebuilt.close()
 
 
 def test_changed_chunking_rechunks_unchanged_articles(open_store, tmp_path):

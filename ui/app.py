@@ -12,6 +12,7 @@ No `from __future__ import annotations` here: `gr.api` reads the `/ask` function
 hints at run time to describe the endpoint.
 """
 
+import functools
 import logging
 import os
 import re
@@ -61,15 +62,23 @@ def _error(message: str, title: str = "Error") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
-def empty_index_message(index_dir: Path) -> str:
-    """What the chat tab shows while the index holds no articles."""
+def empty_index_message() -> str:
+    """What the chat tab shows while the index holds no articles (no server paths: those are
+    the operator's business, not every visitor's)."""
     return (
         "### No articles indexed yet\n\n"
         "Add some in the **Articles** tab: upload files (.txt, .md, .html, .htm, .json, .jsonl) "
         "or paste article URLs, then come back here and ask.\n\n"
-        "Or index a folder from a terminal (then reload this page):\n\n"
-        f"```\narticleqa index PATH... --index-dir {index_dir}\n```"
+        "Or index a folder from a terminal, into the index folder this app was started with; "
+        "questions see the new articles as soon as indexing has finished:\n\n"
+        "```\narticleqa index PATH... --index-dir INDEX_DIR\n```"
     )
+
+
+def date_placeholders(library: Library) -> tuple[str, str]:
+    """The index's own first and last publication dates, as examples for the date filters."""
+    first, last = library.date_range()
+    return (first.isoformat() if first else "YYYY-MM-DD", last.isoformat() if last else "YYYY-MM-DD")
 
 
 def _parse_date(value: str | None, name: str) -> date | None:
@@ -144,51 +153,52 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
         k = _clamp_k(k, default_k)
         chat = list(chat or [])
         turns = list(turns or [])
-        qa = lib.qa()
-        if qa is None:
-            chat += [
-                {"role": "user", "content": text},
-                {"role": "assistant", "content": "No articles are indexed yet: add some in the Articles tab, then ask again."},
-            ]
-            gr.Warning("No articles are indexed yet: add some in the Articles tab.")
-            yield "", chat, turns, None, render.sources_html(None), gr.Radio(choices=[], value=None), render.article_html(None, None), gr.Markdown(visible=True)
-            return
-        chat += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-        no_pick = gr.Radio(choices=[], value=None)
-        yield "", chat, turns, None, render.searching_html(), no_pick, render.article_html(None, None), gr.Markdown(visible=False)
-        answer: Answer | None = None
-        try:
-            for event in qa.stream(text, turns, filters, k=k):
-                if event.kind == "passages":
-                    yield "", chat, turns, None, render.searching_html(len(event.passages)), no_pick, gr.skip(), gr.skip()
-                elif event.kind == "delta":
-                    chat[-1] = {"role": "assistant", "content": chat[-1]["content"] + event.text}
-                    yield "", chat, turns, None, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-                elif event.kind == "answer":
-                    answer = event.answer
-        except QAError as exc:
-            raise _error(str(exc)) from None
-        except gr.Error:
-            raise
-        except Exception as exc:  # a failing store while the index is rebuilt, etc.
-            chat[-1] = {"role": "assistant", "content": _busy_message(lib, exc)}
-            yield "", chat, turns, None, render.sources_html(None), no_pick, gr.skip(), gr.skip()
-            raise _error(_busy_message(lib, exc)) from None
-        if answer is None:  # the stream always ends with the answer; be explicit if not
-            raise _error("Could not answer: the answer was not produced.")
-        chat[-1] = {"role": "assistant", "content": answer.text}
-        turns.append(qa.turn(text, answer))
-        choices = render.citation_choices(answer)
-        yield (
-            "",
-            chat,
-            turns,
-            answer,
-            render.sources_html(answer),
-            gr.Radio(choices=choices, value=None, visible=True),
-            render.article_html(None, None),
-            gr.skip(),
-        )
+        # The ArticleQA stays open until the answer is complete, even if a write replaces it.
+        with lib.session() as qa:
+            if qa is None:
+                chat += [
+                    {"role": "user", "content": text},
+                    {"role": "assistant", "content": "No articles are indexed yet: add some in the Articles tab, then ask again."},
+                ]
+                gr.Warning("No articles are indexed yet: add some in the Articles tab.")
+                yield "", chat, turns, None, render.sources_html(None), gr.Radio(choices=[], value=None), render.article_html(None, None), gr.Markdown(visible=True)
+                return
+            chat += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+            no_pick = gr.Radio(choices=[], value=None)
+            yield "", chat, turns, None, render.searching_html(), no_pick, render.article_html(None, None), gr.Markdown(visible=False)
+            answer: Answer | None = None
+            try:
+                for event in qa.stream(text, turns, filters, k=k):
+                    if event.kind == "passages":
+                        yield "", chat, turns, None, render.searching_html(len(event.passages)), no_pick, gr.skip(), gr.skip()
+                    elif event.kind == "delta":
+                        chat[-1] = {"role": "assistant", "content": chat[-1]["content"] + event.text}
+                        yield "", chat, turns, None, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    elif event.kind == "answer":
+                        answer = event.answer
+            except QAError as exc:
+                raise _error(str(exc)) from None
+            except gr.Error:
+                raise
+            except Exception as exc:  # a failing store while the index is rebuilt, etc.
+                chat[-1] = {"role": "assistant", "content": _busy_message(lib, exc)}
+                yield "", chat, turns, None, render.sources_html(None), no_pick, gr.skip(), gr.skip()
+                raise _error(_busy_message(lib, exc)) from None
+            if answer is None:  # the stream always ends with the answer; be explicit if not
+                raise _error("Could not answer: the answer was not produced.")
+            chat[-1] = {"role": "assistant", "content": answer.text}
+            turns.append(qa.turn(text, answer))
+            choices = render.citation_choices(answer)
+            yield (
+                "",
+                chat,
+                turns,
+                answer,
+                render.sources_html(answer),
+                gr.Radio(choices=choices, value=None, visible=True),
+                render.article_html(None, None),
+                gr.skip(),
+            )
 
     def clear_chat():
         return [], [], None, render.sources_html(None), gr.Radio(choices=[], value=None), render.article_html(None, None), ""
@@ -211,12 +221,16 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
         return feed
 
     def refreshed(search: str = ""):
-        """Statistics, table, source choices and empty notice after the index changed."""
+        """Statistics, table, source choices, empty notice and date examples after the index
+        changed."""
+        first, last = date_placeholders(lib)
         return (
             render.stats_markdown(lib.stats()),
             lib.articles(search or ""),
             gr.Dropdown(choices=lib.sources()),
             gr.Markdown(visible=lib.qa() is None),
+            gr.Textbox(placeholder=first),
+            gr.Textbox(placeholder=last),
         )
 
     def write(action, title, *args, progress):
@@ -231,12 +245,13 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
             gr.Warning(f"{len(failed)} input(s) could not be indexed; see the report.")
         return render.report_markdown(report.summary(), failed, title)
 
-    def index_uploads(files, urls, search, progress=gr.Progress()):
+    def index_uploads(files, urls, replace, search, progress=gr.Progress()):
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         url_list = [u.strip() for u in (urls or "").splitlines() if u.strip()]
         if not paths and not url_list:
             raise _error("Choose files to upload or paste URLs (one per line) first.")
-        report = write(lib.add, "Indexed", paths, url_list, progress=progress)
+        add = functools.partial(lib.add, replace=bool(replace))
+        report = write(add, "Indexed", paths, url_list, progress=progress)
         return (report, None, "", *refreshed(search))
 
     def prune(search, progress=gr.Progress()):
@@ -265,18 +280,18 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
         text = _question(question)
         filters = parse_filters(sources, after, before)
         k = _clamp_k(k, default_k)
-        qa = lib.qa()
-        if qa is None:
-            raise _error(
-                f"No articles are indexed yet in {lib.index_dir}: add some with "
-                f"`articleqa index PATH --index-dir {lib.index_dir}` or the Articles tab."
-            )
-        try:
-            answer = qa.ask(text, filters=filters, k=k)
-        except QAError as exc:
-            raise _error(str(exc)) from None
-        except Exception as exc:
-            raise _error(_busy_message(lib, exc)) from None
+        with lib.session() as qa:
+            if qa is None:
+                raise _error(
+                    "No articles are indexed yet: add some with `articleqa index PATH "
+                    "--index-dir INDEX_DIR` or the Articles tab."
+                )
+            try:
+                answer = qa.ask(text, filters=filters, k=k)
+            except QAError as exc:
+                raise _error(str(exc)) from None
+            except Exception as exc:
+                raise _error(_busy_message(lib, exc)) from None
         return answer.model_dump(mode="json")
 
     # ---- layout -------------------------------------------------------------------------
@@ -292,7 +307,7 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 empty_notice = gr.Markdown(
-                    empty_index_message(lib.index_dir),
+                    empty_index_message(),
                     visible=lib.qa() is None,
                     elem_id="aqa-empty-notice",
                 )
@@ -328,8 +343,9 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
                                 label="Only these sources", elem_id="aqa-sources-filter",
                             )
                         with gr.Row():
-                            after = gr.Textbox(label="Published after (YYYY-MM-DD)", placeholder="2019-01-01", elem_id="aqa-after")
-                            before = gr.Textbox(label="Published before (YYYY-MM-DD)", placeholder="2020-12-31", elem_id="aqa-before")
+                            first, last = date_placeholders(lib)
+                            after = gr.Textbox(label="Published after (YYYY-MM-DD)", placeholder=first, elem_id="aqa-after")
+                            before = gr.Textbox(label="Published before (YYYY-MM-DD)", placeholder=last, elem_id="aqa-before")
                     with gr.Column(scale=2):
                         sources_panel = gr.HTML(render.sources_html(None), elem_id="aqa-sources")
                         cite_pick = gr.Radio(
@@ -351,6 +367,10 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
                         label="Article URLs (one per line)", lines=4,
                         placeholder="https://example.org/news/story.html", elem_id="aqa-urls",
                     )
+                replace_box = gr.Checkbox(
+                    label="Replace earlier uploads of the same name (otherwise they are refused)",
+                    value=False, elem_id="aqa-replace",
+                )
                 with gr.Row():
                     index_btn = gr.Button("Index uploads and URLs", variant="primary", elem_id="aqa-index")
                     prune_btn = gr.Button("Prune: remove articles whose file is gone", elem_id="aqa-prune")
@@ -377,8 +397,8 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
             None, None, None, js=_SCROLL_TO_QUOTE, **private
         )
 
-        after_write = [stats, table, source_filter, empty_notice]
-        index_btn.click(index_uploads, [uploads, urls, search], [report, uploads, urls, *after_write], **private)
+        after_write = [stats, table, source_filter, empty_notice, after, before]
+        index_btn.click(index_uploads, [uploads, urls, replace_box, search], [report, uploads, urls, *after_write], **private)
         prune_btn.click(prune, [search], [report, *after_write], **private)
         rebuild_btn.click(rebuild, [search], [report, *after_write], **private)
         search.change(search_articles, [search], table, show_progress="hidden", **private)

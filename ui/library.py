@@ -1,44 +1,68 @@
-"""The index behind the web app: one writer store, a read-only `ArticleQA` reopened after writes.
+"""The index behind the web app: one writer store, and `ArticleQA` readers handed out on lease.
 
-Writes (indexing uploads and URLs, prune, rebuild) run one at a time under a lock, on the
-writer store. Questions go to a separate `ArticleQA` (its own SQLite connections on the same
-folder, so a question asked while indexing reads committed data only); it is reopened after
-every write, so the app becomes usable after the first upload without a restart. An
-`ArticleQA` that was replaced is closed only when the app closes, since a question may still
-be running on it.
+Writes (indexing uploads and URLs, prune, rebuild) run one at a time: one per process under a
+lock, and one per index folder under the folder's write lock (`index.folder`), so an
+`articleqa index` in another process and the web app never write at once. Questions run on an
+`ArticleQA` lent for the duration of the question (`session`); after every write a new one is
+made and the old one is closed once its last question has finished.
+
+Another process's writes are noticed on the next question (the folder's change token) and the
+stores are reopened: Chroma's embedded client keeps the vectors in memory per process and does
+not see them otherwise. That reopening waits for the questions in flight to finish, because
+Chroma gives a fresh view only once every client of the folder in this process is closed.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from index import (
     DEFAULT_COLLECTION,
     DEFAULT_MODEL,
     SUPPORTED_EXTENSIONS,
+    IndexBusyError,
     IndexReport,
     IndexStore,
     index_paths,
     open_index,
+    rebuild_index,
 )
 from index.embeddings import Backend
 from index.indexer import Indexer
-from index.models import Article, SourceFailure
+from index.models import SourceFailure
 from index.sources import FetchPolicy, is_url
 from index.store import Manifest
 from qa.api import ArticleQA, EmptyIndexError
 
 UPLOADS = "uploads"
 Progress = Callable[[str, int, int | None], None]
+# Characters kept in an uploaded file's stored name; anything else becomes "-".
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+__all__ = ["IndexBusyError", "Library", "safe_upload_name"]
 
 
-class IndexBusyError(RuntimeError):
-    """Another write (indexing, prune, rebuild) is running."""
+def safe_upload_name(name: str) -> str:
+    """The name an uploaded file is stored under: no folders, no control characters or
+    newlines, no leading dot, at most 120 characters before the extension.
+
+    Raises:
+        ValueError: nothing usable is left of `name`.
+    """
+    base = Path(name.replace("\\", "/")).name  # drops any folder part, "../" included
+    stem, suffix = Path(base).stem, Path(base).suffix.lower()
+    stem = _UNSAFE_NAME.sub("-", stem).strip(" .-")[:120]
+    if not stem:
+        raise ValueError(f"{name!r} is not a usable file name")
+    return stem + suffix
 
 
 @dataclass
@@ -61,73 +85,93 @@ class Library:
     chunk_overlap: int | None = None
     store: IndexStore = field(init=False)
     _qa: ArticleQA | None = field(init=False, default=None)
+    _leases: dict[int, int] = field(init=False, default_factory=dict)
     _retired: list[ArticleQA] = field(init=False, default_factory=list)
+    _token: str = field(init=False, default="")
     _write_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-    _qa_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _state: threading.Condition = field(init=False, default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
         self.index_dir = Path(self.index_dir).expanduser().resolve()
+        self.store = self._open_store()
+        with self._state:
+            self._replace_qa()
+
+    def _open_store(self) -> IndexStore:
         # Chunking settings default to the ones the index was built with, so that adding a
         # file never re-chunks the whole index as a side effect.
-        manifest = Manifest.read(self.index_dir / "manifest.json")
-        if self.chunk_size is None:
-            self.chunk_size = manifest.chunk_size if manifest else 800
-        if self.chunk_overlap is None:
-            self.chunk_overlap = manifest.chunk_overlap if manifest else 150
+        from index import IndexFolder
+
+        manifest = Manifest.read(IndexFolder(self.index_dir).live() / "manifest.json")
+        chunk_size = self.chunk_size or (manifest.chunk_size if manifest else 800)
+        chunk_overlap = self.chunk_overlap if self.chunk_overlap is not None else (
+            manifest.chunk_overlap if manifest else 150
+        )
         # Creates the folder when missing; the model loads on first use only.
-        self.store = open_index(
+        store = open_index(
             self.index_dir,
             embedding_model=self.embedding_model,
             embedding_backend=self.embedding_backend,
             cache_dir=self.cache_dir,
-            chunk_size=self.chunk_size,
-            chunk_overlap=self.chunk_overlap,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
             chroma_url=self.chroma_url,
             collection=self.collection,
         )
-        self._resume_rebuild()
-        self.reopen()
+        store.on_stale = self._reopen_everything
+        return store
 
-    def _resume_rebuild(self) -> None:
-        """Finish a rebuild that was interrupted: its articles are in the backup file."""
-        if not self.backup_path.exists():
-            return
-        articles = [
-            Article.model_validate_json(line)
-            for line in self.backup_path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        if self.store.manifest is None:
-            self.store.write_manifest(len(self.store.embeddings.embed_query("dimension probe")))
-        Indexer(self.store).index_articles(articles, report=IndexReport(index_dir=str(self.index_dir)))
-        self.backup_path.unlink()
+    # ---- questions ----------------------------------------------------------------------
 
-    # ---- reading ------------------------------------------------------------------------
-
-    @property
-    def uploads_dir(self) -> Path:
-        return self.index_dir / UPLOADS
-
-    @property
-    def backup_path(self) -> Path:
-        return self.index_dir / "rebuild-backup.jsonl"
-
-    @property
-    def writing(self) -> bool:
-        return self._write_lock.locked()
+    @contextmanager
+    def session(self) -> Iterator[ArticleQA | None]:
+        """An `ArticleQA` for one question (None while the index holds no articles); it stays
+        open until the block ends, even if a write replaces it meanwhile."""
+        qa = self._acquire()
+        try:
+            yield qa
+        finally:
+            if qa is not None:
+                self._release(qa)
 
     def qa(self) -> ArticleQA | None:
-        """The question-answering side, or None while the index holds no articles."""
-        return self._qa
+        """The current `ArticleQA` (None while the index holds no articles), after picking up
+        other processes' writes. Without a lease: for one-off use; answer through `session`."""
+        qa = self._acquire()
+        if qa is not None:
+            self._release(qa)
+        return qa
 
-    def reopen(self) -> None:
-        """Open a fresh `ArticleQA` on the index folder (after a write)."""
+    def _acquire(self) -> ArticleQA | None:
+        with self._state:
+            if not self._write_lock.locked() and self.store.folder.token() != self._token:
+                self._reopen_everything()
+            qa = self._qa
+            if qa is not None:
+                self._leases[id(qa)] = self._leases.get(id(qa), 0) + 1
+            return qa
+
+    def _release(self, qa: ArticleQA) -> None:
+        with self._state:
+            left = self._leases.get(id(qa), 1) - 1
+            if left > 0:
+                self._leases[id(qa)] = left
+                return
+            self._leases.pop(id(qa), None)
+            if qa in self._retired:
+                self._retired.remove(qa)
+                qa.close()
+            self._state.notify_all()
+
+    def _replace_qa(self) -> None:
+        """Open a new `ArticleQA` on the live data; the old one closes after its last question.
+        Call with `_state` held."""
         try:
             fresh: ArticleQA | None = ArticleQA.open(
                 self.index_dir,
                 embedding_model=self.embedding_model,
-            embedding_backend=self.embedding_backend,
-            cache_dir=self.cache_dir,
+                embedding_backend=self.embedding_backend,
+                cache_dir=self.cache_dir,
                 chroma_url=self.chroma_url,
                 collection=self.collection,
                 k=self.k,
@@ -138,10 +182,36 @@ class Library:
             )
         except EmptyIndexError:
             fresh = None
-        with self._qa_lock:
-            if self._qa is not None:
-                self._retired.append(self._qa)
-            self._qa = fresh
+        old, self._qa = self._qa, fresh
+        if old is not None:
+            if self._leases.get(id(old)):
+                self._retired.append(old)
+            else:
+                old.close()
+        self._token = self.store.folder.token()
+
+    def _reopen_everything(self) -> None:
+        """Another process wrote: close every store of this folder (after the questions in
+        flight), so that Chroma's next client reads the folder afresh, and open them again."""
+        with self._state:
+            while any(self._leases.values()):
+                self._state.wait()
+            for qa in [*self._retired, *([self._qa] if self._qa else [])]:
+                qa.close()
+            self._retired.clear()
+            self._qa = None
+            self.store.reopen()
+            self._replace_qa()
+
+    # ---- reading ------------------------------------------------------------------------
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.index_dir / UPLOADS
+
+    @property
+    def writing(self) -> bool:
+        return self._write_lock.locked()
 
     def articles(self, query: str = "") -> list[list[str]]:
         """Rows (title, source, date, id) of the indexed articles, newest first; `query`
@@ -158,16 +228,21 @@ class Library:
     def sources(self) -> list[str]:
         return self.store.articles.sources()
 
+    def date_range(self) -> tuple[date | None, date | None]:
+        """The earliest and latest publication dates of the indexed articles."""
+        return self.store.articles.date_range()
+
     def stats(self) -> dict[str, object]:
+        """What the web app shows about the index. No file-system paths: where the index
+        lives is the operator's business, not every visitor's."""
         return {
             "articles": self.store.articles.count(),
             "chunks": self.store.articles.chunk_total(),
             "sources": len(self.sources()),
-            "index folder": str(self.index_dir),
             "embedding model": self.embedding_model,
             # Filled in once the model has run (it loads on first use).
             "embedding backend": getattr(self.store.embeddings, "backend_note", "") or "not loaded yet",
-            "vector store": self.chroma_url or "embedded Chroma (index folder)",
+            "vector store": "Chroma server" if self.chroma_url else "embedded Chroma",
         }
 
     def get_article(self, article_id: str):
@@ -175,39 +250,58 @@ class Library:
 
     # ---- writing ------------------------------------------------------------------------
 
-    def _write(self):
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write at a time in this process; readers get a new `ArticleQA` afterwards."""
         if not self._write_lock.acquire(blocking=False):
             raise IndexBusyError(
                 "the index is being updated by another request; try again when it finishes"
             )
-        return self._write_lock
+        try:
+            yield
+            with self._state:
+                self._replace_qa()
+        finally:
+            self._write_lock.release()
 
-    def add(self, files: Sequence[str | Path], urls: Sequence[str], progress: Progress | None = None) -> IndexReport:
+    def add(
+        self,
+        files: Sequence[str | Path],
+        urls: Sequence[str],
+        progress: Progress | None = None,
+        *,
+        replace: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> IndexReport:
         """Index uploaded files and URLs, incrementally: nothing already indexed is removed.
 
-        Files are copied (keeping their names) into `uploads/` in the index folder, so their
-        articles get stable ids (the file name without extension) and an origin that stays
-        on disk; a copy whose file could not be read is deleted again.
+        Files are copied into `uploads/` in the index folder under a safe version of their
+        name (`safe_upload_name`), so their articles get stable ids (the name without
+        extension) and an origin that stays on disk. A file whose name is taken by an earlier
+        upload is refused unless `replace`; a copy whose file could not be read is deleted.
+
+        Args:
+            files: The uploaded files (temporary paths).
+            urls: Article URLs (fetched under `self.fetch`).
+            replace: Let an upload replace the earlier upload of the same name.
+            names: The names the user gave the files (default: the files' own names).
         """
-        lock = self._write()
-        try:
+        with self._writing():
             inputs: list[str] = []
-            copies: list[Path] = []
+            copies: list[tuple[Path, Path | None]] = []  # (copy, the file it replaced, kept aside)
             rejected: list[tuple[str, str]] = []
-            if files:
-                self.uploads_dir.mkdir(parents=True, exist_ok=True)
-            for f in files:
-                src = Path(f)
-                name = src.name
-                if src.suffix.lower() not in SUPPORTED_EXTENSIONS:
-                    rejected.append(
-                        (name, f"unsupported file type {src.suffix or '(none)'!r} "
-                               f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
-                    )
+            for f, given in zip(files, names or [Path(f).name for f in files], strict=True):
+                reason, dest = self._check_upload(Path(f), given, replace)
+                if reason:
+                    rejected.append((given, reason))
                     continue
-                dest = self.uploads_dir / name
-                shutil.copyfile(src, dest)
-                copies.append(dest)
+                self.uploads_dir.mkdir(parents=True, exist_ok=True)
+                kept = None
+                if dest.exists():
+                    kept = dest.with_name(f".{dest.name}.replaced")
+                    dest.replace(kept)
+                shutil.copyfile(f, dest)
+                copies.append((dest, kept))
                 inputs.append(str(dest))
             for url in urls:
                 url = url.strip()
@@ -217,30 +311,68 @@ class Library:
                     rejected.append((url, "not an http:// or https:// URL"))
                     continue
                 inputs.append(url)
-            report = (
-                index_paths(self.store, inputs, fetch=self.fetch, progress=progress)
-                if inputs
-                else IndexReport(index_dir=str(self.index_dir))
-            )
-            report.failed.extend(SourceFailure(origin=o, reason=r) for o, r in rejected)
-            failed_origins = {f.origin for f in report.failed}
-            loaded_origins = set(self.store.articles.origins().values())
-            for copy in copies:
-                origin = str(copy.resolve())
-                if origin in failed_origins and origin not in loaded_origins:
-                    copy.unlink(missing_ok=True)
-            self.reopen()
+            try:
+                report = (
+                    index_paths(self.store, inputs, fetch=self.fetch, progress=progress, wait=0)
+                    if inputs
+                    else IndexReport(index_dir=str(self.index_dir))
+                )
+            except BaseException:  # e.g. another process is writing: keep only what got indexed
+                indexed = set(self.store.articles.origins().values())
+                failed_origins = {str(c.resolve()) for c, _ in copies} - indexed
+                raise
+            else:
+                report.failed.extend(SourceFailure(origin=o, reason=r) for o, r in rejected)
+                failed_origins = {f.origin for f in report.failed}
+            finally:
+                self._settle_copies(copies, failed_origins)
             return report
-        finally:
-            lock.release()
+
+    @staticmethod
+    def _settle_copies(copies: list[tuple[Path, Path | None]], failed_origins: set[str]) -> None:
+        """Keep the copies that were indexed; put back the earlier upload of the others."""
+        for copy, kept in copies:
+            if str(copy.resolve()) in failed_origins:
+                # Not indexed: the earlier upload (still indexed) comes back, or nothing.
+                copy.unlink(missing_ok=True)
+                if kept is not None:
+                    kept.replace(copy)
+            elif kept is not None:
+                kept.unlink(missing_ok=True)
+
+    def _check_upload(self, path: Path, given: str, replace: bool) -> tuple[str | None, Path]:
+        """Why an uploaded file cannot be stored (None: it can), and where it goes."""
+        try:
+            name = safe_upload_name(given)
+        except ValueError as exc:
+            return str(exc), self.uploads_dir
+        dest = self.uploads_dir / name
+        suffix = Path(name).suffix
+        if suffix not in SUPPORTED_EXTENSIONS:
+            return (
+                f"unsupported file type {suffix or '(none)'!r} (supported: {', '.join(SUPPORTED_EXTENSIONS)})",
+                dest,
+            )
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            return f"cannot read the upload: {exc.strerror or exc}", dest
+        if size > self.fetch.max_bytes:
+            return f"file is {size} bytes, over the limit of {self.fetch.max_bytes} bytes", dest
+        if dest.exists() and not replace:
+            return (
+                f"an upload named {name!r} is already indexed; choose 'replace' to replace it, "
+                "or rename the file",
+                dest,
+            )
+        return None, dest
 
     def prune(self, progress: Progress | None = None) -> IndexReport:
         """Remove the articles whose file no longer exists (e.g. deleted from `uploads/`).
 
         Articles read from URLs are kept; nothing is re-read, so ids never change.
         """
-        lock = self._write()
-        try:
+        with self._writing(), self.store.write_session(wait=0):
             report = IndexReport(index_dir=str(self.index_dir))
             keep = {
                 aid
@@ -248,46 +380,33 @@ class Library:
                 if is_url(origin) or Path(origin).exists()
             }
             Indexer(self.store, progress).prune(keep, lambda origin: False, report)
-            self.reopen()
             return report
-        finally:
-            lock.release()
 
     def rebuild(self, progress: Progress | None = None) -> IndexReport:
-        """Empty the index and index every stored article again from its stored text.
+        """Chunk and embed every stored article again, from its stored text, into a new index
+        that replaces the live one once it is complete (`index.rebuild_index`).
 
         Ids, origins and texts are unchanged; chunks and embeddings are made anew (after a
-        change of chunking settings, or to repair an index). The articles are first saved to
-        `rebuild-backup.jsonl` in the index folder, deleted once the rebuild is done; an
-        interrupted rebuild is finished from it the next time the app opens the folder.
+        change of chunking settings, or to repair an index). Questions are answered from
+        the old index meanwhile; a rebuild that fails or is killed leaves it as it was.
         """
-        lock = self._write()
-        try:
+        with self._writing():
             started = time.perf_counter()
-            articles = self.store.articles.list()
-            backup = self.backup_path
-            backup.write_text(
-                "".join(a.model_dump_json() + "\n" for a in articles), encoding="utf-8"
-            )
-            report = IndexReport(index_dir=str(self.index_dir))
-            self.store.reset()
-            self.store.write_manifest(len(self.store.embeddings.embed_query("dimension probe")))
-            Indexer(self.store, progress).index_articles(articles, report=report)
-            backup.unlink(missing_ok=True)
+            report, store = rebuild_index(self.store, None, progress=progress, wait=0)
+            store.on_stale = self._reopen_everything
+            self.store = store
             report.seconds = time.perf_counter() - started
-            self.reopen()
             return report
-        finally:
-            lock.release()
 
     def close(self) -> None:
-        with self._qa_lock:
+        """Close every store; questions still running on them fail."""
+        with self._state:
             for qa in [*self._retired, *([self._qa] if self._qa else [])]:
                 try:
                     qa.close()
-                except Exception:
+                except Exception:  # noqa: BLE001 -- closing is best effort
                     pass
             self._retired.clear()
+            self._leases.clear()
             self._qa = None
         self.store.close()
-
