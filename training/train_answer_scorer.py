@@ -181,6 +181,26 @@ def choose_articles(scores, proba, tau):
     return cited
 
 
+def oof_by_set(pool, q_oof, qy, is_near_miss, threshold) -> dict[str, dict[str, float | int | None]]:
+    """Out-of-fold error rates at `threshold` per question file: a threshold that suits the
+    fitting data as a whole can suit one kind of question badly."""
+    out = {}
+    names = np.array([e.extra["set"] for e in pool])
+    for name in dict.fromkeys(names):
+        mine = names == name
+        answerable = mine & (qy == 1)
+        null = mine & (qy == 0) & ~is_near_miss
+        near = mine & is_near_miss
+        out[str(name)] = {
+            "answerable": int(answerable.sum()),
+            "false_abstention": round(float(np.mean(q_oof[answerable] < threshold)), 3) if answerable.any() else None,
+            "unanswerable": int(null.sum()),
+            "abstention_on_unanswerable": round(float(np.mean(q_oof[null] < threshold)), 3) if null.any() else None,
+            "abstention_on_near_misses": round(float(np.mean(q_oof[near] < threshold)), 3) if near.any() else None,
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index-dir", type=Path, default=ROOT / ".articleqa-train",
@@ -287,6 +307,9 @@ def main(argv: list[str] | None = None) -> None:
     abstention_near_miss = float(np.mean(q_oof[is_near_miss] < threshold)) if is_near_miss.any() else None
     print(f"threshold {threshold:.4f}: out-of-fold false abstention {false_abstention:.3f}, "
           f"abstention on unanswerable {abstention_null}, on near misses {abstention_near_miss}", file=sys.stderr)
+    by_set = oof_by_set(pool, q_oof, qy, is_near_miss, threshold)
+    for name, numbers in by_set.items():
+        print(f"  {name}: {numbers}", file=sys.stderr)
 
     # Multi-source answers: the tau that maximises the F1 of cited against evidence articles.
     def mean_f1(tau: float) -> float:
@@ -328,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
             "positives": int(y.sum()),
             "sentence_model_kind": kind,
             "out_of_fold_log_loss": losses,
+            "out_of_fold_by_set": by_set,
             "out_of_fold_top1_positive": round(float(top1), 4),
             "sentence_reliability": reliability(oof_p, y),
             "answerability_reliability": reliability(q_oof, qy),
