@@ -223,6 +223,15 @@ def test_index_into_a_chroma_server(chroma_server, tmp_path):
     assert hit.metadata["article_id"] == SEED_ID
     assert store.dense_ids() == store.lexical.chunk_ids()
     store.close()
+    # A rebuild writes a new collection beside the live one and drops the old one after the switch.
+    rebuilt = run("index", str(SEED), "--rebuild", "--index-dir", str(index_dir), "--chroma-url", chroma_server, "--json")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    store = open_index(index_dir, chroma_url=chroma_server)
+    assert store.collection.startswith("articleqa.gen-")
+    names = [c.name for c in store.client.list_collections()]
+    assert names == [store.collection], names
+    assert store.dense_ids() == store.lexical.chunk_ids() == store.record_keys() != set()
+    store.close()
 
 
 def test_unreachable_chroma_server_is_a_clear_error(tmp_path):
