@@ -102,6 +102,9 @@ def test_a_replacement_that_cannot_be_read_keeps_the_earlier_upload(library, tmp
     library.add([_file(tmp_path / "a", "story.txt", BRIDGE)], [])
     report = library.add([_file(tmp_path / "b", "story.txt", "")], [], replace=True)
     assert report.failed and "Zorvath" in (library.uploads_dir / "story.txt").read_text(encoding="utf-8")
+    # Named as the visitor knows it, not by its path on the server.
+    assert report.failed[0].origin == "uploads/story.txt"
+    assert str(library.index_dir) not in report.model_dump_json()
     assert "Zorvath" in library.get_article("story").text
 
 

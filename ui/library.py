@@ -326,7 +326,20 @@ class Library:
                 failed_origins = {f.origin for f in report.failed}
             finally:
                 self._settle_copies(copies, failed_origins)
-            return report
+            return self._without_server_paths(report)
+
+    def _without_server_paths(self, report: IndexReport) -> IndexReport:
+        """The report as visitors see it: uploads named `uploads/NAME`, not by their path on
+        the server (which is the operator's business)."""
+        prefix = str(self.index_dir) + "/"
+
+        def public(text: str) -> str:
+            return text.replace(prefix, "")
+
+        report.failed = [SourceFailure(origin=public(f.origin), reason=public(f.reason)) for f in report.failed]
+        report.skipped = [SourceFailure(origin=public(f.origin), reason=public(f.reason)) for f in report.skipped]
+        report.index_dir = ""
+        return report
 
     @staticmethod
     def _settle_copies(copies: list[tuple[Path, Path | None]], failed_origins: set[str]) -> None:
