@@ -1,8 +1,8 @@
 """Benchmarks (not tests): indexing speed against the LangChain recipe, re-run cost, ask latency,
-latency and quality against corpus size, and `serve`'s memory.
+latency and quality against corpus size, `serve`'s memory, and concurrent users through `/ask`.
 
     python -m bench.run_all [--articles examples/articles] [--questions tests/data/eval.jsonl]
-                            [--sizes 300,1000,3000]
+                            [--sizes 300,1000,3000] [--load-users 20] [--load-seconds 30]
 
 Each measurement runs in a fresh subprocess so its peak memory (ru_maxrss) is its own.
 Results go to bench/results.json, docs/BENCHMARKS.md and docs/latency-vs-size.png.
@@ -128,6 +128,12 @@ def measure_scale(size: str, workdir: str, serve: str) -> dict:
     return result
 
 
+def measure_concurrent(index_dir: str, users: str, seconds: str) -> dict:
+    from bench.load import measure_load
+
+    return measure_load(int(users), float(seconds), index_dir=index_dir)
+
+
 def _child(kind: str, *args: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.run_all", "--child", kind, *args],
@@ -198,6 +204,25 @@ the MultiHop-RAG ones alone. Quality columns are tests/data/eval.jsonl's answera
 {serve["questions_asked"]} questions through its `/ask` endpoint ({serve["grounded_answers"]}
 grounded): resident {serve["rss_mb"]} MB, peak (VmHWM) {serve["peak_rss_mb"]} MB.
 """
+    load = results.get("load")
+    if load:
+        shown = ", ".join(load["error_messages"][:3]) or "none"
+        text += f"""
+## Concurrent users (`bench/load.py`)
+
+{load["users"]} users for {load["seconds"]:g} s, each a thread with its own `gradio_client.Client`
+asking tests/data/eval.jsonl's questions in a loop through the `/ask` endpoint of a real
+`articleqa serve` on 127.0.0.1 ({ours["articles"]} articles; the app's concurrency settings as
+they are). Latency is what a user waits, queueing included. The load generator shares the
+{load["cpu"]["cpus"]} cores with the server: it used {load["load_generator_cpu_s"]} s of CPU, the
+server {load.get("server_cpu_s")} s.
+
+| requests | errors | requests/s | p50 | p95 | p99 | max | requests per user (min-max) |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+| {load["requests"]} | {load["errors"]} | {load["requests_per_s"]} | {load["p50_ms"]} ms | {load["p95_ms"]} ms | {load["p99_ms"]} ms | {load["max_ms"]} ms | {load["requests_per_user_min"]}-{load["requests_per_user_max"]} |
+
+Errors: {shown}.
+"""
     return text
 
 
@@ -206,13 +231,18 @@ def main() -> None:
     parser.add_argument("--articles", default="examples/articles")
     parser.add_argument("--questions", default="tests/data/eval.jsonl")
     parser.add_argument("--sizes", default="300,1000,3000", help="Corpus sizes for the scaling runs ('' skips them).")
+    parser.add_argument("--load-users", type=int, default=20, help="Concurrent users through /ask (0 skips the load run).")
+    parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     if args.child:
         kind, *rest = args.child
-        fn = {"ours": measure_ours, "baseline": measure_baseline, "ask": measure_ask, "scale": measure_scale}[kind]
+        fn = {
+            "ours": measure_ours, "baseline": measure_baseline, "ask": measure_ask, "scale": measure_scale,
+            "load": measure_concurrent,
+        }[kind]
         print(json.dumps(fn(*rest)))
         return
     with tempfile.TemporaryDirectory(prefix="articleqa-bench-") as tmp:
@@ -220,6 +250,7 @@ def main() -> None:
         ours = _child("ours", args.articles, index_dir)
         base = _child("baseline", args.articles)
         ask = _child("ask", index_dir, args.questions)
+        load = _child("load", index_dir, str(args.load_users), str(args.load_seconds)) if args.load_users > 0 else None
         sizes = [s for s in args.sizes.split(",") if s.strip()]
         scaling = [
             _child("scale", size, tmp, "serve" if i == len(sizes) - 1 else "no-serve")
@@ -241,6 +272,7 @@ def main() -> None:
         "index_ratio": round(ours["articles_per_s"] / base["articles_per_s"], 2),
         "ask": ask,
         "scaling": scaling,
+        "load": load,
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if scaling:
