@@ -15,8 +15,8 @@ Indexes made before generations existed (data directly in INDEX_DIR) are read as
 move into a generation on their first rebuild.
 
 Every write session changes the live generation's `version` file (at its start and its end),
-so a process that keeps an index open (the web app) sees with one `stat` that another process
-has written and reopens: Chroma's embedded client keeps its vector index in memory and does not
+so a process that keeps an index open (the web app) sees from two small file reads that another
+process has written, and reopens: Chroma's embedded client keeps its vector index in memory and does not
 see other processes' writes.
 """
 
@@ -40,7 +40,11 @@ GENERATION_PREFIX = "gen-"
 DATA_NAMES = ("manifest.json", VERSION, "chroma", "lexical.sqlite", "articles.sqlite", "records.sqlite")
 
 
-class IndexBusyError(RuntimeError):
+class IndexStoreError(RuntimeError):
+    """Base class for problems with an index folder."""
+
+
+class IndexBusyError(IndexStoreError):
     """Another process or request is writing to the index."""
 
 
@@ -64,7 +68,7 @@ class IndexFolder:
         except FileNotFoundError:
             return self.root
         if not name.startswith(GENERATION_PREFIX) or "/" in name or not (self.root / name).is_dir():
-            raise RuntimeError(
+            raise IndexStoreError(
                 f"{self.root / CURRENT} names {name!r}, which is not a generation folder in "
                 f"{self.root}; restore the file or remove it to use the data in {self.root}"
             )

@@ -35,15 +35,11 @@ from langchain_core.vectorstores import VectorStore
 from index.articles import ArticleStore
 from index.chunking import split_sentences
 from index.encoding import SpanVectors
-from index.folder import IndexFolder
+from index.folder import IndexFolder, IndexStoreError
 from index.lexical import LexicalIndex, LexicalRow
 
 SCHEMA_VERSION = 1
 DEFAULT_COLLECTION = "articleqa"
-
-
-class IndexStoreError(RuntimeError):
-    """Base class for problems with an index folder."""
 
 
 class IndexMismatchError(IndexStoreError):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from index import IndexBusyError, index_paths, rebuild_index
-from index.store import IndexMismatchError, IndexStore
+from index.store import IndexMismatchError, IndexStore, IndexStoreError
 from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE, corpus_rows, write_jsonl
 
 pytestmark = pytest.mark.slow
@@ -320,3 +320,12 @@ def test_embeddings_without_span_vectors_still_index(embeddings, tmp_path):
     with ArticleQA.open(tmp_path / "plain") as qa:
         answer = qa.ask("Who called the meeting a waste of time?")
     assert answer.grounded and answer.citations[0].quote == WASTE_SENTENCE
+
+
+def test_a_damaged_current_file_is_a_clear_error(open_store, tmp_path):
+    store = open_store()
+    index_paths(store, [SEED])
+    store.close()
+    (tmp_path / "index" / "CURRENT").write_text("../elsewhere\n", encoding="utf-8")
+    with pytest.raises(IndexStoreError, match="not a generation folder"):
+        open_store()
