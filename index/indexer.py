@@ -288,8 +288,9 @@ def rebuild_index(
                 pass
         folder.remove(old_dir)
         fresh.generation = None  # from now on it is the live data
-        fresh.token = folder.token()
-    fresh.token = folder.token()
+    # The token as the session left it, under the lock: a later write by another process
+    # must still look like a change to this store.
+    fresh.token = store.token
     report.seconds = time.perf_counter() - started
     return report, fresh
 

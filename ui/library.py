@@ -188,7 +188,9 @@ class Library:
                 self._retired.append(old)
             else:
                 old.close()
-        self._token = self.store.folder.token()
+        # The writer store's token: taken under the write lock at the end of its last write
+        # (or when it was opened), so that any later write elsewhere still counts as a change.
+        self._token = self.store.token
 
     def _reopen_everything(self) -> None:
         """Another process wrote: close every store of this folder (after the questions in
