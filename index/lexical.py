@@ -13,7 +13,6 @@ deletes them with their chunk, so they can never outlive or mismatch it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from index.encoding import SpanVectors
 from index.sqlite_db import SQLiteDB
 from index.sqlite_rows import rows_in
+from index.text import query_terms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -55,19 +55,6 @@ CREATE TRIGGER IF NOT EXISTS chunks_ad_vectors AFTER DELETE ON chunks BEGIN
 END;
 """
 
-# Words that carry no signal in a BM25 query over news; everything else is kept.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    out over own same she should so some such than that the their theirs them themselves then
-    there these they this those through to too under until up very was we were what when where
-    which while who whom why will with would you your yours did said say says tell told""".split()
-)
-_TOKEN = re.compile(r"\w+(?:[.,']\w+)*", re.UNICODE)
-
-
 @dataclass(frozen=True)
 class LexicalRow:
     chunk_id: str
@@ -86,17 +73,6 @@ class LexicalRow:
 class LexicalHit:
     chunk_id: str
     score: float  # BM25, higher is better
-
-
-def query_terms(query: str) -> list[str]:
-    """The terms of a question worth matching: words and numbers minus stopwords."""
-    terms: list[str] = []
-    for token in _TOKEN.findall(query.lower()):
-        if token in STOPWORDS or (len(token) < 2 and not token.isdigit()):
-            continue
-        if token not in terms:
-            terms.append(token)
-    return terms
 
 
 class LexicalIndex:

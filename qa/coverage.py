@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from index.lexical import STOPWORDS
+from index.text import STOPWORDS
 from qa.metadata import SourceCatalog
 from qa.models import Passage
 

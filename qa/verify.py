@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from index.chunking import split_sentences
-from index.lexical import query_terms
+from index.text import query_terms
 from qa.models import Citation, Passage
 
 # Double quotes only: single quotes are apostrophes far more often than quotations.
