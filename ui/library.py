@@ -29,6 +29,7 @@ from index import (
     DEFAULT_MODEL,
     SUPPORTED_EXTENSIONS,
     IndexBusyError,
+    IndexFolder,
     IndexReport,
     IndexStore,
     index_paths,
@@ -100,8 +101,6 @@ class Library:
     def _open_store(self) -> IndexStore:
         # Chunking settings default to the ones the index was built with, so that adding a
         # file never re-chunks the whole index as a side effect.
-        from index import IndexFolder
-
         manifest = Manifest.read(IndexFolder(self.index_dir).live() / "manifest.json")
         chunk_size = self.chunk_size or (manifest.chunk_size if manifest else 800)
         chunk_overlap = self.chunk_overlap if self.chunk_overlap is not None else (
