@@ -248,3 +248,16 @@ def _articleqa(*args: str) -> None:
     script = Path(sys.executable).with_name("articleqa")
     result = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_abandoned_question_does_not_hold_up_the_reopen_for_ever(library, monkeypatch):
+    import ui.library as module
+
+    monkeypatch.setattr(module, "DRAIN_GRACE_S", 0.5)
+    library.llm_timeout = 0.0
+    abandoned = library.session()
+    held = abandoned.__enter__()  # a question that never finishes (its generator was dropped)
+    assert held is not None
+    library.store.folder.touch()  # as another process's write does
+    fresh = library.qa()  # waits 0.5 s for the abandoned lease, then reopens
+    assert fresh is not held and fresh.ask(WASTE_Q).citations[0].article_id == SEED_ID

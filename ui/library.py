@@ -14,6 +14,7 @@ Chroma gives a fresh view only once every client of the folder in this process i
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import threading
@@ -44,6 +45,9 @@ from index.store import Manifest
 from qa.api import ArticleQA, EmptyIndexError
 
 UPLOADS = "uploads"
+# Seconds beyond the LLM timeout that a reopen waits for the questions in flight.
+DRAIN_GRACE_S = 30.0
+log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int | None], None]
 # Characters kept in an uploaded file's stored name; anything else becomes "-".
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -195,8 +199,15 @@ class Library:
         """Another process wrote: close every store of this folder (after the questions in
         flight), so that Chroma's next client reads the folder afresh, and open them again."""
         with self._state:
-            while any(self._leases.values()):
-                self._state.wait()
+            # A question holds its lease for its whole answer (an LLM's included); one that was
+            # abandoned without closing must not hold every later question up for ever.
+            drained = self._state.wait_for(
+                lambda: not any(self._leases.values()), timeout=self.llm_timeout + DRAIN_GRACE_S
+            )
+            if not drained:
+                log.warning("reopening the index with %d question(s) still holding the old one",
+                            sum(self._leases.values()))
+                self._leases.clear()
             for qa in [*self._retired, *([self._qa] if self._qa else [])]:
                 qa.close()
             self._retired.clear()
