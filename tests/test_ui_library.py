@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from index import IndexBusyError, index_paths, open_index
-from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE, corpus_rows, write_jsonl
+from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
 from ui.library import Library, safe_upload_name
 
 pytestmark = pytest.mark.slow
