@@ -31,12 +31,14 @@ from langchain_classic.indexes import SQLRecordManager
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
+from sqlalchemy import Engine, create_engine, event
 
 from index.articles import ArticleStore
 from index.chunking import split_sentences
 from index.encoding import SpanVectors
 from index.folder import IndexFolder, IndexStoreError
 from index.lexical import LexicalIndex, LexicalRow
+from index.sqlite_db import BUSY_TIMEOUT_S
 
 SCHEMA_VERSION = 1
 DEFAULT_COLLECTION = "articleqa"
@@ -268,9 +270,7 @@ class IndexStore:
         self.dense = self._open_dense()
         self.lexical = LexicalIndex(self.dir / "lexical.sqlite")
         self.articles = ArticleStore(self.dir / "articles.sqlite")
-        self.records = SQLRecordManager(
-            namespace=f"articleqa/{collection}", db_url=f"sqlite:///{self.dir / 'records.sqlite'}"
-        )
+        self.records = SQLRecordManager(namespace=f"articleqa/{collection}", engine=records_engine(self.dir / "records.sqlite"))
         self.records.create_schema()
         self.hybrid = HybridStore(self.dense, self.lexical)
 
@@ -372,6 +372,21 @@ class IndexStore:
             self.client.close()
         except Exception:  # already closed, or a server that went away
             pass
+
+
+def records_engine(path: Path) -> Engine:
+    """The record manager's SQLite database like the other SQLite files: WAL (a kill inside a
+    transaction leaves no hot journal for readers to trip on) and a busy timeout."""
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _wal(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
 
 
 def published_ord(value: date | None) -> int | None:

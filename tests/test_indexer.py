@@ -329,3 +329,14 @@ def test_a_damaged_current_file_is_a_clear_error(open_store, tmp_path):
     (tmp_path / "index" / "CURRENT").write_text("../elsewhere\n", encoding="utf-8")
     with pytest.raises(IndexStoreError, match="not a generation folder"):
         open_store()
+
+
+def test_every_sqlite_file_is_in_wal_mode(open_store):
+    """Readers never block the writer, and a killed writer leaves no hot rollback journal."""
+    import sqlite3
+
+    store = open_store()
+    index_paths(store, [SEED])
+    for name in ("lexical.sqlite", "articles.sqlite", "records.sqlite"):
+        with sqlite3.connect(store.dir / name) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal", name
