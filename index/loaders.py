@@ -14,7 +14,7 @@ loops, binary or mis-encoded text (any NUL byte counts as binary), JSON nested t
 with numbers too long to convert, lone surrogates, and JSON lists with no object in them
 (one failure, not one per item). A file with many bad records lists the first
 `index.formats.MAX_RECORD_FAILURES` and counts the rest. URLs are fetched under the address
-rules of `index.sources.fetch_page`.
+rules of `index.fetch.fetch_page`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.fetch import fetch_page
 from index.formats import (
     FormatError,
     decode_text,
@@ -43,7 +44,6 @@ from index.sources import (
     UrlRef,
     describe_os_error,
     discover,
-    fetch_page,
     read_file_bytes,
     supported_list,
     url_article_id,
