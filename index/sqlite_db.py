@@ -65,11 +65,6 @@ class SQLiteDB:
         with conn:
             yield conn
 
-    def connections(self) -> int:
-        """How many connections are open (one per thread that used the file)."""
-        with self._lock:
-            return len(self._all)
-
     def close(self) -> None:
         """Close every thread's connection; using the file afterwards is an error."""
         with self._lock:

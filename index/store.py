@@ -324,12 +324,6 @@ class IndexStore:
         )
 
     @property
-    def changed_elsewhere(self) -> bool:
-        """True when a write session or a rebuild has touched the index since this was opened
-        (by any process, this one included)."""
-        return self.folder.token() != self.token
-
-    @property
     def manifest_path(self) -> Path:
         return self.dir / "manifest.json"
 

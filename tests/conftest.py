@@ -16,6 +16,14 @@ EXAMPLES = ROOT / "examples" / "articles"
 SEED = EXAMPLES / "macron-white-house-visit.txt"
 CORPUS = EXAMPLES / "wikinews-2019-2020.jsonl"
 SEED_ID = "macron-white-house-visit"
+WASTE_Q = "Who called the meeting a waste of time?"
+# A made-up article no corpus mentions: a question about it is answered only once it is indexed.
+BRIDGE = (
+    "Zorvath bridge reopens after repairs\n\n"
+    "The Zorvath bridge reopened on Monday after repairs that cost 9.7 million euros, the city "
+    "council said. Engineers had closed it in March after finding cracks in two of its piers."
+)
+BRIDGE_Q = "How much did the repairs of the Zorvath bridge cost?"
 WASTE_SENTENCE = (
     "Another senior European official was even more blunt in his assessment, branding the "
     "Macron-Trump meeting “a waste of time.”"

@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 
 from bench.load import HttpUser, free_port, start_serve, stop_serve, wait_until_up
-from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
+from tests.conftest import (
+    BRIDGE,
+    BRIDGE_Q,
+    SEED,
+    SEED_ID,
+    WASTE_Q,
+    corpus_rows,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.slow
 
-WASTE_Q = "Who called the meeting a waste of time?"
-BRIDGE = (
-    "Zorvath bridge reopens after repairs\n\n"
-    "The Zorvath bridge reopened on Monday after repairs that cost 9.7 million euros, the city "
-    "council said. Engineers had closed it in March after finding cracks in two of its piers."
-)
-BRIDGE_Q = "How much did the repairs of the Zorvath bridge cost?"
 
 
 def ask_once(url: str, question: str) -> dict:

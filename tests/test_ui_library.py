@@ -14,18 +14,19 @@ from pathlib import Path
 import pytest
 
 from index import IndexBusyError, index_paths, open_index
-from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
+from tests.conftest import (
+    BRIDGE,
+    BRIDGE_Q,
+    SEED,
+    SEED_ID,
+    WASTE_Q,
+    corpus_rows,
+    write_jsonl,
+)
 from ui.library import Library, safe_upload_name
 
 pytestmark = pytest.mark.slow
 
-WASTE_Q = "Who called the meeting a waste of time?"
-BRIDGE = (
-    "Zorvath bridge reopens after repairs\n\n"
-    "The Zorvath bridge reopened on Monday after repairs that cost 9.7 million euros, the city "
-    "council said. Engineers had closed it in March after finding cracks in two of its piers."
-)
-BRIDGE_Q = "How much did the repairs of the Zorvath bridge cost?"
 
 
 @pytest.fixture
