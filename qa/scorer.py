@@ -1,20 +1,24 @@
 """The learned answer scorer: P(sentence answers the question) and P(the articles answer it).
 
-Two small models, trained by `training/train_answer_scorer.py` on the fitting part of the
-MultiHop-RAG questions and our own training questions (never on the questions numbers are
-reported on) and shipped inside the package as one JSON file (`qa/weights/answer_scorer.json`,
-about 200 kB; its SHA-256 is checked by a test):
+Trained by `training/train_answer_scorer.py` on the fitting part of the MultiHop-RAG questions
+and our own training questions (never on the questions numbers are reported on), shipped inside
+the package as `qa/weights/answer_scorer.json` (about 200 kB; its SHA-256 is checked by a test):
 
 - the sentence model: an ensemble of one-hidden-layer networks over `qa.features.FEATURES`
   (their logits averaged), then Platt scaling fitted on out-of-fold predictions, so its output
   is a calibrated probability that the sentence answers the question (reliability table in
   docs/EVALUATION.md);
+- optionally, a second stage (`Reranker`, used when the weights have one; the shipped ones do
+  not, training/README.md says why): the cross-encoder of `qa.cross_encoder` reads the sentence
+  model's best k candidates with the question, and a logistic combiner fitted on out-of-fold
+  scores joins both into the calibrated probability;
 - the answerability model: logistic regression over question-level features (the best
-  sentence probabilities, how much of the question's names the retrieved articles mention,
-  whether the sources it names were found); the answerer abstains below `threshold`, chosen
-  on the fitting data for a false-abstention rate of at most 8% (a margin under the 10% target).
+  sentence probabilities and, with a second stage, cross-encoder logit; how much of the question's names the
+  retrieved articles mention, whether the sources it names were found); the answerer abstains
+  below `threshold`, chosen on the fitting data for a false-abstention rate of at most 8% (a
+  margin under the 10% target).
 
-Inference is a few matrix products in numpy (no framework, nothing downloaded).
+Apart from the cross-encoder's transformer passes, inference is a few matrix products in numpy.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from qa.coverage import missing_names
+from qa.cross_encoder import CrossEncoder, pair_text, shared_cross_encoder
 from qa.features import (
     FEATURES,
     FORMS,
@@ -64,6 +69,7 @@ ANSWERABILITY_FEATURES: tuple[str, ...] = (
     "missing_names",
     "any_source_named",
     "named_sources_retrieved",
+    "max_cross_logit",
     *(f"form_{f}" for f in FORMS),
 )
 
@@ -156,6 +162,9 @@ class QuestionScores:
     passages: list[Passage]
     missing_names: list[str]
     names_total: int
+    # The cross-encoder's logit for the candidates it read (the feature model's best k), NaN
+    # for the others; None when no cross-encoder ran.
+    cross: np.ndarray | None = None
 
     def order(self) -> list[int]:
         """Candidate indices best first (ties: retrieval rank, then text order)."""
@@ -200,8 +209,46 @@ def answerability_features(scores: QuestionScores) -> np.ndarray:
         row[col["named_sources_retrieved"]] = sum(s in retrieved for s in q.sources) / len(q.sources)
     else:
         row[col["named_sources_retrieved"]] = 1.0
+    if scores.cross is not None and np.isfinite(scores.cross).any():
+        row[col["max_cross_logit"]] = float(np.nanmax(scores.cross))
     row[col[f"form_{q.form}"]] = 1.0
     return row
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class Reranker:
+    """The second stage: the cross-encoder reads the feature model's best `k` candidates, and a
+    logistic combiner, fitted on out-of-fold scores, turns both into the calibrated probability
+
+        P = sigmoid(a * logit(p_features) + b * cross_logit * read + c * read + d)
+
+    (`read` is 1 for the candidates the cross-encoder read). `cross_encoder_sha256` ties the
+    combiner to the cross-encoder file it was fitted with."""
+
+    k: int
+    coef: tuple[float, float, float]
+    bias: float
+    cross_encoder_sha256: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reranker:
+        return cls(int(data["k"]), tuple(float(c) for c in data["coef"]), float(data["bias"]),  # type: ignore[arg-type]
+                   str(data["cross_encoder_sha256"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"k": self.k, "coef": [round(c, 6) for c in self.coef], "bias": round(self.bias, 6),
+                "cross_encoder_sha256": self.cross_encoder_sha256}
+
+    def combine(self, proba: np.ndarray, cross: np.ndarray) -> np.ndarray:
+        read = np.isfinite(cross)
+        a, b, c = self.coef
+        z = a * _logit(proba) + b * np.where(read, cross, 0.0) + c * read + self.bias
+        return _sigmoid(z).astype(np.float32)
 
 
 class AnswerScorer:
@@ -213,6 +260,8 @@ class AnswerScorer:
         sentence_vectors: Stored sentence vectors of chunks (None: encode sentences per question).
         weights: The trained weights (default: the ones shipped in the package).
         document_frequencies: Corpus statistics of terms (None: the candidates stand in).
+        cross_encoder: The second stage's model, when the weights have a `reranker` (default:
+            `qa/weights/cross_encoder.safetensors` on the bundled model).
     """
 
     def __init__(
@@ -221,11 +270,14 @@ class AnswerScorer:
         sentence_vectors: SentenceVectorSource | None = None,
         weights: dict[str, Any] | None = None,
         document_frequencies: DocumentFrequencySource | None = None,
+        cross_encoder: CrossEncoder | None = None,
     ):
         self.embeddings = embeddings
         self.sentence_vectors = sentence_vectors
         self.document_frequencies = document_frequencies
         self.weights = weights if weights is not None else load_weights()
+        self.reranker: Reranker | None = None
+        self.cross_encoder: CrossEncoder | None = None
         if self.weights is UNTRAINED:  # training: features only, every probability 0
             self.sentence_model = self.answerability_model = None
             self.threshold = self.multi_article_threshold = 0.0
@@ -244,6 +296,14 @@ class AnswerScorer:
         self.answerability_model: DenseModel | None = DenseModel.from_json(self.weights["answerability_model"])
         self.threshold = float(self.weights["threshold"])
         self.multi_article_threshold = float(self.weights["multi_article_threshold"])
+        if self.weights.get("reranker"):
+            self.reranker = Reranker.from_json(self.weights["reranker"])
+            self.cross_encoder = cross_encoder or default_cross_encoder(embeddings)
+            if self.cross_encoder.sha256 != self.reranker.cross_encoder_sha256:
+                raise ScorerWeightsError(
+                    f"the cross-encoder at {self.cross_encoder.weights} is not the one the answer scorer was "
+                    "trained with (SHA-256 differs); reinstall the package or retrain both (training/README.md)"
+                )
 
     def question_vectors(self, question: str) -> np.ndarray:
         """The question's vector (row 0) and its clauses' (rows 1..), from one encode."""
@@ -268,13 +328,26 @@ class AnswerScorer:
         x = features(q, cands, text_vecs, sent_vecs, corpus)
         missing, total = missing_names(question, passages, catalog)
         proba = self.sentence_model.proba(x) if self.sentence_model else np.zeros(len(x), np.float32)
-        return QuestionScores(q, cands, x, proba, sent_vecs, list(passages), missing, total)
+        scores = QuestionScores(q, cands, x, proba, sent_vecs, list(passages), missing, total)
+        if self.reranker is not None and self.cross_encoder is not None and len(cands):
+            read = scores.order()[: self.reranker.k]
+            cross = np.full(len(cands), np.nan, dtype=np.float32)
+            cross[read] = self.cross_encoder.logits(question, [pair_text(cands[j]) for j in read])
+            scores.cross = cross
+            scores.proba = self.reranker.combine(proba, cross)
+        return scores
 
     def answerability(self, scores: QuestionScores) -> float:
         """Calibrated P(the retrieved articles answer the question)."""
         if self.answerability_model is None:
             return 0.0
         return float(self.answerability_model.proba(answerability_features(scores)[None, :])[0])
+
+
+def default_cross_encoder(embeddings: Any) -> CrossEncoder:
+    """The shipped cross-encoder on the bundled model, with the embedder's backend and cache
+    (one per process and setting: the model loads once)."""
+    return shared_cross_encoder(getattr(embeddings, "requested_backend", "auto"), getattr(embeddings, "cache_dir", None))
 
 
 def load_weights(path: Path | None = None) -> dict[str, Any]:

@@ -10,8 +10,10 @@ negative: it was retrieved for the question and does not answer it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,16 @@ import numpy as np
 from qa.evaluation import YES_NO
 from qa.evaluation import normalise as fold
 from qa.scorer import AnswerScorer, QuestionScores
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "multihop-rag"
+OWN = ROOT / "training" / "data"
+# (index name, articles, question files over them). The MultiHop-RAG reporting part and
+# tests/data/eval.jsonl are deliberately absent.
+TRAINING_SETS = (
+    ("multihop-rag", DATA / "articles.jsonl", (DATA / "questions-fit.jsonl", OWN / "own-multihop-articles.jsonl")),
+    ("wikinews", ROOT / "examples" / "articles", (OWN / "own-wikinews.jsonl",)),
+)
 
 
 @dataclass
@@ -35,6 +47,10 @@ class Example:
     scores: QuestionScores
     labels: np.ndarray
     extra: dict = field(default_factory=dict)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load(path: Path) -> list[dict]:
@@ -105,3 +121,43 @@ def collect(
         if progress:
             progress(i, len(questions))
     return examples
+
+
+def collect_training_sets(
+    index_dir: Path, *, only: Iterable[str] | None = None, limit: int | None = None
+) -> tuple[list[Example], dict[str, str]]:
+    """Index each of `TRAINING_SETS` (incrementally, in `index_dir/NAME`) and `collect` its
+    questions, near misses included; each example's `extra["set"]` names its question file.
+
+    Returns the examples and the SHA-256 of every question file read.
+    """
+    from rich.progress import Progress
+
+    from index import index_paths, open_index
+    from qa.api import ArticleQA
+    from qa.scorer import UNTRAINED
+
+    only = set(only or ())
+    collected: list[Example] = []
+    data_hashes: dict[str, str] = {}
+    for articles_name, articles, question_files in TRAINING_SETS:
+        if only and articles_name not in only:
+            continue
+        store = open_index(index_dir / articles_name)
+        report = index_paths(store, [articles])
+        print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
+        qa = ArticleQA(store, answerer=object())
+        scorer = AnswerScorer(store.embeddings, store.lexical.sentence_vectors, weights=UNTRAINED,
+                              document_frequencies=store.lexical.document_frequencies)
+        for path in question_files:
+            questions = load(path)[:limit]
+            data_hashes[str(path.relative_to(ROOT))] = sha256(path)
+            with Progress(transient=True) as progress:
+                task = progress.add_task(f"Retrieving and featurising {path.name}", total=len(questions))
+                from_file = collect(qa, scorer, questions, near_misses=True,
+                                    progress=lambda d, t: progress.update(task, completed=d))
+            for e in from_file:
+                e.extra["set"] = path.name
+            collected += from_file
+        store.close()
+    return collected, data_hashes

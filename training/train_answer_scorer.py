@@ -33,7 +33,6 @@ What it does, all on CPU in a few minutes:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import sys
@@ -42,23 +41,17 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data" / "multihop-rag"
+from training.collect import ROOT, TRAINING_SETS, sha256
+
 OUT = ROOT / "qa" / "weights" / "answer_scorer.json"
-OWN = ROOT / "training" / "data"
-# (index name, articles, question files over them). The MultiHop-RAG reporting part and
-# tests/data/eval.jsonl are deliberately absent.
-TRAINING_SETS = (
-    ("multihop-rag", DATA / "articles.jsonl", (DATA / "questions-fit.jsonl", OWN / "own-multihop-articles.jsonl")),
-    ("wikinews", ROOT / "examples" / "articles", (OWN / "own-wikinews.jsonl",)),
-)
+# Candidates the cross-encoder reads per question: a speed setting. Each costs one transformer
+# pass (about 5 ms on 2 CPU cores with bfloat16, 2-3x that without); 6 keeps a long question
+# within the 100 ms p50 budget. Out-of-fold top-1 is flat from 4 to 16 within the run-to-run
+# noise (about 0.01; the record lists every k).
+RERANK_K = 6
 FOLDS = 5
 ENSEMBLE = 5  # networks in the sentence model, seeds seed .. seed+4
 MAX_ANSWER_ARTICLES = 4
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
@@ -181,6 +174,70 @@ def choose_articles(scores, proba, tau):
     return cited
 
 
+def load_cross_oof(path: Path) -> dict[tuple[str, str], float]:
+    """(question id, candidate key) -> the cross-encoder's out-of-fold logit."""
+    import gzip
+
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return {(r["q"], r["key"]): float(r["logit"]) for r in rows}
+
+
+def fit_reranker(examples, near_misses, oof_cross, cross_sha256, k, ks=(2, 4, 6, 8, 12, 16)):
+    """Fit the logistic combiner of `qa.scorer.Reranker` for the `k` candidates the
+    cross-encoder reads, and set every example's `scores.cross` and `scores.proba` to what the
+    shipped scorer would give. The other `ks` are fitted too, for the record only: k is a speed
+    setting (each candidate read costs a transformer pass), not a fitted one."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    from qa.cross_encoder import candidate_key
+    from qa.scorer import Reranker, _logit
+
+    missing = 0
+    for e in examples + near_misses:
+        e.extra["cross_all"] = np.array([oof_cross.get((e.id, candidate_key(c)), np.nan) for c in e.scores.candidates])
+        missing += int(np.isnan(e.extra["cross_all"]).sum())
+    if missing:
+        print(f"  {missing} candidates have no cross-encoder logit (retrieval differs from the export): "
+              "treated as unread", file=sys.stderr)
+
+    def masked(e, k):
+        cross = np.full(len(e.labels), np.nan)
+        read = e.scores.order()[:k]
+        cross[read] = e.extra["cross_all"][read]
+        return cross
+
+    def design(e, cross):
+        read = np.isfinite(cross)
+        return np.column_stack([_logit(e.scores.proba), np.where(read, cross, 0.0), read.astype(float)])
+
+    y = np.concatenate([e.labels for e in examples]).astype(int)
+    grid = {}
+    for k_ in sorted({*ks, k}):
+        xs = np.vstack([design(e, masked(e, k_)) for e in examples])
+        lr = LogisticRegression(C=1e4, max_iter=2000).fit(xs, y)
+        reranker = Reranker(k_, tuple(float(c) for c in lr.coef_[0]), float(lr.intercept_[0]), cross_sha256)
+        hits, offset = [], 0
+        p_all = reranker.combine(np.concatenate([e.scores.proba for e in examples]),
+                                 np.concatenate([masked(e, k_) for e in examples]))
+        for e in examples:
+            p = p_all[offset : offset + len(e.labels)]
+            offset += len(e.labels)
+            if e.answerable and len(e.labels):
+                hits.append(e.labels[int(np.argmax(p))])
+        grid[k_] = (reranker, float(np.mean(hits)), float(log_loss(y, p_all)))
+        print(f"  reranker k={k_}: top-1 {grid[k_][1]:.3f}, log loss {grid[k_][2]:.4f}", file=sys.stderr)
+    reranker = grid[k][0]
+    for e in examples + near_misses:
+        cross = masked(e, k)
+        e.scores.proba = reranker.combine(e.scores.proba, cross)
+        e.scores.cross = cross.astype(np.float32)
+    record = {"k": k, "by_k": {str(kk): {"top1": round(v[1], 4), "log_loss": round(v[2], 4)} for kk, v in grid.items()},
+              "missing_logits": missing, "cross_encoder_sha256": cross_sha256}
+    return reranker, record
+
+
 def oof_by_set(pool, q_oof, qy, is_near_miss, threshold) -> dict[str, dict[str, float | int | None]]:
     """Out-of-fold error rates at `threshold` per question file: a threshold that suits the
     fitting data as a whole can suit one kind of question badly."""
@@ -214,45 +271,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-false-abstention", type=float, default=0.08,
                         help="Highest false-abstention rate allowed on the fitting part (default 0.08: "
                         "a margin under the 0.10 target for sampling error on other sets).")
+    parser.add_argument("--cross-encoder", type=Path, default=None,
+                        help="Folder with a cross-encoder's out-of-fold logits (oof.jsonl.gz, from "
+                        "training.train_cross_encoder, e.g. training/cross_encoder): fit a second stage "
+                        "on them (default: none; training/README.md says why).")
+    parser.add_argument("--rerank-k", type=int, default=RERANK_K,
+                        help=f"Candidates the cross-encoder reads per question (default {RERANK_K}).")
+    parser.add_argument("--cross-encoder-weights", type=Path, default=None,
+                        help="The cross-encoder file the logits came from (default: the one the folder's "
+                        "report.json names). Its hash ties the scorer to it; install it as "
+                        "qa/weights/cross_encoder.safetensors to use the scorer.")
     args = parser.parse_args(argv)
     started = time.time()
     np.random.seed(args.seed)
 
-    from rich.progress import Progress
+    import sklearn
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
-    import sklearn
-
-    from index import index_paths, open_index
-    from qa.api import ArticleQA
-    from qa.scorer import ANSWERABILITY_FEATURES, UNTRAINED, AnswerScorer, DenseModel, answerability_features
     from qa.features import FEATURES
-    from training.collect import collect, load
+    from qa.scorer import ANSWERABILITY_FEATURES, DenseModel, answerability_features
+    from training.collect import collect_training_sets
 
-    collected = []
-    data_hashes = {}
-    for articles_name, articles, question_files in TRAINING_SETS:
-        if args.only and articles_name not in args.only:
-            continue
-        store = open_index(args.index_dir / articles_name)
-        report = index_paths(store, [articles])
-        print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
-        qa = ArticleQA(store, answerer=object())
-        scorer = AnswerScorer(store.embeddings, store.lexical.sentence_vectors, weights=UNTRAINED,
-                              document_frequencies=store.lexical.document_frequencies)
-        for path in question_files:
-            questions = load(path)[: args.limit]
-            data_hashes[str(path.relative_to(ROOT))] = sha256(path)
-            with Progress(transient=True) as progress:
-                task = progress.add_task(f"Retrieving and featurising {path.name}", total=len(questions))
-                from_file = collect(qa, scorer, questions, near_misses=True,
-                                    progress=lambda d, t: progress.update(task, completed=d))
-            for e in from_file:
-                e.extra["set"] = path.name
-            collected += from_file
-        store.close()
+    collected, data_hashes = collect_training_sets(args.index_dir, only=args.only, limit=args.limit)
     examples = [e for e in collected if not e.extra.get("near_miss")]
     near_misses = [e for e in collected if e.extra.get("near_miss")]
 
@@ -282,6 +324,25 @@ def main(argv: list[str] | None = None) -> None:
             fold_of[examples[g].id] = f
     for e in near_misses:
         e.scores.proba = fold_models[fold_of[e.id.removesuffix("-near-miss")]](e.scores.features)
+
+    # The second stage: the cross-encoder's out-of-fold logits for the feature model's best k
+    # candidates, joined by a logistic combiner; k and the combiner are fitted here.
+    reranker_json = None
+    reranker_record = None
+    top1_features = top1
+    if args.cross_encoder is not None:
+        from qa.cross_encoder import file_sha256
+
+        if args.cross_encoder_weights:
+            cross_sha256 = file_sha256(args.cross_encoder_weights)
+        else:  # the file the logits came from, as its training report names it
+            cross_sha256 = json.loads((args.cross_encoder / "report.json").read_text(encoding="utf-8"))["weights_sha256"]
+        reranker, reranker_record = fit_reranker(examples, near_misses, load_cross_oof(args.cross_encoder / "oof.jsonl.gz"),
+                                                 cross_sha256, args.rerank_k)
+        reranker_json = reranker.to_json()
+        answerable_rows = [e for e in examples if e.answerable]
+        top1 = np.mean([e.labels[int(np.argmax(e.scores.proba))] for e in answerable_rows if len(e.labels)])
+        print(f"with the cross-encoder (k={reranker.k}): out-of-fold top-1 positive {top1:.3f}", file=sys.stderr)
 
     # Answerability: logistic regression on question-level features from out-of-fold
     # probabilities, over the real questions and the near misses.
@@ -322,7 +383,8 @@ def main(argv: list[str] | None = None) -> None:
             f1s.append(2 * hit / (len(cited) + len(e.gold_articles)))
         return float(np.mean(f1s))
 
-    grid = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
+    # Fine steps at the low end, where the F1 of the fitting data peaks.
+    grid = [0.01, 0.02, 0.03, 0.04] + [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
     f1_by_tau = {t: mean_f1(t) for t in grid}
     tau = max(grid, key=lambda t: (round(f1_by_tau[t], 4), t))
     print(f"multi-article threshold {tau}: article F1 {f1_by_tau[tau]:.3f}", file=sys.stderr)
@@ -336,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         "answerability_model": answerability_weights,
         "threshold": round(threshold, 6),
         "multi_article_threshold": tau,
+        "reranker": reranker_json,
         "training": {
             "command": "python -m training.train_answer_scorer",
             "seed": args.seed,
@@ -353,7 +416,10 @@ def main(argv: list[str] | None = None) -> None:
             "out_of_fold_log_loss": losses,
             "out_of_fold_by_set": by_set,
             "out_of_fold_top1_positive": round(float(top1), 4),
-            "sentence_reliability": reliability(oof_p, y),
+            "out_of_fold_top1_positive_features_only": round(float(top1_features), 4),
+            "reranker": reranker_record,
+            "sentence_reliability": reliability(np.concatenate([e.scores.proba for e in examples]), y),
+            "feature_model_reliability": reliability(oof_p, y),
             "answerability_reliability": reliability(q_oof, qy),
             "out_of_fold_false_abstention": round(false_abstention, 4),
             "out_of_fold_abstention_on_unanswerable": None if abstention_null is None else round(abstention_null, 4),
