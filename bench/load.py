@@ -48,7 +48,7 @@ def api(fn, *args, **kwargs):
         kwargs["concurrency_limit"] = limit
     return _api(fn, *args, **kwargs)
 gradio.api = api
-from qa.cli import main
+from ui.cli import main
 sys.argv[0] = "articleqa"
 main()
 """

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from index import DEFAULT_COLLECTION, DEFAULT_MODEL, IndexFolder, IndexStore, open_index
 from index.embeddings import Backend
@@ -28,6 +28,10 @@ from qa.llm import LLMConfigError as _LLMSpecError
 from qa.metadata import SourceCatalog
 from qa.models import Answer, Passage
 from qa.retrieval import Filters, HybridRetriever, RetrievalResult
+
+
+RetrievalMode = Literal["hybrid", "dense", "lexical"]
+RETRIEVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 
 
 class QAError(RuntimeError):
@@ -105,13 +109,23 @@ class ArticleQA:
         k: Passages retrieved per question.
         answerer: Turns passages into an answer (default: the offline extractive answerer;
             `ArticleQA.open(..., llm=...)` puts a `qa.llm.LLMAnswerer` here).
+        retrieval_mode: "hybrid" (dense + BM25, the default), or "dense" or "lexical" alone
+            (for evaluation).
     """
 
-    def __init__(self, store: IndexStore, *, k: int = 6, answerer: Any | None = None):
+    def __init__(
+        self,
+        store: IndexStore,
+        *,
+        k: int = 6,
+        answerer: Any | None = None,
+        retrieval_mode: RetrievalMode = "hybrid",
+    ):
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        _check_mode(retrieval_mode)
         self.store = store
-        self.retriever = HybridRetriever(store=store, k=k)
+        self.retriever = HybridRetriever(store=store, k=k, mode=retrieval_mode)
         self.answerer = answerer or extractive_answerer(store)
         self._catalog = source_catalog(store)
 
@@ -130,6 +144,7 @@ class ArticleQA:
         llm: str | None = None,
         llm_base_url: str | None = None,
         llm_timeout: float = DEFAULT_TIMEOUT,
+        retrieval_mode: RetrievalMode = "hybrid",
     ) -> ArticleQA:
         """Open an existing index folder for questions.
 
@@ -143,6 +158,7 @@ class ArticleQA:
             llm_base_url: The model server's URL, e.g. "http://127.0.0.1:8080/v1" for an
                 OpenAI-compatible server (llama.cpp, vLLM, LM Studio).
             llm_timeout: Seconds allowed for one complete LLM reply.
+            retrieval_mode: "hybrid" (default), "dense" or "lexical" (for evaluation).
 
         Raises:
             EmptyIndexError: There is no index at `index_dir`, or it holds no articles.
@@ -151,7 +167,9 @@ class ArticleQA:
                 LangChain package is missing, or `llm_timeout` is not positive (checked
                 before the index is opened). A model that cannot be reached or has no API
                 key is not an error here: its answers fall back, each with a note.
+            ValueError: `retrieval_mode` is not one of hybrid, dense, lexical.
         """
+        _check_mode(retrieval_mode)
         llm = (llm or "").strip()
         use_llm = bool(llm) and llm.lower() != EXTRACTIVE
         model, unavailable = None, None
@@ -193,7 +211,7 @@ class ArticleQA:
                 unavailable=unavailable,
                 base_url=llm_base_url,
             )
-        return cls(store, k=k, answerer=answerer)
+        return cls(store, k=k, answerer=answerer, retrieval_mode=retrieval_mode)
 
     def _extractive(self) -> ExtractiveAnswerer | None:
         """The extractive answerer in use (itself, or the LLM answerer's fallback)."""
@@ -205,6 +223,16 @@ class ArticleQA:
     def catalog(self) -> SourceCatalog:
         """The sources of the indexed articles, for finding the ones a question names."""
         return self._catalog()
+
+    @property
+    def k(self) -> int:
+        """Passages retrieved per question (unless `ask` is given another `k`)."""
+        return self.retriever.k
+
+    @property
+    def retrieval_mode(self) -> RetrievalMode:
+        """"hybrid", "dense" or "lexical": the rankings questions are answered from."""
+        return self.retriever.mode
 
     @property
     def llm(self) -> LLMAnswerer | None:
@@ -380,6 +408,11 @@ class ArticleQA:
             answer=answer.text,
             article_ids=[c.article_id for c in answer.citations],
         )
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in RETRIEVAL_MODES:
+        raise ValueError(f"retrieval mode {mode!r} is not one of {', '.join(RETRIEVAL_MODES)}")
 
 
 def normalise_space(text: str) -> str:

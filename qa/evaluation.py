@@ -9,6 +9,10 @@ Answer accuracy counts an answerable question as correct when the gold answer oc
 words, in the shown answer (the short answer and its quotes). Questions whose gold answer is
 "Yes" or "No" are counted apart (`yes_no`): the extractive answerer quotes the reports and
 leaves the yes/no to the reader, so only an answer that starts with the right word counts.
+
+`evaluate_qa` runs a question set through an `ArticleQA` (and, when asked, through the
+LangChain tutorial recipe over the same articles) and returns the reports; `articleqa eval`
+only prints them.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from qa.models import Answer
+from qa.models import Answer, Passage
+
+if TYPE_CHECKING:
+    from qa.api import ArticleQA
 
 
 class EvalQuestion(BaseModel):
@@ -108,6 +115,21 @@ class EvalReport(BaseModel):
     overall: Metrics
     by_type: dict[str, Metrics]
     results: list[QuestionResult]
+
+
+class EvalRun(BaseModel):
+    """What `evaluate_qa` measured: one report per system, "articleqa" first, then "baseline"
+    (the LangChain tutorial recipe) when it was asked for."""
+
+    questions: int
+    k: int
+    mode: str  # Article QA's retrieval: hybrid, dense or lexical
+    reports: dict[str, EvalReport]
+
+
+EvalProgress = Callable[[str, int, int | None], None]
+"""`progress(phase, done, total)`: phase "articleqa" (questions answered), "baseline-index"
+(the recipe indexing the articles; total None) or "baseline" (questions answered)."""
 
 
 def load_questions(path: str | Path) -> list[EvalQuestion]:
@@ -239,6 +261,62 @@ def evaluate(
     by_type = {t: metrics([r for r in results if r.type == t]) for t in ("factoid", "yes_no", "null")}
     by_type["answerable"] = metrics([r for r in results if r.answerable])
     return EvalReport(k=k, overall=metrics(results), by_type=by_type, results=results)
+
+
+def qa_asker(qa: ArticleQA) -> Callable[[str, date | None], tuple[Answer, list[Passage]]]:
+    """`ask(question, today) -> (answer, passages)` for `evaluate`, over `qa`: the answer
+    together with the passages it was chosen from."""
+
+    def ask(question: str, today: date | None) -> tuple[Answer, list[Passage]]:
+        result = qa.retrieve(question, today=today)
+        return qa.answer_from(question, result), result.passages
+
+    return ask
+
+
+def evaluate_qa(
+    qa: ArticleQA,
+    questions: Sequence[EvalQuestion],
+    *,
+    baseline: bool = False,
+    progress: EvalProgress | None = None,
+) -> EvalRun:
+    """Evaluate `qa` (with its own `k` and retrieval mode) on `questions`.
+
+    Args:
+        qa: An open `ArticleQA`; it stays open.
+        questions: The question set (`load_questions`).
+        baseline: Also run the usual LangChain RAG recipe (`qa.baseline.BaselineRecipe`:
+            RecursiveCharacterTextSplitter 1000/200, the same embedding model run on PyTorch,
+            Chroma, similarity search, the top chunk as the answer) over the articles of
+            `qa`'s index, with the same `k`, in the same run.
+        progress: See `EvalProgress`.
+    """
+    k = qa.k
+
+    def phase(name: str) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        progress(name, 0, len(questions))
+        return lambda done, total: progress(name, done, total)
+
+    reports = {"articleqa": evaluate(qa_asker(qa), questions, k=k, progress=phase("articleqa"))}
+    if baseline:
+        from index import get_embeddings
+        from qa.baseline import BaselineRecipe
+
+        # The recipe as published: sentence-transformers on PyTorch, same model.
+        recipe = BaselineRecipe(get_embeddings(qa.store.embedding_model, backend="torch"))
+        try:
+            if progress is not None:
+                progress("baseline-index", 0, None)
+            recipe.index(qa.store.articles.list())
+            reports["baseline"] = evaluate(
+                lambda question, today: recipe.ask(question, k), questions, k=k, progress=phase("baseline")
+            )
+        finally:
+            recipe.close()
+    return EvalRun(questions=len(questions), k=k, mode=qa.retrieval_mode, reports=reports)
 
 
 def _correct(kind: str, answer: Answer, gold: str) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from index import open_index
-from qa.cli import app
+from ui.cli import app
 from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
 
 pytestmark = pytest.mark.slow

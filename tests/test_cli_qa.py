@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from qa.cli import app
+from ui.cli import app
 from tests.conftest import ROOT, SEED, SEED_ID, WASTE_SENTENCE
 
 pytestmark = pytest.mark.slow

@@ -131,7 +131,7 @@ def test_a_bad_backend_name_lists_the_valid_ones():
 def test_cli_rejects_a_bad_backend_setting(tmp_path: Path):
     from typer.testing import CliRunner
 
-    from qa.cli import app
+    from ui.cli import app
 
     result = CliRunner().invoke(
         app, ["index", str(SEED), "--index-dir", str(tmp_path / "ix")], env={"ARTICLEQA_EMBEDDING_BACKEND": "fast"}

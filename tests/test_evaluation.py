@@ -1,4 +1,5 @@
-"""Question files and metrics of `articleqa eval` (logic only; the command runs in test_cli_qa)."""
+"""Question files, metrics and the evaluation run of `articleqa eval` (logic only; the command
+runs in test_cli_qa)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from qa.evaluation import EvalQuestion, contains, evaluate, load_questions
+from qa.evaluation import EvalQuestion, EvalRun, contains, evaluate, evaluate_qa, load_questions
 from qa.models import Answer, Citation, Passage
 
 
@@ -76,3 +77,55 @@ def test_metrics_split_short_answers_yes_no_and_unanswerable():
     assert answerable.false_abstention_rate == 0.0
     assert answerable.two_article_both_cited == pytest.approx(1 / 3, abs=1e-3)
     assert answerable.citation_precision == 1.0
+
+
+class _FakeQA:
+    """What `evaluate_qa` uses of an ArticleQA: k, retrieval_mode, retrieve, answer_from."""
+
+    k = 3
+    retrieval_mode = "lexical"
+
+    def __init__(self, answers: dict[str, Answer]):
+        self.answers = answers
+        self.asked: list[tuple[str, date | None]] = []
+
+    def retrieve(self, question, *, today=None):
+        from types import SimpleNamespace
+
+        self.asked.append((question, today))
+        return SimpleNamespace(passages=[_passage("a", self.answers[question].text)])
+
+    def answer_from(self, question, result):
+        assert result.passages[0].text == self.answers[question].text  # the answer comes from what was retrieved
+        return self.answers[question]
+
+
+def test_evaluate_qa_runs_the_questions_through_the_qa_and_reports_its_k_and_mode():
+    questions = [
+        EvalQuestion(id="1", question="Who?", answer="Sam Altman", article_ids=["a"], type="factoid", question_date=date(2023, 11, 20)),
+        EvalQuestion(id="2", question="Nobody knows?", answer="", type=None),
+    ]
+    qa = _FakeQA({
+        "Who?": _answer("Who?", "Sam Altman returned.", ["a"], "Sam Altman"),
+        "Nobody knows?": _answer("Nobody knows?", "Not answered.", []),
+    })
+    calls = []
+    run = evaluate_qa(qa, questions, progress=lambda phase, done, total: calls.append((phase, done, total)))
+    assert isinstance(run, EvalRun)
+    assert (run.questions, run.k, run.mode) == (2, 3, "lexical")
+    assert list(run.reports) == ["articleqa"]  # no baseline unless asked for
+    report = run.reports["articleqa"]
+    assert report.k == 3
+    assert report.by_type["factoid"].answer_accuracy == 1.0 and report.by_type["factoid"].answer_hit_at_1 == 1.0
+    assert report.by_type["null"].abstention_rate == 1.0
+    assert qa.asked == [("Who?", date(2023, 11, 20)), ("Nobody knows?", None)]  # question_date is "today"
+    assert calls == [("articleqa", 0, 2), ("articleqa", 1, 2), ("articleqa", 2, 2)]
+    assert EvalRun.model_validate_json(run.model_dump_json()) == run  # typed and serialisable
+
+
+def test_article_qa_refuses_an_unknown_retrieval_mode_before_opening_anything(tmp_path):
+    from qa.api import ArticleQA
+
+    with pytest.raises(ValueError, match="retrieval mode 'fuzzy' is not one of hybrid, dense, lexical"):
+        ArticleQA.open(tmp_path / "none", retrieval_mode="fuzzy")
+    assert not (tmp_path / "none").exists()

@@ -31,7 +31,7 @@ def count_rows(db: Path, table: str) -> int:
 
 def start_index(feed: Path, index_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "index", str(feed), "--index-dir", str(index_dir), "--quiet"],
+        [sys.executable, "-m", "ui.cli", "index", str(feed), "--index-dir", str(index_dir), "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

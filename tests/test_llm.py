@@ -606,7 +606,7 @@ def test_prompt_injection_in_an_article_is_not_presented_as_grounded(index_dir):
 
 
 def test_cli_rejects_a_bad_llm_naming_it(index_dir):
-    from qa.cli import app
+    from ui.cli import app
 
     result = CliRunner().invoke(app, ["ask", WASTE_Q, "--index-dir", str(index_dir), "--llm", "nosuch:thing"])
     assert result.exit_code == 2
@@ -614,7 +614,7 @@ def test_cli_rejects_a_bad_llm_naming_it(index_dir):
 
 
 def test_cli_ask_with_llm_down_prints_the_extractive_answer_and_the_reason(index_dir, monkeypatch):
-    from qa.cli import app
+    from ui.cli import app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     url = f"http://127.0.0.1:{free_port()}/v1"
@@ -626,7 +626,7 @@ def test_cli_ask_with_llm_down_prints_the_extractive_answer_and_the_reason(index
 
 
 def test_cli_chat_with_llm_down_keeps_answering(index_dir, monkeypatch):
-    from qa.cli import app
+    from ui.cli import app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     url = f"http://127.0.0.1:{free_port()}/v1"

@@ -220,7 +220,7 @@ def test_server_down_gives_the_extractive_answer_within_the_timeout(small_index,
 
 
 def test_cli_ask_streams_from_the_server(small_index, llm_url, monkeypatch):
-    from qa.cli import app
+    from ui.cli import app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     args = ["ask", WASTE_Q, "--index-dir", str(small_index), "--k", "3", "--llm", "openai:smollm2",

@@ -1,7 +1,9 @@
-"""`articleqa`: the command line, a thin layer over the `index` and `qa` packages.
+"""`articleqa`: the command line. It parses arguments, calls the `index` and `qa` libraries
+and prints what they return; every operation it offers is a library function.
 
 Settings are built here once (environment, `.env`, flags) and passed inward; library errors
-become one-line messages with a non-zero exit code, never tracebacks.
+become one-line messages with a non-zero exit code, never tracebacks. The offline defaults
+below are set here, at the entry point, before any Hugging Face, Chroma or Gradio import.
 """
 
 from __future__ import annotations
@@ -12,18 +14,19 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from qa.settings import Settings, load_settings
-
-# Offline by default: set before any Hugging Face, Chroma or Gradio import can read them.
+# Offline by default: set before any Hugging Face, Chroma or Gradio import can read them
+# (importing `qa` imports Chroma).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from qa.settings import Settings, load_settings  # noqa: E402
 
 app = typer.Typer(
     name="articleqa",
@@ -93,17 +96,24 @@ def open_store(settings: Settings, *, check_model: bool = True):
 
 
 class _RichProgress:
-    """Maps the indexer's `progress(phase, done, total)` calls onto a rich progress display."""
+    """Maps a library's `progress(phase, done, total)` calls (the indexer's, the evaluation's)
+    onto a rich progress display, one bar per phase."""
 
-    LABELS = {"reading": "Reading articles", "indexing": "Indexing", "pruning": "Pruning"}
+    INDEX_LABELS = {"reading": "Reading articles", "indexing": "Indexing", "pruning": "Pruning"}
+    EVAL_LABELS = {
+        "articleqa": "Evaluating Article QA",
+        "baseline-index": "Indexing the baseline recipe",
+        "baseline": "Evaluating the baseline",
+    }
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress: Progress, labels: dict[str, str] = INDEX_LABELS):
         self.progress = progress
+        self.labels = labels
         self.tasks: dict[str, int] = {}
 
     def __call__(self, phase: str, done: int, total: int | None) -> None:
         if phase not in self.tasks:
-            self.tasks[phase] = self.progress.add_task(self.LABELS.get(phase, phase), total=total)
+            self.tasks[phase] = self.progress.add_task(self.labels.get(phase, phase), total=total)
         self.progress.update(self.tasks[phase], completed=done, total=total)
 
 
@@ -199,13 +209,14 @@ def _print_report(report, verbose: bool) -> None:
     out.print(table)
 
 
-def open_qa(settings: Settings):
-    """An ArticleQA over the configured index, or a clear error."""
+def open_qa(settings: Settings, **options: object):
+    """An ArticleQA over the configured index (`options`: more `ArticleQA.open` arguments), or
+    a clear error."""
     from index import IndexStoreError, ModelNotFoundError
     from qa.api import ArticleQA, QAError
 
     try:
-        return ArticleQA.open(settings.index_dir, **settings.qa_options())
+        return ArticleQA.open(settings.index_dir, **settings.qa_options(), **options)
     except (QAError, IndexStoreError, ModelNotFoundError) as exc:
         raise fail(str(exc)) from None
 
@@ -397,10 +408,11 @@ def eval_command(
     the same embedding model, Chroma.from_documents, similarity_search, the top chunk as the
     answer) over the same articles, in the same run.
     """
-    from qa.evaluation import evaluate, load_questions
+    from qa.api import RETRIEVAL_MODES
+    from qa.evaluation import evaluate_qa, load_questions
 
-    if mode not in {"hybrid", "dense", "lexical"}:
-        raise fail(f"--mode {mode!r} is not one of hybrid, dense, lexical")
+    if mode not in RETRIEVAL_MODES:
+        raise fail(f"--mode {mode!r} is not one of {', '.join(RETRIEVAL_MODES)}")
     settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k)
     try:
         qs = load_questions(questions)
@@ -416,45 +428,20 @@ def eval_command(
             store.close()
         if report.failed:
             raise fail("; ".join(f"{f.origin}: {f.reason}" for f in report.failed[:5]), EXIT_FAILED_INPUT)
-    qa = open_qa(settings)
-    qa.retriever.mode = mode
+    qa = open_qa(settings, retrieval_mode=mode)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=as_json, transient=True)
-
-    def ask(question, today):
-        result = qa.retrieve(question, today=today)
-        return qa.answer_from(question, result), result.passages
-
-    reports = {}
     try:
         with progress:
-            task = progress.add_task("Evaluating Article QA", total=len(qs))
-            reports["articleqa"] = evaluate(ask, qs, k=settings.k, progress=lambda done, total: progress.update(task, completed=done))
-            if baseline:
-                from qa.baseline import BaselineRecipe
-
-                from index import get_embeddings
-
-                # The recipe as published: sentence-transformers on PyTorch, same model.
-                recipe = BaselineRecipe(get_embeddings(settings.embedding_model, backend="torch"))
-                try:
-                    progress.add_task("Indexing the baseline recipe", total=None)
-                    recipe.index(qa.store.articles.list())
-                    task = progress.add_task("Evaluating the baseline", total=len(qs))
-                    reports["baseline"] = evaluate(
-                        lambda question, today: recipe.ask(question, settings.k), qs, k=settings.k,
-                        progress=lambda done, total: progress.update(task, completed=done),
-                    )
-                finally:
-                    recipe.close()
+            run = evaluate_qa(qa, qs, baseline=baseline, progress=_RichProgress(progress, _RichProgress.EVAL_LABELS))
     finally:
         qa.close()
     if as_json:
         if baseline:
-            out.print_json(json.dumps({name: r.model_dump(mode="json") for name, r in reports.items()}))
+            out.print_json(json.dumps({name: r.model_dump(mode="json") for name, r in run.reports.items()}))
         else:
-            out.print_json(reports["articleqa"].model_dump_json())
+            out.print_json(run.reports["articleqa"].model_dump_json())
         return
-    _print_eval(reports, f"{questions.name}: {len(qs)} questions, k={settings.k}, {mode} retrieval")
+    _print_eval(run.reports, f"{questions.name}: {run.questions} questions, k={run.k}, {run.mode} retrieval")
 
 
 _EVAL_ROWS = (
