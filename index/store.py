@@ -16,6 +16,7 @@ disagree about which chunks exist once a run (or its re-run) has finished.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -117,20 +118,78 @@ class HybridStore(VectorStore):
     Chroma holds each chunk's vector and metadata; the chunk's text lives once, in the lexical
     index (which needs it for BM25). Not giving Chroma the text saves its own full-text
     indexing of it: 1.3 of the 2.0 s Chroma took to write the 1,844 example chunks.
+
+    The product opens it through `IndexStore` (which adds the articles and the record manager)
+    and writes article chunks, whose metadata carries `article_id`, `start` and `end`. It is
+    also a complete LangChain vector store on its own (`open`, `from_texts`, any `Embeddings`),
+    checked by LangChain's standard suite (tests/test_langchain_contracts.py: every test, sync
+    and async, passes; none is skipped): a document that is not an article's chunk is stored
+    in the lexical index with an empty article id and its whole text as its span. Embeddings
+    with `supports_spans` (the bundled model) also give each chunk's sentence vectors, stored
+    for the answerer; any other `Embeddings` gives chunk vectors only. One deliberate departure
+    from the base class, which the suite does not test: `delete(None)` raises instead of
+    deleting everything (an index is emptied by a rebuild, never by a missing argument).
+    Async methods are the base class's (the sync ones in a thread; SQLite connections are per
+    thread).
     """
 
     def __init__(self, dense: Chroma, lexical: LexicalIndex):
         self.dense = dense
         self.lexical = lexical
+        self._owned: list[Callable[[], None]] = []  # what `close` closes (see `open`)
+
+    @classmethod
+    def open(cls, folder: str | Path, embedding: Embeddings, *, collection: str = DEFAULT_COLLECTION) -> HybridStore:
+        """A store of its own in `folder` (`chroma/` and `lexical.sqlite`, created when missing),
+        without the article store and record manager of an index folder; `close` it after use."""
+        folder = Path(folder)
+        client = chroma_client(folder / "chroma")
+        store = cls(dense_store(client, collection, embedding), LexicalIndex(folder / "lexical.sqlite"))
+        store._owned = [store.lexical.close, client.close]
+        return store
+
+    def close(self) -> None:
+        """Close what `open` opened (a store made by `IndexStore` is closed by it)."""
+        for close in self._owned:
+            try:
+                close()
+            except Exception:  # already closed
+                pass
 
     @property
     def embeddings(self) -> Embeddings | None:
         return self.dense.embeddings
 
+    def chroma_collection(self) -> chromadb.Collection:
+        """The Chroma collection under `self.dense`: the one place that reaches into it.
+
+        langchain-chroma's public methods do not suffice: `add_texts`/`add_documents` embed the
+        texts themselves and store them as Chroma documents (we write vectors computed once with
+        the sentence vectors, and keep the text in the lexical index only), and its searches and
+        `get_by_ids` build Documents from that stored text. Chroma's own `Collection` API does
+        what we need (upsert vectors and metadata, query ids and distances, count), and
+        langchain-chroma exposes the collection only as the private `_collection`.
+        """
+        return self.dense._collection
+
+    def count(self) -> int:
+        """How many vectors Chroma holds."""
+        return self.chroma_collection().count()
+
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        """Upsert `documents` into Chroma and the lexical index under the same ids.
+
+        Ids are `ids=` (one per document; the indexer passes content hashes), else each
+        document's own `id`, else a new UUID. Documents are never modified.
+        """
         ids = kwargs.get("ids")
-        if not ids or len(ids) != len(documents):
-            raise ValueError("HybridStore needs one id per document (deterministic chunk ids)")
+        if ids is None:
+            ids = [d.id or str(uuid.uuid4()) for d in documents]
+        elif len(ids) != len(documents):
+            raise ValueError(f"HybridStore needs one id per document: {len(ids)} ids for {len(documents)} documents")
+        ids = [str(i) for i in ids]
+        if not documents:
+            return []
         docs = [Document(page_content=d.page_content, metadata=chunk_metadata(d.metadata)) for d in documents]
         texts = [d.page_content for d in docs]
         embeddings = self.embeddings
@@ -151,19 +210,21 @@ class HybridStore(VectorStore):
         self.lexical.upsert(
             LexicalRow(
                 chunk_id=i,
-                article_id=d.metadata["article_id"],
+                # A document that is not an article's chunk: no article, its whole text as span.
+                article_id=d.metadata.get("article_id", ""),
                 source=d.metadata.get("source"),
                 published_ord=d.metadata.get("published_ord"),
-                start=d.metadata["start"],
-                end=d.metadata["end"],
+                start=d.metadata.get("start", 0),
+                end=d.metadata.get("end", len(d.page_content)),
                 text=d.page_content,
                 sentences=s,
             )
             for i, d, s in zip(ids, docs, sentences, strict=True)
         )
-        # Chroma through its collection: vectors computed above, no text (see the class docstring).
-        self.dense._collection.upsert(ids=list(ids), embeddings=vectors, metadatas=[d.metadata for d in docs])
-        return list(ids)
+        # Vectors computed above, no text (see the class docstring). Chroma refuses empty
+        # metadata dicts: None stands for "no metadata".
+        self.chroma_collection().upsert(ids=ids, embeddings=vectors, metadatas=[d.metadata or None for d in docs])
+        return ids
 
     def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, **kwargs: Any) -> list[str]:
         texts = list(texts)
@@ -172,34 +233,107 @@ class HybridStore(VectorStore):
         return self.add_documents(docs, **kwargs)
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete these ids from Chroma and the lexical index (unknown ids are ignored).
+
+        `ids=None` raises rather than deleting everything, as LangChain's base class allows:
+        an index is emptied by a rebuild, never by a missing argument.
+        """
+        if ids is None:
+            raise ValueError("HybridStore.delete needs the ids to delete (it never deletes everything)")
         if not ids:
             return True
         self.dense.delete(ids=list(ids))
         self.lexical.delete(ids)
         return True
 
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """The stored documents with these ids, in that order (missing ids are left out)."""
+        ids = list(dict.fromkeys(ids))
+        return self._documents(ids)
+
+    def _documents(self, ids: list[str]) -> list[Document]:
+        """Documents for chunk ids: text from the lexical index, metadata from Chroma."""
+        if not ids:
+            return []
+        rows = self.lexical.get(ids)
+        got = self.dense.get(ids=ids, include=["metadatas"])
+        metas = dict(zip(got["ids"], got["metadatas"]))
+        return [
+            Document(id=i, page_content=rows[i].text, metadata=metas.get(i) or {})
+            for i in ids
+            if i in rows and i in metas
+        ]
+
     def nearest(self, vector: Sequence[float], k: int, where: dict | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine distance) of the `k` chunks nearest to `vector`, best first."""
-        result = self.dense._collection.query(
+        result = self.chroma_collection().query(
             query_embeddings=[list(vector)], n_results=k, where=where or None, include=["distances"]
         )
         return list(zip(result["ids"][0], result["distances"][0]))
+
+    def similarity_search_by_vector_with_score(
+        self, embedding: Sequence[float], k: int = 4, filter: dict | None = None
+    ) -> list[tuple[Document, float]]:
+        """The nearest chunks as Documents with their cosine distance (lower is nearer).
+
+        `filter` is a Chroma where-clause on the chunk metadata, as in langchain-chroma.
+        """
+        hits = self.nearest(embedding, k, filter)
+        docs = {d.id: d for d in self._documents([chunk_id for chunk_id, _ in hits])}
+        return [(docs[i], distance) for i, distance in hits if i in docs]
+
+    def similarity_search_with_score(self, query: str, k: int = 4, **kwargs: Any) -> list[tuple[Document, float]]:
+        return self.similarity_search_by_vector_with_score(self.embeddings.embed_query(query), k, kwargs.get("filter"))
+
+    def similarity_search_by_vector(self, embedding: list[float], k: int = 4, **kwargs: Any) -> list[Document]:
+        return [d for d, _ in self.similarity_search_by_vector_with_score(embedding, k, kwargs.get("filter"))]
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         """LangChain's interface: the nearest chunks as Documents (text from the lexical index).
 
         `filter` is a Chroma where-clause on the chunk metadata, as in langchain-chroma.
         """
-        hits = self.nearest(self.embeddings.embed_query(query), k, kwargs.get("filter"))
-        ids = [chunk_id for chunk_id, _ in hits]
-        rows = self.lexical.get(ids)
-        got = self.dense.get(ids=ids, include=["metadatas"])
-        metas = dict(zip(got["ids"], got["metadatas"]))
-        return [Document(id=i, page_content=rows[i].text, metadata=metas.get(i) or {}) for i in ids if i in rows]
+        return [d for d, _ in self.similarity_search_with_score(query, k, **kwargs)]
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        # The collection's space is cosine (dense_store): distance 0..2, float error around 0.
+        return lambda distance: min(1.0, max(0.0, 1.0 - distance))
 
     @classmethod
-    def from_texts(cls, texts: list[str], embedding: Embeddings, metadatas: list[dict] | None = None, **kwargs: Any) -> HybridStore:
-        raise NotImplementedError("open an index folder with index.store.IndexStore instead")
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str] | None = None,
+        folder: str | Path | None = None,
+        collection: str = DEFAULT_COLLECTION,
+        **kwargs: Any,
+    ) -> HybridStore:
+        """A store in `folder` (required: the data is kept there) holding `texts`.
+
+        The product opens index folders with `index.store.IndexStore` instead, which also
+        keeps the articles and the record manager.
+        """
+        if folder is None:
+            raise ValueError("HybridStore.from_texts needs folder=: the folder its data is kept in")
+        store = cls.open(folder, embedding, collection=collection)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+
+def dense_store(client: chromadb.ClientAPI, collection: str, embedding: Embeddings) -> Chroma:
+    """The Chroma collection `collection` of `client` (cosine space) as a langchain-chroma store.
+
+    `embedding` is always passed, so Chroma's default embedder (which downloads a model) is
+    never used."""
+    return Chroma(
+        collection_name=collection,
+        embedding_function=embedding,
+        client=client,
+        collection_configuration={"hnsw": {"space": "cosine"}},
+    )
 
 
 class IndexStore:
@@ -302,12 +436,7 @@ class IndexStore:
                 self.token = self.folder.token()
 
     def _open_dense(self) -> Chroma:
-        return Chroma(
-            collection_name=self.collection,
-            embedding_function=self.embeddings,
-            client=self.client,
-            collection_configuration={"hnsw": {"space": "cosine"}},
-        )
+        return dense_store(self.client, self.collection, self.embeddings)
 
     def open_generation(self, generation: Path) -> IndexStore:
         """The same settings on another generation folder of this index (for a rebuild)."""

@@ -242,15 +242,16 @@ class HybridRetriever(BaseRetriever):
         return passages
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
+        """LangChain's `invoke(query)`; `invoke(query, k=3)` overrides the retriever's `k`."""
         return [
             Document(
                 page_content=p.text,
                 id=p.chunk_id,
                 metadata=p.model_dump(mode="json", exclude={"text", "chunk_id"}),
             )
-            for p in self.retrieve(query).passages
+            for p in self.retrieve(query, k=k).passages
         ]
 
 

@@ -220,7 +220,7 @@ def check_index(index_dir: Path, articles: list[Article], what: str) -> dict[str
         assert len(dense) == len(set(dense)), f"{what}: duplicate Chroma ids"
         assert len(lexical) == len(set(lexical)), f"{what}: duplicate lexical chunk ids"
         assert len(records) == len(set(records)), f"{what}: duplicate record-manager keys"
-        assert store.dense._collection.count() == len(dense), what
+        assert store.hybrid.count() == len(dense), what
         assert set(dense) == set(lexical), (
             f"{what}: Chroma and the lexical index differ: {len(set(dense) - set(lexical))} only in "
             f"Chroma, {len(set(lexical) - set(dense))} only in the lexical index"
