@@ -13,7 +13,7 @@ the package as `qa/weights/answer_scorer.json` (about 200 kB; its SHA-256 is che
   model's best k candidates with the question, and a logistic combiner fitted on out-of-fold
   scores joins both into the calibrated probability;
 - the answerability model: logistic regression over question-level features (the best
-  sentence probabilities and, with a second stage, cross-encoder logit; how much of the question's names the
+  sentence probabilities, how much of the question's names the
   retrieved articles mention, whether the sources it names were found); the answerer abstains
   below `threshold`, chosen on the fitting data for a false-abstention rate of at most 8% (a
   margin under the 10% target).
@@ -69,7 +69,6 @@ ANSWERABILITY_FEATURES: tuple[str, ...] = (
     "missing_names",
     "any_source_named",
     "named_sources_retrieved",
-    "max_cross_logit",
     *(f"form_{f}" for f in FORMS),
 )
 
@@ -209,8 +208,6 @@ def answerability_features(scores: QuestionScores) -> np.ndarray:
         row[col["named_sources_retrieved"]] = sum(s in retrieved for s in q.sources) / len(q.sources)
     else:
         row[col["named_sources_retrieved"]] = 1.0
-    if scores.cross is not None and np.isfinite(scores.cross).any():
-        row[col["max_cross_logit"]] = float(np.nanmax(scores.cross))
     row[col[f"form_{q.form}"]] = 1.0
     return row
 
