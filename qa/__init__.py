@@ -6,6 +6,7 @@
 """
 
 from qa.answerer import NO_ANSWER, ExtractiveAnswerer
+from qa.answering import AnswerContext, Answerer
 from qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigError, QAError, StreamEvent
 from qa.conversation import Turn
 from qa.models import Answer, Citation, Passage
@@ -14,6 +15,8 @@ from qa.retrieval import Filters, HybridRetriever
 __all__ = [
     "NO_ANSWER",
     "Answer",
+    "AnswerContext",
+    "Answerer",
     "ArticleQA",
     "Citation",
     "EmptyIndexError",

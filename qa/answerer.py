@@ -20,18 +20,22 @@ question, and the question a probability that the retrieved articles answer it a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from qa.answering import AnswerContext, StreamEvent
 from qa.features import FEATURES, DocumentFrequencySource, SentenceVectorSource
 from qa.metadata import SourceCatalog
 from qa.models import Answer, Citation, Passage
 from qa.scorer import AnswerScorer, QuestionScores
 from qa.spans import short_answer
 from qa.text import content_terms
+
+if TYPE_CHECKING:
+    from qa.conversation import Turn
 
 NO_ANSWER = "The indexed articles do not answer this question."
 YES_NO_LEAD = "The articles do not say yes or no outright; here is what each report says:"
@@ -67,6 +71,9 @@ class ScoredSentence:
 
 class ExtractiveAnswerer:
     """Answers by quoting the sentences the learned scorer ranks best, or abstains.
+
+    A `qa.answering.Answerer`: its answer is known at once, so `stream` gives it as one
+    "delta" event and the "answer" event.
 
     Args:
         embeddings: Anything with `encode(list[str]) -> np.ndarray` of unit vectors (the
@@ -123,23 +130,29 @@ class ExtractiveAnswerer:
 
     # ---- answering -------------------------------------------------------------------------
 
-    def answer(
-        self,
-        question: str,
-        passages: list[Passage],
-        *,
-        retrieval_query: str | None = None,
-        encoded: np.ndarray | None = None,
-    ) -> Answer:
-        """Answer `question` from `passages`, or abstain.
+    def condense(self, question: str, history: Sequence[Turn]) -> tuple[str | None, str | None]:
+        """(None, None): no model to rewrite follow-ups; `qa.conversation.condense_query`'s
+        heuristic widens retrieval instead."""
+        return None, None
+
+    def stream(self, context: AnswerContext) -> Iterator[StreamEvent]:
+        """The whole answer text as one "delta" event (it is complete at once), then the answer."""
+        answer = self.answer(context)
+        yield StreamEvent("delta", text=answer.text)
+        yield StreamEvent("answer", answer=answer)
+
+    def answer(self, context: AnswerContext) -> Answer:
+        """Answer `context.question` from `context.passages`, or abstain (scored with
+        `context.question_vectors` when given, else the question is encoded here).
 
         Returns:
             A grounded `Answer` quoting sentences with `[n]` markers and matching citations
             (the short answer first when the question asks for a name, number or date), or an
             ungrounded one with `NO_ANSWER`, no citations and up to `related_k` related passages.
         """
-        query = retrieval_query or question
-        scores = self.score(question, passages, encoded)
+        question, passages = context.question, list(context.passages)
+        query = context.retrieval_query or question
+        scores = self.score(question, passages, context.question_vectors)
         ranked = _ranked(scores)
         if not ranked:
             return self._abstain(question, query, [], 0.0, ["no passages retrieved"])

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,11 +21,12 @@ from index import DEFAULT_COLLECTION, DEFAULT_MODEL, IndexFolder, IndexStore, op
 from index.embeddings import Backend
 from index.store import Manifest
 from qa.answerer import ExtractiveAnswerer
+from qa.answering import AnswerContext, Answerer, StreamEvent
 from qa.conversation import Turn, as_turns, condense_query
 from qa.llm import DEFAULT_TIMEOUT, EXTRACTIVE, LLMAnswerer, LLMUnavailableError, create_chat_model
 from qa.llm import LLMConfigError as _LLMSpecError
 from qa.metadata import SourceCatalog
-from qa.models import Answer, Passage
+from qa.models import Answer
 from qa.retrieval import Filters, HybridRetriever, RetrievalResult
 
 
@@ -60,19 +60,18 @@ class _Prepared:
     notes: list[str] = field(default_factory=list)
     unavailable: str | None = None  # the LLM already failed for this question
 
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """One step of a streamed answer: `delta` text as it is produced, then the final answer.
-
-    `kind` is "passages" (retrieval done: `passages` set), "delta" (`text` to append), or
-    "answer" (`answer` set; its citations are final).
-    """
-
-    kind: str
-    text: str = ""
-    passages: tuple[Passage, ...] = ()
-    answer: Answer | None = None
+    def context(self, today: date | None) -> AnswerContext:
+        """What the answerer gets: the question, the passages, the question's vectors (encoded
+        once, before retrieval), the follow-up's standalone form."""
+        return AnswerContext(
+            question=self.question,
+            passages=self.result.passages,
+            retrieval_query=self.result.query,
+            question_vectors=self.result.question_vectors,
+            standalone=self.standalone,
+            today=today,
+            unavailable=self.unavailable,
+        )
 
 
 def source_catalog(store: IndexStore) -> Callable[[], SourceCatalog]:
@@ -118,7 +117,7 @@ class ArticleQA:
         store: IndexStore,
         *,
         k: int = 6,
-        answerer: Any | None = None,
+        answerer: Answerer | None = None,
         retrieval_mode: RetrievalMode = "hybrid",
     ):
         if k < 1:
@@ -126,7 +125,7 @@ class ArticleQA:
         _check_mode(retrieval_mode)
         self.store = store
         self.retriever = HybridRetriever(store=store, k=k, mode=retrieval_mode)
-        self.answerer = answerer or extractive_answerer(store)
+        self.answerer: Answerer = answerer or extractive_answerer(store)
         self._catalog = source_catalog(store)
 
     @classmethod
@@ -213,13 +212,6 @@ class ArticleQA:
             )
         return cls(store, k=k, answerer=answerer, retrieval_mode=retrieval_mode)
 
-    def _extractive(self) -> ExtractiveAnswerer | None:
-        """The extractive answerer in use (itself, or the LLM answerer's fallback)."""
-        if isinstance(self.answerer, ExtractiveAnswerer):
-            return self.answerer
-        fallback = getattr(self.answerer, "fallback", None)
-        return fallback if isinstance(fallback, ExtractiveAnswerer) else None
-
     def catalog(self) -> SourceCatalog:
         """The sources of the indexed articles, for finding the ones a question names."""
         return self._catalog()
@@ -258,7 +250,7 @@ class ArticleQA:
         today: date | None = None,
     ) -> RetrievalResult:
         """The passages `ask` would answer from (for inspection and evaluation)."""
-        return self._prepare(question, history, filters, k=k, today=today).result
+        return self._prepare(_clean(question), history, filters, k=k, today=today).result
 
     def _prepare(
         self,
@@ -269,13 +261,15 @@ class ArticleQA:
         k: int | None,
         today: date | None,
     ) -> _Prepared:
-        """Condense a follow-up (with the LLM when there is one) and retrieve."""
-        question = _clean(question)
+        """Condense a follow-up (with the answerer's model when it has one) and retrieve.
+
+        `question` is already validated and normalised (`_clean`, at the API's edge).
+        """
         turns = as_turns(history)
         prepared = _Prepared(question=question, result=None)  # type: ignore[arg-type]
         condensed = condense_query(question, turns)
-        if self.llm and turns:
-            standalone, failure = self.llm.condense(question, turns)
+        if turns:
+            standalone, failure = self.answerer.condense(question, turns)
             if standalone:
                 prepared.standalone = standalone
                 # An unchanged question means the LLM judged it standalone; the heuristic
@@ -286,11 +280,12 @@ class ArticleQA:
                 # fallback note gives the reason once.
                 prepared.unavailable = failure.removeprefix("LLM unavailable: ")
                 prepared.notes.append("the follow-up was condensed without the LLM")
-            else:
+            elif failure:
                 prepared.notes.append(f"{failure}; the follow-up was condensed without it")
         follow_up = condensed != question
-        extractive = self._extractive()
-        encoded = extractive.question_vectors(question) if extractive else None
+        # Encoded once: row 0 is the retrieval's query vector, and the answerer gets all of
+        # them (with its clause rows) through the context, so nothing is encoded twice.
+        encoded = self.answerer.question_vectors(question)
         prepared.result = self.retriever.retrieve(
             question,
             k=k,
@@ -332,12 +327,8 @@ class ArticleQA:
         Raises:
             EmptyQuestionError: The question is blank.
         """
-        prepared = self._prepare(question, history, filters, k=k, today=today)
-        if self.llm:
-            answer = self.llm.answer(prepared.question, prepared.result.passages, **self._llm_args(prepared, today))
-        else:
-            answer = self.answer_from(question, prepared.result)
-        return self._finish(answer, prepared)
+        prepared = self._prepare(_clean(question), history, filters, k=k, today=today)
+        return self._finish(self.answerer.answer(prepared.context(today)), prepared)
 
     def stream(
         self,
@@ -348,50 +339,28 @@ class ArticleQA:
         k: int | None = None,
         today: date | None = None,
     ) -> Iterator[StreamEvent]:
-        """Like `ask`, as events: the passages, the answer text in pieces, the final answer.
+        """Like `ask`, as events: the passages, the answer text as it is produced, the final answer.
 
         With an LLM the "delta" events carry the model's tokens as they arrive, and the final
         "answer" event carries the verified answer, whose text can differ from the streamed
         text (a note says so) or be the extractive answer when the LLM failed (a note says
-        why). The extractive answerer's text is known at once; it is streamed a sentence at
-        a time so every interface handles streaming the same way.
+        why). The extractive answerer's text is complete at once: one "delta" event carries it.
         """
-        prepared = self._prepare(question, history, filters, k=k, today=today)
-        result = prepared.result
-        yield StreamEvent("passages", passages=tuple(result.passages))
-        if self.llm:
-            for item in self.llm.stream_answer(prepared.question, result.passages, **self._llm_args(prepared, today)):
-                if isinstance(item, Answer):
-                    yield StreamEvent("answer", answer=self._finish(item, prepared))
-                else:
-                    yield StreamEvent("delta", text=item)
-            return
-        answer = self.answer_from(question, result)
-        for piece in re.findall(r"\S.*?(?:\[\d+\]|$)\s*", answer.text):
-            yield StreamEvent("delta", text=piece)
-        yield StreamEvent("answer", answer=self._finish(answer, prepared))
+        prepared = self._prepare(_clean(question), history, filters, k=k, today=today)
+        yield StreamEvent("passages", passages=tuple(prepared.result.passages))
+        for event in self.answerer.stream(prepared.context(today)):
+            if event.kind == "answer" and event.answer is not None:
+                yield StreamEvent("answer", answer=self._finish(event.answer, prepared))
+            else:
+                yield event
 
     def answer_from(self, question: str, result: RetrievalResult) -> Answer:
         """The answer to `question` from an earlier `retrieve()` result (for evaluation)."""
         # The conversation only widens retrieval; sentences are scored against the question
         # itself, or a follow-up would be answered with the previous answer again.
-        question = _clean(question)
-        encoded = result.question_vectors
-        if isinstance(self.answerer, ExtractiveAnswerer):
-            answer = self.answerer.answer(question, result.passages, encoded=encoded)
-        else:
-            answer = self.answerer.answer(question, result.passages)
+        answer = self.answerer.answer(_Prepared(question=_clean(question), result=result).context(None))
         answer.retrieval_query = result.query
         return answer
-
-    @staticmethod
-    def _llm_args(prepared: _Prepared, today: date | None) -> dict[str, Any]:
-        return {
-            "retrieval_query": prepared.result.query,
-            "standalone": prepared.standalone,
-            "today": today,
-            "unavailable": prepared.unavailable,
-        }
 
     @staticmethod
     def _finish(answer: Answer, prepared: _Prepared) -> Answer:

@@ -27,17 +27,21 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
 from prompts import render_prompt
-from qa.answerer import NO_ANSWER, ExtractiveAnswerer
+from qa.answerer import NO_ANSWER
+from qa.answering import AnswerContext, Answerer, StreamEvent
 from qa.conversation import Turn
 from qa.features import question_form
 from qa.models import Answer, Passage
 from qa.verify import normalise, verify_answer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -317,9 +321,13 @@ def stream_with_deadline(model: BaseChatModel, prompt: str, timeout: float) -> I
 class LLMAnswerer:
     """Answers with a chat model, verifies the citations, falls back to the extractive answer.
 
+    A `qa.answering.Answerer`: `stream` gives the model's text as it arrives (LangChain's
+    `astream`), then the verified answer.
+
     Args:
         model: A LangChain chat model (None when it could not be created: see `unavailable`).
-        fallback: The extractive answerer used whenever the model's answer cannot be shown.
+        fallback: The answerer (the extractive one) used whenever the model's answer cannot be
+            shown; it also encodes the question (`question_vectors`).
         name: The spec, for notes ("openai:gpt-4o-mini").
         timeout: Seconds allowed for one complete reply (answer or condensed question).
         unavailable: Why the model could not be created; every answer then falls back.
@@ -329,7 +337,7 @@ class LLMAnswerer:
     def __init__(
         self,
         model: BaseChatModel | None,
-        fallback: ExtractiveAnswerer,
+        fallback: Answerer,
         *,
         name: str = "llm",
         timeout: float = DEFAULT_TIMEOUT,
@@ -349,7 +357,7 @@ class LLMAnswerer:
     def from_spec(
         cls,
         spec: str,
-        fallback: ExtractiveAnswerer,
+        fallback: Answerer,
         *,
         base_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -368,90 +376,73 @@ class LLMAnswerer:
 
     # ---- answering -------------------------------------------------------------------------
 
-    def answer(
-        self,
-        question: str,
-        passages: list[Passage],
-        *,
-        retrieval_query: str | None = None,
-        standalone: str | None = None,
-        today: date | None = None,
-        unavailable: str | None = None,
-    ) -> Answer:
-        """The verified answer (or the extractive one with a note); see `stream_answer`."""
+    def question_vectors(self, question: str) -> np.ndarray | None:
+        """The fallback's question vectors (the same ones, so a fallback answer is unchanged)."""
+        return self.fallback.question_vectors(question)
+
+    def answer(self, context: AnswerContext) -> Answer:
+        """The verified answer (or the fallback's with a note); see `stream`."""
         final = None
-        for item in self.stream_answer(
-            question, passages, retrieval_query=retrieval_query, standalone=standalone, today=today, unavailable=unavailable
-        ):
-            if isinstance(item, Answer):
-                final = item
-        assert final is not None  # stream_answer always ends with an Answer
+        for event in self.stream(context):
+            if event.kind == "answer":
+                final = event.answer
+        assert final is not None  # stream always ends with an answer
         return final
 
-    def stream_answer(
-        self,
-        question: str,
-        passages: list[Passage],
-        *,
-        retrieval_query: str | None = None,
-        standalone: str | None = None,
-        today: date | None = None,
-        unavailable: str | None = None,
-    ) -> Iterator[str | Answer]:
+    def stream(self, context: AnswerContext) -> Iterator[StreamEvent]:
         """Yield the model's text as it arrives, then the verified `Answer`.
 
-        Args:
-            question: The user's question (the extractive fallback scores against it).
-            passages: Retrieved passages; they are numbered [1].. in this order.
-            retrieval_query: Echoed in the answer.
-            standalone: The question condensed with the conversation, for the model.
-            today: The day the question is asked (in the prompt).
-            unavailable: Skip the model and fall back with this reason (it already failed
-                for this question, e.g. while condensing).
+        The model is asked `context.standalone` (a follow-up condensed with the conversation)
+        or else `context.question`, about `context.passages` (numbered [1].. in order), on
+        `context.today`; the fallback scores against `context.question`. With
+        `context.unavailable` set the model is not called (it already failed for this
+        question, e.g. while condensing) and the fallback answers at once.
 
         Yields:
-            `str` pieces of the raw model text, then exactly one `Answer` (last). The final
-            text may differ from the streamed text (markers removed, quotes flagged,
-            sentences dropped, or the extractive fallback); a note says so.
+            "delta" events with pieces of the raw model text, then exactly one "answer" event
+            (last). The final text may differ from the streamed text (markers removed, quotes
+            flagged, sentences dropped, or the fallback's answer); a note says so.
         """
-        reason = unavailable or self.unavailable
+        reason = context.unavailable or self.unavailable
         if reason:
-            yield self._fallback(question, passages, retrieval_query, f"LLM unavailable: {reason}")
+            yield _final(self._fallback(context, f"LLM unavailable: {reason}"))
             return
-        if not passages:
-            yield self._fallback(question, passages, retrieval_query, "no passages retrieved; the LLM was not asked")
+        if not context.passages:
+            yield _final(self._fallback(context, "no passages retrieved; the LLM was not asked"))
             return
+        passages = list(context.passages)
         prompt = render_prompt(
             "answer",
-            today=(today or date.today()).isoformat(),
+            today=(context.today or date.today()).isoformat(),
             passages=format_passages(passages),
-            question=standalone or question,
+            question=context.standalone or context.question,
         )
         streamed: list[str] = []
         try:
             for piece in stream_with_deadline(self.model, prompt, self.timeout):
                 streamed.append(piece)
-                yield piece
+                yield StreamEvent("delta", text=piece)
         except Exception as exc:
             reason = describe_failure(exc, spec=self.name, base_url=self.base_url, timeout=self.timeout)
-            answer = self._fallback(question, passages, retrieval_query, f"LLM unavailable: {reason}")
+            answer = self._fallback(context, f"LLM unavailable: {reason}")
             if streamed:
                 answer.notes.append("the LLM stopped mid-answer; the partial text shown was discarded")
-            yield answer
+            yield _final(answer)
             return
-        yield self._verified(question, passages, retrieval_query, "".join(streamed))
+        yield _final(self._verified(context, "".join(streamed)))
 
-    def _verified(self, question: str, passages: list[Passage], retrieval_query: str | None, raw: str) -> Answer:
+    def _verified(self, context: AnswerContext, raw: str) -> Answer:
+        question = context.question
         text = raw.strip()
         if not text:
-            return self._fallback(question, passages, retrieval_query, "the LLM returned an empty answer; showing the extractive answer")
-        check = verify_answer(text, passages)
+            return self._fallback(context, "the LLM returned an empty answer; showing the extractive answer")
+        check = verify_answer(text, list(context.passages))
         if not check.grounded:
             if _abstains(text):
                 note = "the LLM found no answer in the passages; showing the extractive answer"
             else:
                 note = "the LLM answer was not shown: none of its citations verified against the passages; showing the extractive answer"
-            answer = self._fallback(question, passages, retrieval_query, note)
+            answer = self._fallback(context, note)
             answer.notes.extend(f"LLM answer check: {n}" for n in check.notes)
             return answer
         notes = list(check.notes)
@@ -465,15 +456,15 @@ class LLMAnswerer:
             short_answer=_yes_or_no(question, check.text),
             confidence=check.supported / check.sentences if check.sentences else 0.0,
             score=None,
-            retrieval_query=retrieval_query or question,
+            retrieval_query=context.retrieval_query or question,
             answerer="llm",
             notes=notes,
         )
 
-    def _fallback(self, question: str, passages: list[Passage], retrieval_query: str | None, note: str) -> Answer:
-        answer = self.fallback.answer(question, passages)
-        if retrieval_query:
-            answer.retrieval_query = retrieval_query
+    def _fallback(self, context: AnswerContext, note: str) -> Answer:
+        answer = self.fallback.answer(context)
+        if context.retrieval_query:
+            answer.retrieval_query = context.retrieval_query
         if note.startswith("LLM unavailable") and "extractive answer" not in note:
             note += "; showing the extractive answer"
         answer.notes.insert(0, note)
@@ -505,6 +496,10 @@ class LLMAnswerer:
         if not standalone or len(standalone) > MAX_CONDENSED_CHARS:
             return None, f"the LLM's condensed question was unusable ({reply.strip()[:80]!r})"
         return standalone, None
+
+
+def _final(answer: Answer) -> StreamEvent:
+    return StreamEvent("answer", answer=answer)
 
 
 def _first_question(reply: str) -> str:

@@ -76,8 +76,10 @@ class RetrievalResult:
     passages: list[Passage]
     query: str
     window: DateWindow | None = None
-    # The question's vector and its clauses' (rows 1..), from one pass through the model, when
-    # the caller encoded them (`ArticleQA` does, for the answerer): nothing is encoded twice.
+    # The question's vector (row 0: the dense query) and its clauses' (rows 1..), from one pass
+    # through the model, when the caller encoded them: `ArticleQA` does, with its answerer's
+    # `question_vectors`, and hands them to the answerer in its `AnswerContext` (also from
+    # `answer_from`), so a question is encoded once.
     question_vectors: np.ndarray | None = None
 
 

@@ -14,6 +14,7 @@ from index.chunking import chunk_article, split_sentences
 from index.formats import parse_text
 from index.models import Article
 from qa.answerer import NO_ANSWER, YES_NO_LEAD, ExtractiveAnswerer, ScoredSentence
+from qa.answering import AnswerContext
 from qa.features import FEATURES
 from qa.metadata import SourceCatalog
 from qa.models import Passage
@@ -90,7 +91,7 @@ def _check_citations(answer, articles: dict[str, Article]) -> None:
 
 
 def test_who_called_the_meeting_a_waste_of_time(answerer, passages, seed):
-    answer = answerer.answer("Who called the meeting a waste of time?", passages)
+    answer = answerer.answer(AnswerContext("Who called the meeting a waste of time?", passages))
     assert answer.grounded
     assert answer.answerer == "extractive"
     assert answer.citations[0].quote == WASTE
@@ -100,7 +101,7 @@ def test_who_called_the_meeting_a_waste_of_time(answerer, passages, seed):
 
 
 def test_how_many_peacekeepers_shows_the_number_first(answerer, passages, seed):
-    answer = answerer.answer("How many peacekeepers could Britain and France deploy?", passages)
+    answer = answerer.answer(AnswerContext("How many peacekeepers could Britain and France deploy?", passages))
     assert answer.grounded
     first = answer.citations[0]
     assert "30,000" in first.quote
@@ -113,7 +114,7 @@ def test_how_many_peacekeepers_shows_the_number_first(answerer, passages, seed):
 
 
 def test_markers_match_citation_numbers(answerer, passages, seed):
-    answer = answerer.answer("How many peacekeepers could Britain and France deploy?", passages)
+    answer = answerer.answer(AnswerContext("How many peacekeepers could Britain and France deploy?", passages))
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     for c in answer.citations:
         assert f"{c.quote} [{c.n}]" in answer.text
@@ -122,7 +123,7 @@ def test_markers_match_citation_numbers(answerer, passages, seed):
 
 def test_max_sentences_one_gives_one_citation(model, passages):
     answer = ExtractiveAnswerer(model, max_sentences=1).answer(
-        "What did Lavrov say about deploying NATO troops as peacekeepers?", passages
+        AnswerContext("What did Lavrov say about deploying NATO troops as peacekeepers?", passages)
     )
     assert len(answer.citations) == 1
     assert "contradict Moscow’s key goal" in answer.citations[0].quote
@@ -132,14 +133,16 @@ def test_max_sentences_one_gives_one_citation(model, passages):
 
 def test_retrieval_query_is_echoed(answerer, passages):
     answer = answerer.answer(
-        "How many peacekeepers?", passages,
-        retrieval_query="How many peacekeepers could Britain and France deploy in Ukraine?",
+        AnswerContext(
+            "How many peacekeepers?", passages,
+            retrieval_query="How many peacekeepers could Britain and France deploy in Ukraine?",
+        )
     )
     assert answer.retrieval_query.startswith("How many peacekeepers could")
 
 
 def test_unrelated_question_abstains_with_related(answerer, passages, seed):
-    answer = answerer.answer("What was the final score of the 2019 Super Bowl?", passages)
+    answer = answerer.answer(AnswerContext("What was the final score of the 2019 Super Bowl?", passages))
     assert not answer.grounded
     assert answer.text == NO_ANSWER
     assert answer.citations == []
@@ -152,7 +155,7 @@ def test_unrelated_question_abstains_with_related(answerer, passages, seed):
 
 
 def test_no_passages_abstains(answerer):
-    answer = answerer.answer("Who called the meeting a waste of time?", [])
+    answer = answerer.answer(AnswerContext("Who called the meeting a waste of time?", []))
     assert not answer.grounded
     assert answer.text == NO_ANSWER
     assert answer.citations == [] and answer.related == []
@@ -189,7 +192,7 @@ def test_one_encode_call_per_question(model, passages):
             Counting.calls += 1
             return model.encode(texts)
 
-    ExtractiveAnswerer(Counting()).answer("Who called the meeting a waste of time?", passages)
+    ExtractiveAnswerer(Counting()).answer(AnswerContext("Who called the meeting a waste of time?", passages))
     assert Counting.calls == 2  # the question; then every sentence (no stored vectors), in one batch
 
 
@@ -232,7 +235,7 @@ def test_each_named_source_is_quoted_with_its_own_marker(model, seed):
         "How many people were under the rubble in Magnitogorsk according to Wikinews, and how many "
         "peacekeepers could Britain and France deploy according to RT?"
     )
-    answer = answerer.answer(question, passages)
+    answer = answerer.answer(AnswerContext(question, passages))
     assert answer.grounded
     assert {c.source for c in answer.citations} == {"RT", "Wikinews"}
     for c in answer.citations:
@@ -246,7 +249,7 @@ def test_yes_no_question_shows_dated_reports_and_leaves_the_answer_to_the_reader
     catalog = SourceCatalog(["RT", "Wikinews"])
     answerer = ExtractiveAnswerer(model, catalog=lambda: catalog)
     answer = answerer.answer(
-        "Did RT report that Britain and France could deploy peacekeepers in Ukraine?", passages
+        AnswerContext("Did RT report that Britain and France could deploy peacekeepers in Ukraine?", passages)
     )
     assert answer.grounded
     assert answer.text.startswith(YES_NO_LEAD)
@@ -274,7 +277,7 @@ def test_beats_first_sentence_of_top_passage(answerer):
     for article_id, question, gold in CASES:
         article = _seed_article() if article_id == SEED_ID else _wikinews(article_id)
         passages = _passages(article, 0.9) + distractors
-        answer = answerer.answer(question, passages)
+        answer = answerer.answer(AnswerContext(question, passages))
         top = max(passages, key=lambda p: p.score)
         first = split_sentences(top.text)[0]
         ours += answer.grounded and gold.lower() in answer.text.lower()
@@ -301,13 +304,13 @@ def test_stored_sentence_vectors_leave_only_the_question_to_encode(model, passag
         return {c: stored[c] for c in chunk_ids if c in stored}
 
     question = "Who called the meeting a waste of time?"
-    answer = ExtractiveAnswerer(Counting(), sentence_vectors=source).answer(question, seed_passages)
+    answer = ExtractiveAnswerer(Counting(), sentence_vectors=source).answer(AnswerContext(question, seed_passages))
     assert asked == [[question]]
     assert answer.grounded and answer.citations[0].quote == WASTE
     _check_citations(answer, {SEED_ID: seed})
 
     asked.clear()
-    answer = ExtractiveAnswerer(Counting(), sentence_vectors=source).answer(question, passages)
+    answer = ExtractiveAnswerer(Counting(), sentence_vectors=source).answer(AnswerContext(question, passages))
     distractor_sentences = [
         p.text[s.start : s.end] for p in passages if p.article_id != SEED_ID for s in split_sentences(p.text)
     ]

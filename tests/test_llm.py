@@ -30,6 +30,7 @@ from pydantic import Field
 from typer.testing import CliRunner
 
 from qa import NO_ANSWER, Answer, ArticleQA, Passage, QAError
+from qa.answering import AnswerContext
 from qa.api import LLMConfigError
 from qa.llm import (
     DEFAULT_SEED,
@@ -395,18 +396,45 @@ def test_error_mid_stream_ends_with_the_extractive_answer(index_dir):
     assert answer.citations[0].quote == WASTE_SENTENCE
 
 
+def test_the_fallback_scores_with_the_vectors_encoded_before_retrieval(index_dir, monkeypatch):
+    """The LLM fails, the extractive fallback answers: with the question's vectors from before
+    retrieval (through the answer context), so the question is still encoded once."""
+    calls: list[list[str]] = []
+
+    def no_second_encode(text):
+        raise AssertionError(f"retrieval encoded {text!r} again")
+
+    with qa_with(index_dir, FakeListChatModel(responses=["unused"], error_on_chunk_number=0)) as qa:
+        scorer = qa.answerer.fallback.scorer
+        inner = scorer.embeddings
+
+        class Counting:
+            supports_spans = False
+
+            def encode(self, texts):
+                calls.append(list(texts))
+                return inner.encode(texts)
+
+        monkeypatch.setattr(scorer, "embeddings", Counting())
+        monkeypatch.setattr(qa.store.embeddings, "embed_query", no_second_encode)
+        answer = qa.ask(WASTE_Q)
+    assert answer.answerer == "extractive" and answer.notes[0].startswith("LLM unavailable")
+    assert answer.citations[0].quote == WASTE_SENTENCE
+    assert sum(WASTE_Q in texts for texts in calls) == 1, calls
+
+
 def llm_seconds(model, timeout: float, **kwargs) -> tuple[float, Answer]:
     """Seconds the LLM part of one answer takes (the extractive fallback is a stub here:
     on this CPU it alone takes seconds, which would blur the timing)."""
     answerer = LLMAnswerer(model, StubFallback(), name=kwargs.pop("name", "fake:scripted"), timeout=timeout, **kwargs)
     started = time.monotonic()
-    answer = answerer.answer(WASTE_Q, [P1, P2])
+    answer = answerer.answer(AnswerContext(WASTE_Q, [P1, P2]))
     return time.monotonic() - started, answer
 
 
 class StubFallback:
-    def answer(self, question, passages, *, retrieval_query=None):
-        return Answer(question=question, text=NO_ANSWER, grounded=False)
+    def answer(self, context):
+        return Answer(question=context.question, text=NO_ANSWER, grounded=False)
 
 
 def test_slow_model_is_cut_off_at_the_timeout(index_dir):

@@ -28,6 +28,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qa import NO_ANSWER, Answer, ArticleQA, Passage
+from qa.answering import AnswerContext
 from qa.llm import LLMAnswerer, calls_in_flight, create_chat_model, stream_with_deadline
 from qa.verify import normalise
 from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
@@ -175,8 +176,8 @@ def test_follow_up_is_condensed_by_the_server(qa):
 
 
 class StubFallback:
-    def answer(self, question, passages, *, retrieval_query=None):
-        return Answer(question=question, text=NO_ANSWER, grounded=False)
+    def answer(self, context):
+        return Answer(question=context.question, text=NO_ANSWER, grounded=False)
 
 
 def wait_until(condition, seconds: float) -> bool:
@@ -201,7 +202,7 @@ def test_a_timed_out_call_to_the_server_is_cancelled_at_once(llm_url, monkeypatc
     passage = Passage(chunk_id="note:0", article_id="note", title="Note", text=text, start=0, end=len(text))
     answerer = LLMAnswerer(model, StubFallback(), name="openai:smollm2", timeout=0.5, base_url=llm_url)
     started = time.monotonic()
-    answer = answerer.answer("Summarise the article.", [passage], today=TODAY)
+    answer = answerer.answer(AnswerContext("Summarise the article.", [passage], today=TODAY))
     assert time.monotonic() - started < 2.0
     assert answer.notes[0].startswith("LLM unavailable: openai:smollm2 gave no complete answer within 0.5 s"), answer.notes
     assert wait_until(lambda: calls_in_flight() == 0, 1.0), calls_in_flight()
