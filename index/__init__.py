@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from index.chunking import chunk_article, split_sentences
-from index.embeddings import DEFAULT_MODEL, Backend, ModelNotFoundError, SentenceTransformerEmbeddings, get_embeddings
-from index.folder import IndexBusyError, IndexFolder
+from index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_article, split_sentences
+from index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL, Backend, ModelNotFoundError, SentenceTransformerEmbeddings, get_embeddings
+from index.folder import DEFAULT_INDEX_DIR, IndexBusyError, IndexFolder
 from index.indexer import Indexer, ProgressCallback, index_paths, rebuild_index
 from index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles
 from index.models import Article, Chunk, IndexReport, SourceFailure
+from index.offline import OFFLINE_ENVIRONMENT, apply_offline_environment
 from index.store import (
     DEFAULT_COLLECTION,
     ChromaUnavailableError,
@@ -28,9 +29,14 @@ from index.store import (
 )
 
 __all__ = [
+    "DEFAULT_BACKEND",
+    "DEFAULT_CHUNK_OVERLAP",
+    "DEFAULT_CHUNK_SIZE",
     "DEFAULT_COLLECTION",
     "DEFAULT_EXCLUDES",
+    "DEFAULT_INDEX_DIR",
     "DEFAULT_MODEL",
+    "OFFLINE_ENVIRONMENT",
     "SUPPORTED_EXTENSIONS",
     "Article",
     "ChromaUnavailableError",
@@ -46,6 +52,7 @@ __all__ = [
     "ProgressCallback",
     "SentenceTransformerEmbeddings",
     "SourceFailure",
+    "apply_offline_environment",
     "chunk_article",
     "get_embeddings",
     "index_paths",
@@ -60,10 +67,10 @@ def open_index(
     index_dir: str | Path,
     *,
     embedding_model: str = DEFAULT_MODEL,
-    embedding_backend: Backend = "auto",
+    embedding_backend: Backend = DEFAULT_BACKEND,
     cache_dir: Path | None = None,
-    chunk_size: int = 800,
-    chunk_overlap: int = 150,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
     chroma_url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
     check_model: bool = True,

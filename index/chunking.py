@@ -16,6 +16,10 @@ import blingfire
 
 from index.models import Article, Chunk
 
+# The chunking defaults of every index (settings, `open_index`, `IndexStore`, the web app).
+DEFAULT_CHUNK_SIZE = 800  # target characters per chunk
+DEFAULT_CHUNK_OVERLAP = 150  # characters of whole sentences shared by neighbouring chunks
+
 _LINE = re.compile(r"[^\n]+")
 
 
@@ -60,7 +64,9 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def chunk_article(article: Article, chunk_size: int = 800, overlap: int = 150) -> list[Chunk]:
+def chunk_article(
+    article: Article, chunk_size: int = DEFAULT_CHUNK_SIZE, overlap: int = DEFAULT_CHUNK_OVERLAP
+) -> list[Chunk]:
     """Cut an article into chunks of whole sentences.
 
     Args:

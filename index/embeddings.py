@@ -19,7 +19,6 @@ sentence-transformers.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 from langchain_core.embeddings import Embeddings
 
 from index.encoding import SpanVectors, TokenEncoder, UnsupportedModelError, layout_of, torch_runner
+from index.offline import HUB_OFFLINE, apply_offline_environment
 from index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 Backend = Literal["auto", "openvino", "torch"]
+DEFAULT_BACKEND: Backend = "auto"
 BACKENDS: tuple[str, ...] = ("auto", "openvino", "torch")
 
 # OpenVINO on 2 cores: batches of 8 chunks, two in parallel, were the fastest (16 and 32 next).
@@ -95,7 +96,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         batch_size: int = 64,
         device: str = "cpu",
         *,
-        backend: Backend = "auto",
+        backend: Backend = DEFAULT_BACKEND,
         cache_dir: Path | None = None,
     ):
         if backend not in BACKENDS:
@@ -114,9 +115,11 @@ class SentenceTransformerEmbeddings(Embeddings):
     @cached_property
     def model(self) -> SentenceTransformer:
         with self._lock:
-            # Belt and braces: even a misconfigured name must not reach the network.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            # Belt and braces, kept on purpose: the entry points set these already, but a
+            # library user who skipped them must not reach the network with a misconfigured
+            # name either. At load time (before sentence-transformers is imported), never at
+            # import time of this module.
+            apply_offline_environment(HUB_OFFLINE)
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
@@ -225,7 +228,7 @@ _CACHE_LOCK = threading.Lock()
 
 
 def get_embeddings(
-    model: str = DEFAULT_MODEL, device: str = "cpu", *, backend: Backend = "auto", cache_dir: Path | None = None
+    model: str = DEFAULT_MODEL, device: str = "cpu", *, backend: Backend = DEFAULT_BACKEND, cache_dir: Path | None = None
 ) -> SentenceTransformerEmbeddings:
     """One shared embeddings object per (model, device, backend) in this process: the model loads once."""
     with _CACHE_LOCK:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+DEFAULT_INDEX_DIR = ".articleqa"  # the index folder when none is configured
 CURRENT = "CURRENT"
 LOCK = "write.lock"
 VERSION = "version"

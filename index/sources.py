@@ -31,6 +31,8 @@ USER_AGENT = "articleqa/0.1"
 HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
 # Article pages and files are far smaller; this bounds memory if an input is something huge.
 MAX_INPUT_BYTES = 20 * 1024 * 1024
+# Seconds for one URL, from the name lookup to the last byte.
+DEFAULT_FETCH_TIMEOUT = 20.0
 # The settings that change a refusal, named in the messages so the user knows the way out.
 SIZE_SETTING = "ARTICLEQA_MAX_INPUT_MB"
 TIMEOUT_SETTING = "ARTICLEQA_FETCH_TIMEOUT"
@@ -53,7 +55,7 @@ class FetchPolicy:
         max_redirects: redirects followed per URL (each target is checked again).
     """
 
-    timeout: float = 20.0
+    timeout: float = DEFAULT_FETCH_TIMEOUT
     max_bytes: int = MAX_INPUT_BYTES
     allow_private: bool = False
     allowed_networks: tuple[str, ...] = ()

@@ -35,7 +35,7 @@ from langchain_core.vectorstores import VectorStore
 from sqlalchemy import Engine, create_engine, event
 
 from index.articles import ArticleStore
-from index.chunking import split_sentences
+from index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, split_sentences
 from index.encoding import SpanVectors
 from index.folder import IndexFolder, IndexStoreError
 from index.lexical import LexicalIndex, LexicalRow
@@ -361,8 +361,8 @@ class IndexStore:
         embeddings: Embeddings,
         *,
         embedding_model: str,
-        chunk_size: int = 800,
-        chunk_overlap: int = 150,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
         chroma_url: str | None = None,
         collection: str = DEFAULT_COLLECTION,
         generation: Path | None = None,

@@ -17,7 +17,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from index import DEFAULT_COLLECTION, DEFAULT_MODEL, IndexFolder, IndexStore, open_index
+from index import (
+    DEFAULT_BACKEND,
+    DEFAULT_COLLECTION,
+    DEFAULT_INDEX_DIR,
+    DEFAULT_MODEL,
+    IndexFolder,
+    IndexStore,
+    apply_offline_environment,
+    open_index,
+)
 from index.embeddings import Backend
 from index.store import Manifest
 from qa.answerer import ExtractiveAnswerer
@@ -27,6 +36,7 @@ from qa.llm import DEFAULT_TIMEOUT, EXTRACTIVE, LLMAnswerer, LLMUnavailableError
 from qa.llm import LLMConfigError as _LLMSpecError
 from qa.metadata import SourceCatalog
 from qa.models import Answer
+from qa.options import DEFAULT_K, QAOptions
 from qa.retrieval import Filters, HybridRetriever, RetrievalResult
 
 
@@ -116,7 +126,7 @@ class ArticleQA:
         self,
         store: IndexStore,
         *,
-        k: int = 6,
+        k: int = DEFAULT_K,
         answerer: Answerer | None = None,
         retrieval_mode: RetrievalMode = "hybrid",
     ):
@@ -131,14 +141,14 @@ class ArticleQA:
     @classmethod
     def open(
         cls,
-        index_dir: str | Path = ".articleqa",
+        index_dir: str | Path = DEFAULT_INDEX_DIR,
         *,
         embedding_model: str = DEFAULT_MODEL,
-        embedding_backend: Backend = "auto",
+        embedding_backend: Backend = DEFAULT_BACKEND,
         cache_dir: Path | None = None,
         chroma_url: str | None = None,
         collection: str = DEFAULT_COLLECTION,
-        k: int = 6,
+        k: int = DEFAULT_K,
         answer_threshold: float | None = None,
         llm: str | None = None,
         llm_base_url: str | None = None,
@@ -146,6 +156,9 @@ class ArticleQA:
         retrieval_mode: RetrievalMode = "hybrid",
     ) -> ArticleQA:
         """Open an existing index folder for questions.
+
+        The keyword arguments are the fields of `qa.options.QAOptions`, with its defaults;
+        code holding the settings passes one of those to `from_options` instead.
 
         Args:
             embedding_backend: "auto" (OpenVINO when it can run the model, else PyTorch),
@@ -160,6 +173,37 @@ class ArticleQA:
             retrieval_mode: "hybrid" (default), "dense" or "lexical" (for evaluation).
 
         Raises:
+            See `from_options`.
+        """
+        options = QAOptions(
+            embedding_model=embedding_model,
+            embedding_backend=embedding_backend,
+            cache_dir=cache_dir,
+            chroma_url=chroma_url,
+            collection=collection,
+            k=k,
+            answer_threshold=answer_threshold,
+            llm=llm,
+            llm_base_url=llm_base_url,
+            llm_timeout=llm_timeout,
+        )
+        return cls.from_options(index_dir, options, retrieval_mode=retrieval_mode)
+
+    @classmethod
+    def from_options(
+        cls,
+        index_dir: str | Path = DEFAULT_INDEX_DIR,
+        options: QAOptions | None = None,
+        *,
+        retrieval_mode: RetrievalMode = "hybrid",
+    ) -> ArticleQA:
+        """Open an existing index folder for questions as `options` say (None: the defaults).
+
+        This is the Python API's entry point: it sets the offline switches
+        (`index.apply_offline_environment`: no Hugging Face Hub downloads, no telemetry)
+        unless they are already set.
+
+        Raises:
             EmptyIndexError: There is no index at `index_dir`, or it holds no articles.
             index.IndexMismatchError: It was built with another embedding model.
             LLMConfigError: `llm` is malformed, names an unknown provider or one whose
@@ -168,13 +212,15 @@ class ArticleQA:
                 key is not an error here: its answers fall back, each with a note.
             ValueError: `retrieval_mode` is not one of hybrid, dense, lexical.
         """
+        options = options or QAOptions()
         _check_mode(retrieval_mode)
-        llm = (llm or "").strip()
+        apply_offline_environment()  # the Python API's entry point: offline unless already set
+        llm = (options.llm or "").strip()
         use_llm = bool(llm) and llm.lower() != EXTRACTIVE
         model, unavailable = None, None
         if use_llm:  # before the (slower) index opening: a bad setting is reported at once
             try:
-                model = create_chat_model(llm, base_url=llm_base_url, timeout=llm_timeout)
+                model = create_chat_model(llm, base_url=options.llm_base_url, timeout=options.llm_timeout)
             except LLMUnavailableError as exc:  # e.g. no API key: answers fall back, saying so
                 unavailable = str(exc)
             except _LLMSpecError as exc:
@@ -186,11 +232,11 @@ class ArticleQA:
             )
         store = open_index(
             path,
-            embedding_model=embedding_model,
-            embedding_backend=embedding_backend,
-            cache_dir=cache_dir,
-            chroma_url=chroma_url,
-            collection=collection,
+            embedding_model=options.embedding_model,
+            embedding_backend=options.embedding_backend,
+            cache_dir=options.cache_dir,
+            chroma_url=options.chroma_url,
+            collection=options.collection,
         )
         if store.articles.count() == 0:
             store.close()
@@ -199,18 +245,18 @@ class ArticleQA:
                 f"--index-dir {path}"
             )
         answerer = None
-        if answer_threshold is not None:
-            answerer = extractive_answerer(store, threshold=answer_threshold)
+        if options.answer_threshold is not None:
+            answerer = extractive_answerer(store, threshold=options.answer_threshold)
         if use_llm:
             answerer = LLMAnswerer(
                 model,
                 answerer or extractive_answerer(store),
                 name=llm,
-                timeout=llm_timeout,
+                timeout=options.llm_timeout,
                 unavailable=unavailable,
-                base_url=llm_base_url,
+                base_url=options.llm_base_url,
             )
-        return cls(store, k=k, answerer=answerer, retrieval_mode=retrieval_mode)
+        return cls(store, k=options.k, answerer=answerer, retrieval_mode=retrieval_mode)
 
     def catalog(self) -> SourceCatalog:
         """The sources of the indexed articles, for finding the ones a question names."""

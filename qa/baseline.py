@@ -22,6 +22,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from index.models import Article
 from qa.models import Answer, Citation, Passage
+from qa.retrieval import DEFAULT_K  # the same k as the product: a fair comparison
 
 
 class BaselineRecipe:
@@ -59,7 +60,7 @@ class BaselineRecipe:
         self.articles.update({a.id: a for a in articles})
         return time.perf_counter() - started
 
-    def retrieve(self, question: str, k: int = 6) -> list[Passage]:
+    def retrieve(self, question: str, k: int = DEFAULT_K) -> list[Passage]:
         if self.store is None:
             raise RuntimeError("index articles before asking the baseline")
         passages = []
@@ -81,7 +82,7 @@ class BaselineRecipe:
             )
         return passages
 
-    def ask(self, question: str, k: int = 6) -> tuple[Answer, list[Passage]]:
+    def ask(self, question: str, k: int = DEFAULT_K) -> tuple[Answer, list[Passage]]:
         """The recipe's answer: the top chunk, cited whole."""
         passages = self.retrieve(question, k)
         if not passages:

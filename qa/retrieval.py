@@ -33,6 +33,8 @@ from qa.timecues import DateWindow, time_window
 # weights and 87.4% (0.918, 97.7%) for dense alone. Tuned on the same set it is measured on:
 # differences of one or two questions, so treat them as "no worse than dense, better at k".
 RRF_K = 30
+# Passages retrieved per question: the default of the settings, `ArticleQA` and the web app.
+DEFAULT_K = 6
 DEFAULT_WEIGHTS = {"dense": 1.0, "lexical": 0.5}
 
 
@@ -93,7 +95,7 @@ class HybridRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     store: IndexStore
-    k: int = 6
+    k: int = DEFAULT_K
     candidates: int = 30
     filters: Filters = Filters()
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"

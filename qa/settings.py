@@ -1,7 +1,10 @@
 """The one settings object: `ARTICLEQA_*` environment variables, a `.env` file, CLI flags.
 
-Read once at the edges (the CLI, the web app) and passed inward as plain values; library
-code never reads the environment.
+Read once at the edges (the CLI, the web app) and passed inward as plain values or as a
+`QAOptions` (`qa_options()`); library code never reads the environment. The defaults are not
+declared here: every field's default is the constant of the layer that uses it (`index` for
+chunking, the model, the collection, the index folder and fetching; `qa` for k and the LLM
+timeout), so a default is changed in one place.
 """
 
 from __future__ import annotations
@@ -12,10 +15,23 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.embeddings import DEFAULT_MODEL
+from index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL
+from index.folder import DEFAULT_INDEX_DIR
+from index.offline import apply_offline_environment
 from index.openvino_backend import default_cache_dir
-from index.sources import FetchPolicy, parse_network
+from index.sources import (
+    DEFAULT_FETCH_TIMEOUT,
+    MAX_INPUT_BYTES,
+    FetchPolicy,
+    parse_network,
+)
 from index.store import DEFAULT_COLLECTION
+from qa.options import DEFAULT_K, DEFAULT_LLM_TIMEOUT, QAOptions
+
+__all__ = ["QAOptions", "Settings", "apply_offline_environment", "load_settings"]
+
+MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -25,14 +41,14 @@ class Settings(BaseSettings):
         env_prefix="ARTICLEQA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    index_dir: Path = Field(Path(".articleqa"), description="Folder holding the index.")
+    index_dir: Path = Field(Path(DEFAULT_INDEX_DIR), description="Folder holding the index.")
     embedding_model: str = Field(
         DEFAULT_MODEL,
         description="'bundled:all-MiniLM-L6-v2', a local sentence-transformers folder, or a "
         "model name already in the local Hugging Face cache.",
     )
     embedding_backend: Literal["auto", "openvino", "torch"] = Field(
-        "auto",
+        DEFAULT_BACKEND,
         description="How the embedding model runs: 'auto' (OpenVINO when it can run the model, "
         "3.8x faster with bfloat16 CPU instructions, 1.4x without; else PyTorch), 'openvino' (an error if it cannot) or 'torch'.",
     )
@@ -41,11 +57,11 @@ class Settings(BaseSettings):
         description="Where the one-time OpenVINO export of the embedding model is kept "
         "(default $XDG_CACHE_HOME/articleqa, usually ~/.cache/articleqa).",
     )
-    chunk_size: int = Field(800, ge=50, description="Target characters per chunk.")
-    chunk_overlap: int = Field(150, ge=0, description="Characters of whole sentences shared by neighbouring chunks.")
+    chunk_size: int = Field(DEFAULT_CHUNK_SIZE, ge=50, description="Target characters per chunk.")
+    chunk_overlap: int = Field(DEFAULT_CHUNK_OVERLAP, ge=0, description="Characters of whole sentences shared by neighbouring chunks.")
     chroma_url: str | None = Field(None, description="Chroma server URL (e.g. http://127.0.0.1:8000); unset: embedded Chroma in the index folder.")
     collection: str = Field(DEFAULT_COLLECTION, description="Chroma collection name.")
-    k: int = Field(6, ge=1, description="Passages retrieved per question.")
+    k: int = Field(DEFAULT_K, ge=1, description="Passages retrieved per question.")
     answer_threshold: float | None = Field(
         None,
         ge=0.0,
@@ -53,8 +69,8 @@ class Settings(BaseSettings):
         description="Abstain when P(the articles answer the question) is below this "
         "(default: the calibrated threshold shipped with the answer scorer).",
     )
-    fetch_timeout: float = Field(20.0, gt=0, description="Seconds allowed for fetching one URL.")
-    max_input_mb: float = Field(20.0, gt=0, description="Largest file, page or upload read, in MiB.")
+    fetch_timeout: float = Field(DEFAULT_FETCH_TIMEOUT, gt=0, description="Seconds allowed for fetching one URL.")
+    max_input_mb: float = Field(MAX_INPUT_BYTES / MIB, gt=0, description="Largest file, page or upload read, in MiB.")
     allow_private_urls: bool = Field(
         False,
         description="Let URLs reach loopback, private and link-local addresses (off: only public "
@@ -70,7 +86,7 @@ class Settings(BaseSettings):
         """The limits and address rules every input is read under."""
         return FetchPolicy(
             timeout=self.fetch_timeout,
-            max_bytes=int(self.max_input_mb * 1024 * 1024),
+            max_bytes=int(self.max_input_mb * MIB),
             allow_private=self.allow_private_urls,
             allowed_networks=tuple(self.allowed_networks),
         )
@@ -83,23 +99,23 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(
         None, description="The LLM server's URL, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible server."
     )
-    llm_timeout: float = Field(60.0, gt=0, description="Seconds allowed for one complete LLM reply; then the extractive answer is shown.")
+    llm_timeout: float = Field(DEFAULT_LLM_TIMEOUT, gt=0, description="Seconds allowed for one complete LLM reply; then the extractive answer is shown.")
 
-    def qa_options(self) -> dict[str, Any]:
-        """Keyword arguments for `ArticleQA.open` and `ui.app.serve`: everything that decides
-        how questions are answered, in one place."""
-        return {
-            "embedding_model": self.embedding_model,
-            "embedding_backend": self.embedding_backend,
-            "cache_dir": self.cache_dir,
-            "chroma_url": self.chroma_url,
-            "collection": self.collection,
-            "k": self.k,
-            "answer_threshold": self.answer_threshold,
-            "llm": self.llm,
-            "llm_base_url": self.llm_base_url,
-            "llm_timeout": self.llm_timeout,
-        }
+    def qa_options(self) -> QAOptions:
+        """The options for `ArticleQA.from_options`, `ui.app.serve` and `ui.library.Library`:
+        everything that decides how questions are answered, in one object."""
+        return QAOptions(
+            embedding_model=self.embedding_model,
+            embedding_backend=self.embedding_backend,
+            cache_dir=self.cache_dir,
+            chroma_url=self.chroma_url,
+            collection=self.collection,
+            k=self.k,
+            answer_threshold=self.answer_threshold,
+            llm=self.llm,
+            llm_base_url=self.llm_base_url,
+            llm_timeout=self.llm_timeout,
+        )
 
     @field_validator("allowed_networks")
     @classmethod
@@ -111,7 +127,7 @@ class Settings(BaseSettings):
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, value: int, info: Any) -> int:
-        size = info.data.get("chunk_size", 800)
+        size = info.data.get("chunk_size", DEFAULT_CHUNK_SIZE)
         if value >= size:
             raise ValueError(f"chunk_overlap ({value}) must be smaller than chunk_size ({size})")
         return value

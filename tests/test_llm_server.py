@@ -239,6 +239,7 @@ def test_web_chat_answers_with_the_server(small_index, llm_url, monkeypatch, tmp
 
     from gradio_client import Client
 
+    from qa.options import QAOptions
     from ui.app import serve
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -246,8 +247,8 @@ def test_web_chat_answers_with_the_server(small_index, llm_url, monkeypatch, tmp
     shutil.copytree(small_index, index_dir)
     port = free_port()
     app = serve(
-        index_dir, host="127.0.0.1", port=port, k=3, prevent_thread_lock=True,
-        llm="openai:smollm2", llm_base_url=llm_url, llm_timeout=LLM_TIMEOUT,
+        index_dir, host="127.0.0.1", port=port, prevent_thread_lock=True,
+        options=QAOptions(k=3, llm="openai:smollm2", llm_base_url=llm_url, llm_timeout=LLM_TIMEOUT),
     )
     try:
         data = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(WASTE_Q, 3, [], "", "", api_name="/ask")

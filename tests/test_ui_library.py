@@ -5,6 +5,7 @@ Writes by another process are made by real `articleqa index` processes on the sa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -255,7 +256,7 @@ def test_an_abandoned_question_does_not_hold_up_the_reopen_for_ever(library, mon
     import ui.library as module
 
     monkeypatch.setattr(module, "DRAIN_GRACE_S", 0.5)
-    library.llm_timeout = 0.0
+    library.options = dataclasses.replace(library.options, llm_timeout=0.0)
     abandoned = library.session()
     held = abandoned.__enter__()  # a question that never finishes (its generator was dropped)
     assert held is not None

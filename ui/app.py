@@ -14,26 +14,26 @@ hints at run time to describe the endpoint.
 
 import functools
 import logging
-import os
 import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-# Before gradio is imported: no analytics, nothing fetched from the Hugging Face Hub.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+from index.offline import apply_offline_environment
+
+# The web app's entry point: the offline switches (no Hugging Face Hub, no analytics) are set
+# here, before gradio is imported, because gradio imports huggingface_hub, which reads
+# HF_HUB_OFFLINE once, at import. The only other module that sets them on import is `ui.cli`.
+apply_offline_environment()
 
 import gradio as gr  # noqa: E402
 
-from index import DEFAULT_COLLECTION, DEFAULT_MODEL, SUPPORTED_EXTENSIONS  # noqa: E402
-from index.embeddings import Backend  # noqa: E402
+from index import DEFAULT_INDEX_DIR, SUPPORTED_EXTENSIONS  # noqa: E402
 from index.sources import FetchPolicy  # noqa: E402
 from qa.api import QAError  # noqa: E402
 from qa.models import Answer  # noqa: E402
+from qa.options import QAOptions  # noqa: E402
 from qa.retrieval import Filters  # noqa: E402
 from ui import render  # noqa: E402
 from ui.library import IndexBusyError, Library  # noqa: E402
@@ -135,15 +135,15 @@ def _busy_message(library: Library, exc: Exception) -> str:
 
 def build_app(library: Library | None = None, *, index_dir: Path | None = None, **library_kwargs: Any) -> gr.Blocks:
     """The Gradio app for `library` (or for a `Library` opened on `index_dir` with
-    `library_kwargs`: embedding_model, chroma_url, collection, k, answer_threshold,
-    fetch, llm, llm_base_url, llm_timeout). The opened library is `app.library`; close it with `app.library.close()`.
+    `library_kwargs`: `options` (a `qa.options.QAOptions`), `fetch`, `chunk_size`,
+    `chunk_overlap`). The opened library is `app.library`; close it with `app.library.close()`.
     Launch with `css=CSS, theme=THEME` (as `serve` does)."""
     if library is None:
         if index_dir is None:
             raise ValueError("build_app needs a Library or an index_dir")
         library = Library(Path(index_dir), **library_kwargs)
     lib = library
-    default_k = lib.k
+    default_k = lib.options.k
 
     # ---- callbacks: chat ----------------------------------------------------------------
 
@@ -411,47 +411,28 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
 
 
 def serve(
-    index_dir: Path,
+    index_dir: Path = Path(DEFAULT_INDEX_DIR),
     *,
     host: str = "127.0.0.1",
     port: int = 7860,
     auth: tuple[str, str] | None = None,
-    embedding_model: str = DEFAULT_MODEL,
-    embedding_backend: Backend = "auto",
-    cache_dir: Path | None = None,
-    chroma_url: str | None = None,
-    collection: str = DEFAULT_COLLECTION,
-    k: int = 6,
-    answer_threshold: float | None = None,
+    options: QAOptions | None = None,
     fetch: FetchPolicy | None = None,
-    llm: str | None = None,
-    llm_base_url: str | None = None,
-    llm_timeout: float = 60.0,
     prevent_thread_lock: bool = False,
 ) -> gr.Blocks:
     """Open (or create) `index_dir` and serve the web chat on http://host:port.
 
-    Blocks until interrupted unless `prevent_thread_lock`; then the caller closes it with
-    `app.close()` and `app.library.close()`. No share link, no analytics.
+    `options`: how the index is opened and questions answered (default: `QAOptions()`;
+    `Settings.qa_options()` gives the configured ones); `fetch`: the limits uploads and URLs
+    are read under. Blocks until interrupted unless `prevent_thread_lock`; then the caller
+    closes it with `app.close()` and `app.library.close()`. No share link, no analytics
+    (the offline switches are set when this module is imported).
 
     Raises:
         index.IndexMismatchError, index.ChromaUnavailableError: the index cannot be opened.
         OSError: the port is taken.
     """
-    library = Library(
-        Path(index_dir),
-        embedding_model=embedding_model,
-        embedding_backend=embedding_backend,
-        cache_dir=cache_dir,
-        chroma_url=chroma_url,
-        collection=collection,
-        k=k,
-        answer_threshold=answer_threshold,
-        fetch=fetch or FetchPolicy(),
-        llm=llm,
-        llm_base_url=llm_base_url,
-        llm_timeout=llm_timeout,
-    )
+    library = Library(Path(index_dir), options=options or QAOptions(), fetch=fetch or FetchPolicy())
     try:
         demo = build_app(library)
         demo.queue(default_concurrency_limit=1)

@@ -3,23 +3,21 @@ and prints what they return; every operation it offers is a library function.
 
 Settings are built here once (environment, `.env`, flags) and passed inward; library errors
 become one-line messages with a non-zero exit code, never tracebacks. The offline defaults
-below are set here, at the entry point, before any Hugging Face, Chroma or Gradio import.
+are set here, at the entry point (`index.offline`), before any Hugging Face or Gradio import.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-# Offline by default: set before any Hugging Face, Chroma or Gradio import can read them
-# (importing `qa` imports Chroma).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+from index.offline import apply_offline_environment
+
+# Offline by default: set before any Hugging Face or Gradio import can read them (importing
+# `index` imports Chroma, but not those; Chroma's clients turn telemetry off themselves).
+apply_offline_environment()
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -210,13 +208,13 @@ def _print_report(report, verbose: bool) -> None:
 
 
 def open_qa(settings: Settings, **options: object):
-    """An ArticleQA over the configured index (`options`: more `ArticleQA.open` arguments), or
-    a clear error."""
+    """An ArticleQA over the configured index (`options`: more `ArticleQA.from_options`
+    arguments), or a clear error."""
     from index import IndexStoreError, ModelNotFoundError
     from qa.api import ArticleQA, QAError
 
     try:
-        return ArticleQA.open(settings.index_dir, **settings.qa_options(), **options)
+        return ArticleQA.from_options(settings.index_dir, settings.qa_options(), **options)
     except (QAError, IndexStoreError, ModelNotFoundError) as exc:
         raise fail(str(exc)) from None
 
@@ -515,8 +513,8 @@ def serve_command(
             host=host,
             port=port,
             auth=credentials,
+            options=settings.qa_options(),
             fetch=settings.fetch_policy(),
-            **settings.qa_options(),
         )
     except (IndexStoreError, ModelNotFoundError, QAError) as exc:
         raise fail(str(exc)) from None

@@ -26,8 +26,8 @@ from datetime import date
 from pathlib import Path
 
 from index import (
-    DEFAULT_COLLECTION,
-    DEFAULT_MODEL,
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_SIZE,
     SUPPORTED_EXTENSIONS,
     IndexBusyError,
     IndexFolder,
@@ -37,12 +37,12 @@ from index import (
     open_index,
     rebuild_index,
 )
-from index.embeddings import Backend
 from index.indexer import Indexer
 from index.models import SourceFailure
 from index.sources import FetchPolicy, is_url
 from index.store import Manifest
 from qa.api import ArticleQA, EmptyIndexError
+from qa.options import QAOptions
 
 UPLOADS = "uploads"
 # Seconds beyond the LLM timeout that a reopen waits for the questions in flight.
@@ -72,20 +72,16 @@ def safe_upload_name(name: str) -> str:
 
 @dataclass
 class Library:
-    """The index folder the app serves, with its settings."""
+    """The index folder the app serves, with its settings.
+
+    `options`: how the index is opened and questions answered (`Settings.qa_options()`);
+    `fetch`: the limits uploads and URLs are read under; `chunk_size` and `chunk_overlap`:
+    None keeps the ones the index was built with.
+    """
 
     index_dir: Path
-    embedding_model: str = DEFAULT_MODEL
-    embedding_backend: Backend = "auto"
-    cache_dir: Path | None = None
-    chroma_url: str | None = None
-    collection: str = DEFAULT_COLLECTION
-    k: int = 6
-    answer_threshold: float | None = None
+    options: QAOptions = field(default_factory=QAOptions)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
-    llm: str | None = None
-    llm_base_url: str | None = None
-    llm_timeout: float = 60.0
     chunk_size: int | None = None
     chunk_overlap: int | None = None
     store: IndexStore = field(init=False)
@@ -106,20 +102,21 @@ class Library:
         # Chunking settings default to the ones the index was built with, so that adding a
         # file never re-chunks the whole index as a side effect.
         manifest = Manifest.read(IndexFolder(self.index_dir).live() / "manifest.json")
-        chunk_size = self.chunk_size or (manifest.chunk_size if manifest else 800)
+        chunk_size = self.chunk_size or (manifest.chunk_size if manifest else DEFAULT_CHUNK_SIZE)
         chunk_overlap = self.chunk_overlap if self.chunk_overlap is not None else (
-            manifest.chunk_overlap if manifest else 150
+            manifest.chunk_overlap if manifest else DEFAULT_CHUNK_OVERLAP
         )
         # Creates the folder when missing; the model loads on first use only.
+        options = self.options
         store = open_index(
             self.index_dir,
-            embedding_model=self.embedding_model,
-            embedding_backend=self.embedding_backend,
-            cache_dir=self.cache_dir,
+            embedding_model=options.embedding_model,
+            embedding_backend=options.embedding_backend,
+            cache_dir=options.cache_dir,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
-            chroma_url=self.chroma_url,
-            collection=self.collection,
+            chroma_url=options.chroma_url,
+            collection=options.collection,
         )
         store.on_stale = self._reopen_everything
         return store
@@ -170,19 +167,7 @@ class Library:
         """Open a new `ArticleQA` on the live data; the old one closes after its last question.
         Call with `_state` held."""
         try:
-            fresh: ArticleQA | None = ArticleQA.open(
-                self.index_dir,
-                embedding_model=self.embedding_model,
-                embedding_backend=self.embedding_backend,
-                cache_dir=self.cache_dir,
-                chroma_url=self.chroma_url,
-                collection=self.collection,
-                k=self.k,
-                answer_threshold=self.answer_threshold,
-                llm=self.llm,
-                llm_base_url=self.llm_base_url,
-                llm_timeout=self.llm_timeout,
-            )
+            fresh: ArticleQA | None = ArticleQA.from_options(self.index_dir, self.options)
         except EmptyIndexError:
             fresh = None
         old, self._qa = self._qa, fresh
@@ -202,7 +187,7 @@ class Library:
             # A question holds its lease for its whole answer (an LLM's included); one that was
             # abandoned without closing must not hold every later question up for ever.
             drained = self._state.wait_for(
-                lambda: not any(self._leases.values()), timeout=self.llm_timeout + DRAIN_GRACE_S
+                lambda: not any(self._leases.values()), timeout=self.options.llm_timeout + DRAIN_GRACE_S
             )
             if not drained:
                 log.warning("reopening the index with %d question(s) still holding the old one",
@@ -251,10 +236,10 @@ class Library:
             "articles": self.store.articles.count(),
             "chunks": self.store.articles.chunk_total(),
             "sources": len(self.sources()),
-            "embedding model": self.embedding_model,
+            "embedding model": self.options.embedding_model,
             # Filled in once the model has run (it loads on first use).
             "embedding backend": getattr(self.store.embeddings, "backend_note", "") or "not loaded yet",
-            "vector store": "Chroma server" if self.chroma_url else "embedded Chroma",
+            "vector store": "Chroma server" if self.options.chroma_url else "embedded Chroma",
         }
 
     def get_article(self, article_id: str):
