@@ -134,7 +134,7 @@ def collect_training_sets(
     from rich.progress import Progress
 
     from index import index_paths, open_index
-    from qa.api import ArticleQA
+    from qa.api import ArticleQA, extractive_answerer
     from qa.scorer import UNTRAINED
 
     only = set(only or ())
@@ -146,7 +146,9 @@ def collect_training_sets(
         store = open_index(index_dir / articles_name)
         report = index_paths(store, [articles])
         print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
-        qa = ArticleQA(store, answerer=object())
+        # Retrieval as `articleqa ask` does it; the answerer only encodes the question (no
+        # trained weights are read, so training works whatever the shipped ones hold).
+        qa = ArticleQA(store, answerer=extractive_answerer(store, weights=UNTRAINED))
         scorer = AnswerScorer(store.embeddings, store.lexical.sentence_vectors, weights=UNTRAINED,
                               document_frequencies=store.lexical.document_frequencies)
         for path in question_files:
