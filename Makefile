@@ -28,7 +28,7 @@ EXAMPLES  := examples/articles
 # else stop at once with the command to run. README: "System packages".
 CHROMIUM      := /usr/bin/chromium
 TEST_FONT     := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
-TEST_PACKAGES := chromium fonts-dejavu-core g++
+TEST_PACKAGES := chromium fonts-dejavu-core g++ openssl
 APT_INSTALL   := apt-get install -y --no-install-recommends
 # Installs the packages named in $$PKGS as root with apt-get, or stops with the command to run.
 APT = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -76,11 +76,13 @@ run-packages:
 		PKGS="python3-venv"; WHY="$(PYTHON) cannot create a virtual environment"; $(APT); }
 
 test-packages:
-	@[ -x $(CHROMIUM) ] && [ -f $(TEST_FONT) ] && command -v c++ >/dev/null 2>&1 || { \
-		PKGS="$(TEST_PACKAGES)"; WHY="the tests need Chromium at $(CHROMIUM), the DejaVu fonts and a C++ compiler"; $(APT); }
+	@[ -x $(CHROMIUM) ] && [ -f $(TEST_FONT) ] && command -v c++ >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || { \
+		PKGS="$(TEST_PACKAGES)"; WHY="the tests need Chromium at $(CHROMIUM), the DejaVu fonts, a C++ compiler and openssl"; $(APT); }
 
 # test-packages first: a missing browser stops `make test` before the long install.
 test: test-packages install $(VENV)/.llm-test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 bench: install

@@ -85,7 +85,10 @@ def index_examples(index_dir: Path, articles: Path = ARTICLES) -> None:
     """`articleqa index ARTICLES --index-dir INDEX_DIR`, as `make index` runs it."""
     done = subprocess.run(
         [_articleqa(), "index", str(articles), "--index-dir", str(index_dir)],
-        check=False, capture_output=True, text=True, cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     if done.returncode != 0:
         raise RuntimeError(f"articleqa index exited with {done.returncode}: {(done.stdout + done.stderr)[-2000:]}")
@@ -113,7 +116,9 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
         except OSError:
             pass
         if time.monotonic() - started > timeout:
-            raise RuntimeError(f"serve did not answer {url} within {timeout:.0f} s: {log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"serve did not answer {url} within {timeout:.0f} s: {log.read_text(errors='replace')[-2000:]}"
+            )
         time.sleep(0.5)
 
 
@@ -360,7 +365,9 @@ def measure_load(
                     others = busy_after - busy - result["server_cpu_s"] - result["load_generator_cpu_s"]
                     result["other_processes_cpu_s"] = round(max(0.0, others), 1)
             if proc.poll() is not None:
-                raise RuntimeError(f"serve exited during the run with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"serve exited during the run with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
+                )
         finally:
             stop_serve(proc)
     return {
@@ -389,13 +396,20 @@ def main() -> None:
     parser.add_argument("--questions", default=str(QUESTIONS))
     parser.add_argument("--ask-concurrency", type=int, help="Replace /ask's concurrency_limit (ui/app.py: 4).")
     parser.add_argument(
-        "--client", choices=sorted(CLIENTS), default="gradio",
+        "--client",
+        choices=sorted(CLIENTS),
+        default="gradio",
         help="gradio: gradio_client per user (default); http: plain HTTP, a lighter load generator.",
     )
     args = parser.parse_args()
     result = measure_load(
-        args.users, args.seconds, index_dir=args.index_dir, articles=args.articles,
-        questions=args.questions, ask_concurrency=args.ask_concurrency, client=args.client,
+        args.users,
+        args.seconds,
+        index_dir=args.index_dir,
+        articles=args.articles,
+        questions=args.questions,
+        ask_concurrency=args.ask_concurrency,
+        client=args.client,
     )
     print(json.dumps(result))
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +137,10 @@ def measure_concurrent(index_dir: str, users: str, seconds: str) -> dict:
 def _child(kind: str, *args: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.run_all", "--child", kind, *args],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -231,7 +234,9 @@ def main() -> None:
     parser.add_argument("--articles", default="examples/articles")
     parser.add_argument("--questions", default="tests/data/eval.jsonl")
     parser.add_argument("--sizes", default="300,1000,3000", help="Corpus sizes for the scaling runs ('' skips them).")
-    parser.add_argument("--load-users", type=int, default=20, help="Concurrent users through /ask (0 skips the load run).")
+    parser.add_argument(
+        "--load-users", type=int, default=20, help="Concurrent users through /ask (0 skips the load run)."
+    )
     parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,7 +245,10 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         fn = {
-            "ours": measure_ours, "baseline": measure_baseline, "ask": measure_ask, "scale": measure_scale,
+            "ours": measure_ours,
+            "baseline": measure_baseline,
+            "ask": measure_ask,
+            "scale": measure_scale,
             "load": measure_concurrent,
         }[kind]
         print(json.dumps(fn(*rest)))
@@ -253,11 +261,10 @@ def main() -> None:
         load = _child("load", index_dir, str(args.load_users), str(args.load_seconds)) if args.load_users > 0 else None
         sizes = [s for s in args.sizes.split(",") if s.strip()]
         scaling = [
-            _child("scale", size, tmp, "serve" if i == len(sizes) - 1 else "no-serve")
-            for i, size in enumerate(sizes)
+            _child("scale", size, tmp, "serve" if i == len(sizes) - 1 else "no-serve") for i, size in enumerate(sizes)
         ]
     results = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": {
             "cpus": os.cpu_count(),
             "machine": platform.machine(),

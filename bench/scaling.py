@@ -85,9 +85,7 @@ def measure_size(size: int, index_dir: str) -> dict:
     if size < real:
         raise ValueError(f"size {size} is below the {real} real articles every corpus holds")
     feed = Path(index_dir).parent / f"distractors-{size}.jsonl"
-    feed.write_text(
-        "".join(json.dumps(row) + "\n" for row in distractors(size - real)), encoding="utf-8"
-    )
+    feed.write_text("".join(json.dumps(row) + "\n" for row in distractors(size - real)), encoding="utf-8")
     store = open_index(index_dir)
     store.embeddings.encode(["warm up"])
     started = time.perf_counter()
@@ -166,7 +164,9 @@ def measure_serve(index_dir: str, questions: int = 20) -> dict:
         asked = load_questions(QUESTIONS)[:questions]
         grounded = sum(bool(client.predict(q.question, api_name="/ask")["grounded"]) for q in asked)
         status = Path(f"/proc/{proc.pid}/status").read_text()
-        fields = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith(("VmHWM", "VmRSS"))}
+        fields = {
+            line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith(("VmHWM", "VmRSS"))
+        }
         return {
             "questions_asked": len(asked),
             "grounded_answers": grounded,

@@ -14,7 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_article, split_sentences
-from index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL, Backend, ModelNotFoundError, SentenceTransformerEmbeddings, get_embeddings
+from index.embeddings import (
+    DEFAULT_BACKEND,
+    DEFAULT_MODEL,
+    Backend,
+    ModelNotFoundError,
+    SentenceTransformerEmbeddings,
+    get_embeddings,
+)
 from index.folder import DEFAULT_INDEX_DIR, IndexBusyError, IndexFolder
 from index.indexer import Indexer, ProgressCallback, index_paths, rebuild_index
 from index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles

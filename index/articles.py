@@ -8,7 +8,7 @@ and the lexical index, so a row always means "this article is fully indexed at t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from index.models import Article
@@ -45,7 +45,7 @@ class ArticleStore:
 
     def upsert(self, articles: Iterable[tuple[Article, int]]) -> None:
         """Store `(article, chunk_count)` pairs, replacing rows with the same id."""
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._db.transaction() as db:
             db.executemany(
                 f"INSERT OR REPLACE INTO articles ({_COLUMNS}, content_hash, chunk_count, "
@@ -100,8 +100,7 @@ class ArticleStore:
     def list(self) -> list[Article]:
         """All articles, newest first (undated last)."""
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM articles "
-            "ORDER BY published_at IS NULL, published_at DESC, title"
+            f"SELECT {_COLUMNS} FROM articles ORDER BY published_at IS NULL, published_at DESC, title"
         )
         return [_to_article(row) for row in rows]
 
@@ -111,9 +110,7 @@ class ArticleStore:
         return (date.fromisoformat(low) if low else None, date.fromisoformat(high) if high else None)
 
     def sources(self) -> list[str]:
-        rows = self._db.execute(
-            "SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY source"
-        )
+        rows = self._db.execute("SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY source")
         return [row[0] for row in rows]
 
 

@@ -228,7 +228,11 @@ _CACHE_LOCK = threading.Lock()
 
 
 def get_embeddings(
-    model: str = DEFAULT_MODEL, device: str = "cpu", *, backend: Backend = DEFAULT_BACKEND, cache_dir: Path | None = None
+    model: str = DEFAULT_MODEL,
+    device: str = "cpu",
+    *,
+    backend: Backend = DEFAULT_BACKEND,
+    cache_dir: Path | None = None,
 ) -> SentenceTransformerEmbeddings:
     """One shared embeddings object per (model, device, backend) in this process: the model loads once."""
     with _CACHE_LOCK:

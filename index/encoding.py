@@ -193,7 +193,9 @@ class TokenEncoder:
         if len(spans) != len(texts):
             raise ValueError(f"got {len(spans)} span lists for {len(texts)} texts")
         vectors: np.ndarray | None = None
-        per_text: list[SpanVectors] = [SpanVectors(np.empty((0, 2), np.int32), np.empty((0, 0), np.float32))] * len(texts)
+        per_text: list[SpanVectors] = [SpanVectors(np.empty((0, 2), np.int32), np.empty((0, 0), np.float32))] * len(
+            texts
+        )
         for batch, states, valid, offsets in self._run(texts, batch_size, offsets=True):
             pooled = _mean(states, valid)
             if vectors is None:
@@ -215,15 +217,15 @@ def _pool_spans(
     bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
     # membership[j, t]: token t lies inside span j (special tokens and padding never do).
     membership = (
-        real[None, :]
-        & (offsets[None, :, 0] >= bounds[:, :1])
-        & (offsets[None, :, 1] <= bounds[:, 1:])
+        real[None, :] & (offsets[None, :, 0] >= bounds[:, :1]) & (offsets[None, :, 1] <= bounds[:, 1:])
     ).astype(np.float32)
     counts = membership.sum(axis=1)
     sums = membership @ states
     kept = counts > 0
     means = sums[kept] / counts[kept, None]
-    return SpanVectors(bounds[kept].astype(np.int32), _unit(means.astype(np.float32)) if kept.any() else np.empty((0, dim), np.float32))
+    return SpanVectors(
+        bounds[kept].astype(np.int32), _unit(means.astype(np.float32)) if kept.any() else np.empty((0, dim), np.float32)
+    )
 
 
 def _mean(states: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -203,8 +203,12 @@ class _DeadlineStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(ssl_context, server_hostname, self._deadline.clamp(timeout, httpcore.ConnectTimeout))
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(
+            ssl_context, server_hostname, self._deadline.clamp(timeout, httpcore.ConnectTimeout)
+        )
         return _DeadlineStream(inner, self._deadline)
 
     def get_extra_info(self, info: str) -> Any:
@@ -247,7 +251,9 @@ class _PinnedBackend(httpcore.NetworkBackend):
             return _DeadlineStream(stream, self._deadline)
         raise error
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
         raise httpcore.ConnectError("Unix sockets are never fetched")
 
     def sleep(self, seconds: float) -> None:
@@ -349,7 +355,9 @@ def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
     except httpx.InvalidURL:
         raise FetchError(f"refused: the page redirects to an invalid URL {location!r}") from None
     if target.scheme not in ("http", "https"):
-        raise FetchError(f"refused: the page redirects to {location!r}; only http:// and https:// redirects are followed")
+        raise FetchError(
+            f"refused: the page redirects to {location!r}; only http:// and https:// redirects are followed"
+        )
     return target
 
 
@@ -421,8 +429,11 @@ def fetch_page(url: str, *, policy: FetchPolicy) -> tuple[str | bytes, str]:
     try:
         start = httpx.URL(url.strip())
         with httpx.Client(
-            transport=_PinnedTransport(backend), headers=headers, timeout=policy.timeout,
-            follow_redirects=False, trust_env=False,  # no proxy or certificate settings from the environment
+            transport=_PinnedTransport(backend),
+            headers=headers,
+            timeout=policy.timeout,
+            follow_redirects=False,
+            trust_env=False,  # no proxy or certificate settings from the environment
         ) as client:
             response, final = _follow(client, backend, start, policy, deadline)
             try:

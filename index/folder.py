@@ -27,7 +27,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -137,7 +137,7 @@ class IndexFolder:
 
     def new_generation(self) -> Path:
         """A new, empty generation folder (not live until `switch`)."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         path = self.root / f"{GENERATION_PREFIX}{stamp}-{uuid.uuid4().hex[:6]}"
         path.mkdir()
         return path

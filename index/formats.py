@@ -165,7 +165,9 @@ def _valid_unicode(fields: dict[str, Any]) -> None:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
                 bad = f"\\u{ord(value[exc.start]):04x}"
-                raise FormatError(f"field {key!r} holds an unpaired surrogate {bad}, which is not valid Unicode text") from None
+                raise FormatError(
+                    f"field {key!r} holds an unpaired surrogate {bad}, which is not valid Unicode text"
+                ) from None
 
 
 def _article(meta: dict[str, Any], *, default_id: str, title: str, text: str, origin: str) -> Article:
@@ -298,15 +300,15 @@ class _RecordFailures:
 
     def finish(self, out: list[Parsed], stopped_at: int | None = None) -> list[Parsed]:
         if stopped_at is not None:
-            reason = f"gave up after {self.unit} {stopped_at}: the first {self.count} {self.unit}s with content are all bad"
+            reason = (
+                f"gave up after {self.unit} {stopped_at}: the first {self.count} {self.unit}s with content are all bad"
+            )
             out.append(SourceFailure(origin=self.origin, reason=reason))
         elif self.count > MAX_RECORD_FAILURES:
             hidden = self.count - MAX_RECORD_FAILURES
             reason = f"{hidden} more bad {self.unit}s not listed (the first {MAX_RECORD_FAILURES} are)"
             out.append(SourceFailure(origin=self.origin, reason=reason))
         return out
-
-
 
 
 def parse_json(text: str, *, origin: str, default_id: str) -> list[Parsed]:
@@ -370,7 +372,9 @@ def parse_jsonl(text: str, *, origin: str, default_id: str) -> list[Parsed]:
     return failures.finish(out)
 
 
-def parse_html(html: str | bytes, *, origin: str, article_id: str | None = None, page_url: str | None = None) -> Article:
+def parse_html(
+    html: str | bytes, *, origin: str, article_id: str | None = None, page_url: str | None = None
+) -> Article:
     """Extract the main article of an HTML page with trafilatura.
 
     Args:

@@ -106,9 +106,7 @@ class Indexer:
         self.progress("indexing", 0, total)
         for start in range(0, total, ARTICLES_PER_BATCH):
             batch = todo[start : start + ARTICLES_PER_BATCH]
-            chunked = [
-                (a, chunk_article(a, store.chunk_size, store.chunk_overlap)) for a in batch
-            ]
+            chunked = [(a, chunk_article(a, store.chunk_size, store.chunk_overlap)) for a in batch]
             docs = [doc for a, chunks in chunked for doc in chunk_documents(a, chunks)]
             if docs:
                 # One call per batch of whole articles, batch_size covering all their chunks:
@@ -139,10 +137,7 @@ class Indexer:
         """
         store = self.store
         origins = store.articles.origins()
-        stale = [
-            aid for aid, origin in origins.items()
-            if aid not in keep and not is_protected(origin)
-        ]
+        stale = [aid for aid, origin in origins.items() if aid not in keep and not is_protected(origin)]
         orphans = store.lexical.article_ids() - set(origins) - keep
         targets = stale + sorted(orphans)
         self.progress("pruning", 0, len(targets))
@@ -158,7 +153,6 @@ class Indexer:
             if article_id in origins:
                 report.removed.append(article_id)
             self.progress("pruning", done, len(targets))
-
 
 
 def index_paths(
@@ -310,6 +304,4 @@ def _load(
         read += 1
         progress("reading", read, sources or None)
 
-    return load_articles(
-        inputs, exclude=exclude, policy=fetch, on_source=on_source, on_discovered=on_discovered
-    )
+    return load_articles(inputs, exclude=exclude, policy=fetch, on_source=on_source, on_discovered=on_discovered)

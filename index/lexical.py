@@ -55,6 +55,7 @@ CREATE TRIGGER IF NOT EXISTS chunks_ad_vectors AFTER DELETE ON chunks BEGIN
 END;
 """
 
+
 @dataclass(frozen=True)
 class LexicalRow:
     chunk_id: str
@@ -89,16 +90,11 @@ class LexicalIndex:
         """Insert or replace rows by chunk id, atomically."""
         rows = list(rows)
         with self._db.transaction() as db:
-            db.executemany(
-                "DELETE FROM chunks WHERE chunk_id = ?", [(r.chunk_id,) for r in rows]
-            )
+            db.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(r.chunk_id,) for r in rows])
             db.executemany(
                 'INSERT INTO chunks (chunk_id, article_id, source, published_ord, start, "end", '
                 "text) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (r.chunk_id, r.article_id, r.source, r.published_ord, r.start, r.end, r.text)
-                    for r in rows
-                ],
+                [(r.chunk_id, r.article_id, r.source, r.published_ord, r.start, r.end, r.text) for r in rows],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO sentence_vectors (chunk_id, spans, vectors) VALUES (?, ?, ?)",
@@ -107,9 +103,7 @@ class LexicalIndex:
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
         with self._db.transaction() as db:
-            db.executemany(
-                "DELETE FROM chunks WHERE chunk_id = ?", [(cid,) for cid in chunk_ids]
-            )
+            db.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(cid,) for cid in chunk_ids])
 
     def clear(self) -> None:
         with self._db.transaction() as db:
@@ -128,7 +122,11 @@ class LexicalIndex:
         """How many chunks contain each term (as FTS5's porter tokenizer stems it), and how many
         chunks there are: corpus statistics for weighting a question's terms."""
         terms = list(dict.fromkeys(terms))
-        counts = dict(rows_in(self._db.conn, "SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms)) if terms else {}
+        counts = (
+            dict(rows_in(self._db.conn, "SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms))
+            if terms
+            else {}
+        )
         return counts, self.count()
 
     def chunk_ids_of(self, article_id: str) -> set[str]:

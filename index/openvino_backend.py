@@ -44,8 +44,7 @@ MIN_PROBE_COSINE = 0.999
 PROBE_TEXTS = [
     "Who called the meeting a waste of time?",
     "Another senior European official was even more blunt in his assessment.",
-    "The earthquake struck at 10:17 local time, 30 km south-west of the city, "
-    "and was followed by several aftershocks.",
+    "The earthquake struck at 10:17 local time, 30 km south-west of the city, and was followed by several aftershocks.",
 ]
 
 
@@ -192,7 +191,9 @@ def _export(st_model: SentenceTransformer, tokenizer: Any, layout: Layout, model
     import torch
 
     auto = st_model[0].auto_model.eval()
-    example = dict(tokenizer(PROBE_TEXTS[:2], padding=True, truncation=True, max_length=layout.max_seq_length, return_tensors="pt"))
+    example = dict(
+        tokenizer(PROBE_TEXTS[:2], padding=True, truncation=True, max_length=layout.max_seq_length, return_tensors="pt")
+    )
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self, model: torch.nn.Module):
@@ -231,4 +232,6 @@ def _check_against_pytorch(st_model: SentenceTransformer, encoder: TokenEncoder,
     cosine = float(np.min(np.sum(reference * encoder.encode(PROBE_TEXTS), axis=1)))
     if cosine < MIN_PROBE_COSINE:
         shutil.rmtree(model_dir, ignore_errors=True)
-        raise BackendUnavailable(f"the OpenVINO export disagrees with PyTorch (cosine {cosine:.5f} < {MIN_PROBE_COSINE})")
+        raise BackendUnavailable(
+            f"the OpenVINO export disagrees with PyTorch (cosine {cosine:.5f} < {MIN_PROBE_COSINE})"
+        )

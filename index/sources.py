@@ -249,7 +249,13 @@ def _excluded_by(rel: str, name: str, exclude: Sequence[str]) -> str | None:
     return None
 
 
-def _walk(root: Path, exclude: Sequence[str], refs: list[SourceRef], failures: list[SourceFailure], skipped: list[SourceFailure]) -> None:
+def _walk(
+    root: Path,
+    exclude: Sequence[str],
+    refs: list[SourceRef],
+    failures: list[SourceFailure],
+    skipped: list[SourceFailure],
+) -> None:
     """Collect supported files under `root`, depth first in sorted name order."""
     stack = [root]
     found: list[FileRef] = []
@@ -280,7 +286,9 @@ def _walk(root: Path, exclude: Sequence[str], refs: list[SourceRef], failures: l
                 skipped.append(SourceFailure(origin=shown, reason=_special_reason(entry)))
             elif entry.suffix.lower() not in SUPPORTED_EXTENSIONS:
                 what = f"extension {entry.suffix!r}" if entry.suffix else "no file extension"
-                skipped.append(SourceFailure(origin=shown, reason=f"unsupported {what} (supported: {supported_list()})"))
+                skipped.append(
+                    SourceFailure(origin=shown, reason=f"unsupported {what} (supported: {supported_list()})")
+                )
             elif not valid_utf8_name(entry):
                 failures.append(SourceFailure(origin=shown, reason=BAD_NAME_REASON))
             else:
@@ -320,7 +328,9 @@ def discover(
             continue
         if isinstance(item, str) and "://" in item:
             scheme = item.split("://", 1)[0]
-            failures.append(SourceFailure(origin=item, reason=f"unsupported URL scheme {scheme!r} (use http:// or https://)"))
+            failures.append(
+                SourceFailure(origin=item, reason=f"unsupported URL scheme {scheme!r} (use http:// or https://)")
+            )
             continue
         path = Path(item)
         origin = absolute_path(path)

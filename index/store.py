@@ -388,9 +388,7 @@ class IndexStore:
         # Generations share a Chroma server, so each gets its own collection; embedded, each
         # has its own chroma/ folder and the name stays as configured.
         collection = self.base_collection
-        self.collection = (
-            f"{collection}.{self.dir.name}" if self.chroma_url and self.dir != self.root else collection
-        )
+        self.collection = f"{collection}.{self.dir.name}" if self.chroma_url and self.dir != self.root else collection
         self.manifest = Manifest.read(self.manifest_path)
         model = self.embedding_model
         if self.check_model and self.manifest and self.manifest.embedding_model != model:
@@ -404,7 +402,9 @@ class IndexStore:
         self.dense = self._open_dense()
         self.lexical = LexicalIndex(self.dir / "lexical.sqlite")
         self.articles = ArticleStore(self.dir / "articles.sqlite")
-        self.records = SQLRecordManager(namespace=f"articleqa/{collection}", engine=records_engine(self.dir / "records.sqlite"))
+        self.records = SQLRecordManager(
+            namespace=f"articleqa/{collection}", engine=records_engine(self.dir / "records.sqlite")
+        )
         self.records.create_schema()
         self.hybrid = HybridStore(self.dense, self.lexical)
 

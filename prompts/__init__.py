@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PROMPTS_DIR = Path(__file__).resolve().parent
@@ -54,7 +54,7 @@ class PromptTemplate:
         return self.text.format(**values)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_prompt(name: str, directory: Path = PROMPTS_DIR) -> PromptTemplate:
     """The template `name` (file `NAME.txt` in `directory`)."""
     path = directory / f"{name}.txt"

@@ -1,8 +1,8 @@
 """Question answering over the indexed articles: retrieval, cited answers, the Python API.
 
-    from qa import ArticleQA
-    with ArticleQA.open(".articleqa") as qa:
-        print(qa.ask("Who called the meeting a waste of time?").text)
+from qa import ArticleQA
+with ArticleQA.open(".articleqa") as qa:
+    print(qa.ask("Who called the meeting a waste of time?").text)
 """
 
 from qa.answerer import NO_ANSWER, ExtractiveAnswerer

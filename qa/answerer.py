@@ -163,7 +163,13 @@ class ExtractiveAnswerer:
                 reason = f"the retrieved articles do not mention {names}"
             else:
                 reason = "no retrieved sentence answers the question with enough confidence"
-            return self._abstain(question, query, ranked, confidence, [f"{reason} (P(answerable) {confidence:.2f} < {self.threshold:.2f})"])
+            return self._abstain(
+                question,
+                query,
+                ranked,
+                confidence,
+                [f"{reason} (P(answerable) {confidence:.2f} < {self.threshold:.2f})"],
+            )
         # Best first: [1] is the sentence most likely to answer, the rest support or complete it.
         chosen = sorted(self._select(ranked, scores.question.sources), key=lambda s: -s.score)
         multi_article = len({s.passage.article_id for s in chosen}) > 1
@@ -234,9 +240,11 @@ class ExtractiveAnswerer:
             if s.passage.article_id not in articles:
                 chosen.append(s)
                 articles.add(s.passage.article_id)
-            elif s.passage.article_id == best.passage.article_id and sum(
-                c.passage.article_id == best.passage.article_id for c in chosen
-            ) == 1 and not _near_duplicate(s, best):
+            elif (
+                s.passage.article_id == best.passage.article_id
+                and sum(c.passage.article_id == best.passage.article_id for c in chosen) == 1
+                and not _near_duplicate(s, best)
+            ):
                 chosen.append(s)
         return chosen[: self.max_sentences]
 

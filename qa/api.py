@@ -1,12 +1,12 @@
 """`ArticleQA`: the Python API. Open an index, ask questions, get typed, cited answers.
 
-    from qa import ArticleQA
+from qa import ArticleQA
 
-    with ArticleQA.open(".articleqa") as qa:
-        answer = qa.ask("Who called the meeting a waste of time?")
-        print(answer.text)                       # the quoted sentence with a [1] marker
-        for c in answer.citations:
-            print(c.n, c.title, c.quote, c.start, c.end)
+with ArticleQA.open(".articleqa") as qa:
+    answer = qa.ask("Who called the meeting a waste of time?")
+    print(answer.text)                       # the quoted sentence with a [1] marker
+    for c in answer.citations:
+        print(c.n, c.title, c.quote, c.start, c.end)
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from qa.metadata import SourceCatalog
 from qa.models import Answer
 from qa.options import DEFAULT_K, QAOptions
 from qa.retrieval import Filters, HybridRetriever, RetrievalResult
-
 
 RetrievalMode = Literal["hybrid", "dense", "lexical"]
 RETRIEVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
@@ -227,9 +226,7 @@ class ArticleQA:
                 raise LLMConfigError(str(exc)) from None
         path = Path(index_dir).expanduser()
         if Manifest.read(IndexFolder(path).live() / "manifest.json") is None:
-            raise EmptyIndexError(
-                f"no index in {path}. Build one first: articleqa index PATH... --index-dir {path}"
-            )
+            raise EmptyIndexError(f"no index in {path}. Build one first: articleqa index PATH... --index-dir {path}")
         store = open_index(
             path,
             embedding_model=options.embedding_model,
@@ -241,8 +238,7 @@ class ArticleQA:
         if store.articles.count() == 0:
             store.close()
             raise EmptyIndexError(
-                f"the index in {path} holds no articles. Add some: articleqa index PATH... "
-                f"--index-dir {path}"
+                f"the index in {path} holds no articles. Add some: articleqa index PATH... --index-dir {path}"
             )
         answerer = None
         if options.answer_threshold is not None:
@@ -269,7 +265,7 @@ class ArticleQA:
 
     @property
     def retrieval_mode(self) -> RetrievalMode:
-        """"hybrid", "dense" or "lexical": the rankings questions are answered from."""
+        """ "hybrid", "dense" or "lexical": the rankings questions are answered from."""
         return self.retriever.mode
 
     @property
@@ -436,5 +432,5 @@ def normalise_space(text: str) -> str:
 
 def _clean(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
-        raise EmptyQuestionError("the question is empty; ask something, e.g. \"Who won the election?\"")
+        raise EmptyQuestionError('the question is empty; ask something, e.g. "Who won the election?"')
     return " ".join(question.split())

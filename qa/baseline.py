@@ -45,9 +45,7 @@ class BaselineRecipe:
         """Split, embed and store the articles as the recipe does; returns the seconds taken."""
         started = time.perf_counter()
         splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200, add_start_index=True)
-        docs = splitter.split_documents(
-            Document(page_content=a.text, metadata={"article_id": a.id}) for a in articles
-        )
+        docs = splitter.split_documents(Document(page_content=a.text, metadata={"article_id": a.id}) for a in articles)
         client = chromadb.PersistentClient(
             path=str(self.persist_dir), settings=ChromaSettings(anonymized_telemetry=False)
         )

@@ -87,8 +87,9 @@ class CrossEncoder:
         cache_dir: Where the OpenVINO export is kept.
     """
 
-    def __init__(self, base_model: str, weights: Path | None = None, *, backend: str = "auto",
-                 cache_dir: Path | None = None):
+    def __init__(
+        self, base_model: str, weights: Path | None = None, *, backend: str = "auto", cache_dir: Path | None = None
+    ):
         self.base_model = base_model
         self.weights = Path(weights) if weights else weights_path()
         self.requested_backend = backend
@@ -135,8 +136,13 @@ class CrossEncoder:
         missing, unexpected = auto.load_state_dict(encoder, strict=False)
         # Only the frozen word embeddings (and the unused pooler, if the model has one) come
         # from the bundled model; anything else missing means the file does not fit it.
-        missing = [k for k in missing if k != "embeddings.word_embeddings.weight" and not k.startswith("pooler.")
-                   and not k.endswith("position_ids")]
+        missing = [
+            k
+            for k in missing
+            if k != "embeddings.word_embeddings.weight"
+            and not k.startswith("pooler.")
+            and not k.endswith("position_ids")
+        ]
         if missing or unexpected or "head.weight" not in state:
             raise CrossEncoderError(
                 f"the cross-encoder's weights at {self.weights} do not fit the model {self.base_model!r} "
@@ -177,8 +183,14 @@ class CrossEncoder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for at in range(0, len(order), BATCH):
             batch = order[at : at + BATCH]
-            enc = tokenizer([question] * len(batch), [texts[i] for i in batch], truncation="longest_first",
-                            max_length=head.max_length, padding=True, return_tensors="np")
+            enc = tokenizer(
+                [question] * len(batch),
+                [texts[i] for i in batch],
+                truncation="longest_first",
+                max_length=head.max_length,
+                padding=True,
+                return_tensors="np",
+            )
             inputs = {k: np.asarray(v, np.int64) for k, v in enc.items() if input_names is None or k in input_names}
             states = runner(inputs)
             mask = np.asarray(enc["attention_mask"], np.float32)[..., None]

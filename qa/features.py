@@ -338,13 +338,16 @@ def features(
         words = tokens(cand.text)
         row[col["log_words"]] = math.log1p(len(words)) / 4
         row[col["new_names"]] = min(len(new_names[j]), 5) / 5
-        row[col["shared_names"]] = max(
-            (
-                sum(name in names for article, names in names_in_article.items() if article != p.article_id)
-                for name in new_names[j]
-            ),
-            default=0,
-        ) / other_articles
+        row[col["shared_names"]] = (
+            max(
+                (
+                    sum(name in names for article, names in names_in_article.items() if article != p.article_id)
+                    for name in new_names[j]
+                ),
+                default=0,
+            )
+            / other_articles
+        )
         row[col["new_numbers"]] = float(any(is_number(w) and w not in question.text for w in words))
         row[col["year"]] = float(has_year(cand.text))
         row[col["echo"]] = len(cand.terms & q_terms) / len(cand.terms) if cand.terms else 1.0

@@ -140,9 +140,7 @@ def create_chat_model(
         ) from None
     except ValueError as exc:
         if "provider" in str(exc).lower():
-            raise LLMConfigError(
-                f"LLM {spec!r}: unknown provider {provider!r}; use {SPEC_FORM}. {exc}"
-            ) from None
+            raise LLMConfigError(f"LLM {spec!r}: unknown provider {provider!r}; use {SPEC_FORM}. {exc}") from None
         raise LLMUnavailableError(describe_failure(exc, spec=spec, base_url=base_url, timeout=timeout)) from None
     except Exception as exc:  # the provider's client refused its settings, e.g. no API key
         raise LLMUnavailableError(describe_failure(exc, spec=spec, base_url=base_url, timeout=timeout)) from None
@@ -164,7 +162,14 @@ def describe_failure(exc: BaseException, *, spec: str, base_url: str | None, tim
     status = getattr(exc, "status_code", None)
     where = base_url or "the provider's default server"
     _, model = parse_spec(spec) if _SPEC.match(spec or "") else ("", spec)
-    if names & {"APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout", "TimeoutError", "_DeadlineExceeded"}:
+    if names & {
+        "APITimeoutError",
+        "TimeoutException",
+        "ReadTimeout",
+        "ConnectTimeout",
+        "TimeoutError",
+        "_DeadlineExceeded",
+    }:
         return f"{spec} gave no complete answer within {timeout:g} s (raise the LLM timeout, or use a smaller model)"
     if names & {"APIConnectionError", "ConnectError", "ConnectionError", "RemoteProtocolError"}:
         return f"cannot reach the server for {spec} at {where} ({_first_line(exc)})"
@@ -447,7 +452,9 @@ class LLMAnswerer:
             return answer
         notes = list(check.notes)
         if normalise(check.text) != normalise(text):
-            notes.append("the verified answer differs from the text streamed while it was generated (see the notes above)")
+            notes.append(
+                "the verified answer differs from the text streamed while it was generated (see the notes above)"
+            )
         return Answer(
             question=question,
             text=check.text,
@@ -491,7 +498,9 @@ class LLMAnswerer:
         try:
             reply = "".join(stream_with_deadline(self.model, prompt, self.timeout))
         except Exception as exc:
-            return None, "LLM unavailable: " + describe_failure(exc, spec=self.name, base_url=self.base_url, timeout=self.timeout)
+            return None, "LLM unavailable: " + describe_failure(
+                exc, spec=self.name, base_url=self.base_url, timeout=self.timeout
+            )
         standalone = _first_question(reply)
         if not standalone or len(standalone) > MAX_CONDENSED_CHARS:
             return None, f"the LLM's condensed question was unusable ({reply.strip()[:80]!r})"
@@ -513,7 +522,7 @@ def _first_question(reply: str) -> str:
 
 
 def _yes_or_no(question: str, text: str) -> str | None:
-    """"Yes" or "No" when a yes/no question's verified answer starts with one (the prompt asks
+    """ "Yes" or "No" when a yes/no question's verified answer starts with one (the prompt asks
     for it), so the reader sees the verdict first, with the cited sentences after it."""
     if question_form(question) != "yes_no":
         return None

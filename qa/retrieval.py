@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any, Literal
 
 import numpy as np
-
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -48,9 +47,7 @@ class Filters:
 
     def __post_init__(self) -> None:
         if self.after and self.before and self.after > self.before:
-            raise ValueError(
-                f"the date range is empty: after={self.after} is later than before={self.before}"
-            )
+            raise ValueError(f"the date range is empty: after={self.after} is later than before={self.before}")
 
     def chroma_where(self, window: DateWindow | None = None) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []

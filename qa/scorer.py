@@ -234,12 +234,20 @@ class Reranker:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reranker:
-        return cls(int(data["k"]), tuple(float(c) for c in data["coef"]), float(data["bias"]),  # type: ignore[arg-type]
-                   str(data["cross_encoder_sha256"]))
+        return cls(
+            int(data["k"]),
+            tuple(float(c) for c in data["coef"]),
+            float(data["bias"]),  # type: ignore[arg-type]
+            str(data["cross_encoder_sha256"]),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"k": self.k, "coef": [round(c, 6) for c in self.coef], "bias": round(self.bias, 6),
-                "cross_encoder_sha256": self.cross_encoder_sha256}
+        return {
+            "k": self.k,
+            "coef": [round(c, 6) for c in self.coef],
+            "bias": round(self.bias, 6),
+            "cross_encoder_sha256": self.cross_encoder_sha256,
+        }
 
     def combine(self, proba: np.ndarray, cross: np.ndarray) -> np.ndarray:
         read = np.isfinite(cross)
@@ -344,7 +352,9 @@ class AnswerScorer:
 def default_cross_encoder(embeddings: Any) -> CrossEncoder:
     """The shipped cross-encoder on the bundled model, with the embedder's backend and cache
     (one per process and setting: the model loads once)."""
-    return shared_cross_encoder(getattr(embeddings, "requested_backend", "auto"), getattr(embeddings, "cache_dir", None))
+    return shared_cross_encoder(
+        getattr(embeddings, "requested_backend", "auto"), getattr(embeddings, "cache_dir", None)
+    )
 
 
 def load_weights(path: Path | None = None) -> dict[str, Any]:

@@ -58,8 +58,12 @@ class Settings(BaseSettings):
         "(default $XDG_CACHE_HOME/articleqa, usually ~/.cache/articleqa).",
     )
     chunk_size: int = Field(DEFAULT_CHUNK_SIZE, ge=50, description="Target characters per chunk.")
-    chunk_overlap: int = Field(DEFAULT_CHUNK_OVERLAP, ge=0, description="Characters of whole sentences shared by neighbouring chunks.")
-    chroma_url: str | None = Field(None, description="Chroma server URL (e.g. http://127.0.0.1:8000); unset: embedded Chroma in the index folder.")
+    chunk_overlap: int = Field(
+        DEFAULT_CHUNK_OVERLAP, ge=0, description="Characters of whole sentences shared by neighbouring chunks."
+    )
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (e.g. http://127.0.0.1:8000); unset: embedded Chroma in the index folder."
+    )
     collection: str = Field(DEFAULT_COLLECTION, description="Chroma collection name.")
     k: int = Field(DEFAULT_K, ge=1, description="Passages retrieved per question.")
     answer_threshold: float | None = Field(
@@ -78,7 +82,7 @@ class Settings(BaseSettings):
     )
     allowed_networks: list[str] = Field(
         default_factory=list,
-        description="CIDR blocks URLs may reach although they are not public, e.g. [\"10.1.0.0/16\"] "
+        description='CIDR blocks URLs may reach although they are not public, e.g. ["10.1.0.0/16"] '
         "for an intranet news site (JSON list in the environment variable).",
     )
 
@@ -90,6 +94,7 @@ class Settings(BaseSettings):
             allow_private=self.allow_private_urls,
             allowed_networks=tuple(self.allowed_networks),
         )
+
     llm: str | None = Field(
         None,
         description="Answerer: 'extractive' (default, offline) or a LangChain chat model as "
@@ -99,7 +104,11 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(
         None, description="The LLM server's URL, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible server."
     )
-    llm_timeout: float = Field(DEFAULT_LLM_TIMEOUT, gt=0, description="Seconds allowed for one complete LLM reply; then the extractive answer is shown.")
+    llm_timeout: float = Field(
+        DEFAULT_LLM_TIMEOUT,
+        gt=0,
+        description="Seconds allowed for one complete LLM reply; then the extractive answer is shown.",
+    )
 
     def qa_options(self) -> QAOptions:
         """The options for `ArticleQA.from_options`, `ui.app.serve` and `ui.library.Library`:

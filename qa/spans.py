@@ -58,6 +58,7 @@ def _question_words(question: str) -> tuple[set[str], set[str]]:
 
 def _trim(words: list[str], asked: set[str]) -> list[str]:
     """Drop function words and words of the question from both ends of a span."""
+
     def drop(w: str) -> bool:
         f = _fold(w).removesuffix("'s")
         return f in STOPWORDS or f in asked
@@ -70,7 +71,7 @@ def _trim(words: list[str], asked: set[str]) -> list[str]:
 
 
 def _asks_for_statement(question: str) -> bool:
-    """"What did X say ...", "What is the reason ...": a what-question followed by a verb
+    """ "What did X say ...", "What is the reason ...": a what-question followed by a verb
     wants a statement, not a name, unless it asks for "the name" outright."""
     words = [_fold(w) for w in _words(question)]
     for i, w in enumerate(words):
@@ -87,7 +88,9 @@ def _modifies_next_word(sentence: str, end: int) -> bool:
     """The span is directly followed by a lowercase content word: "European official",
     "Macron-Trump meeting", "ChatGPT maker" use the name as a modifier, not as the answer."""
     after = _words(sentence[end:])
-    return bool(after) and after[0][:1].islower() and _fold(after[0]) not in STOPWORDS and sentence[end:end + 1] == " "
+    return (
+        bool(after) and after[0][:1].islower() and _fold(after[0]) not in STOPWORDS and sentence[end : end + 1] == " "
+    )
 
 
 _SCALED = re.compile(r"[$€£¥%]|\b(?:percent|per cent|million|billion|trillion|thousand|hundred)\b")

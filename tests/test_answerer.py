@@ -37,8 +37,13 @@ def _wikinews(article_id: str) -> Article:
         row = json.loads(line)
         if row["id"] == article_id:
             return Article(
-                id=row["id"], title=row["title"], text=row["body"], source=row["source"],
-                url=row["url"], published_at=row["published_at"], origin=str(CORPUS),
+                id=row["id"],
+                title=row["title"],
+                text=row["body"],
+                source=row["source"],
+                url=row["url"],
+                published_at=row["published_at"],
+                origin=str(CORPUS),
             )
     raise KeyError(article_id)
 
@@ -47,9 +52,16 @@ def _passages(article: Article, top_score: float, chunks: int | None = None) -> 
     """The article's real chunks as passages, scores falling in chunk order."""
     return [
         Passage(
-            chunk_id=f"{article.id}:{c.index}", article_id=article.id, title=article.title,
-            source=article.source, url=article.url, published_at=article.published_at,
-            text=c.text, start=c.start, end=c.end, score=top_score - 0.01 * c.index,
+            chunk_id=f"{article.id}:{c.index}",
+            article_id=article.id,
+            title=article.title,
+            source=article.source,
+            url=article.url,
+            published_at=article.published_at,
+            text=c.text,
+            start=c.start,
+            end=c.end,
+            score=top_score - 0.01 * c.index,
         )
         for c in chunk_article(article)[:chunks]
     ]
@@ -134,7 +146,8 @@ def test_max_sentences_one_gives_one_citation(model, passages):
 def test_retrieval_query_is_echoed(answerer, passages):
     answer = answerer.answer(
         AnswerContext(
-            "How many peacekeepers?", passages,
+            "How many peacekeepers?",
+            passages,
             retrieval_query="How many peacekeepers could Britain and France deploy in Ukraine?",
         )
     )
@@ -205,7 +218,9 @@ def test_sentence_repeating_the_question_is_no_answer(answerer, seed):
     assert [s.text for s in ranked] == [WASTE]
     assert article.text[ranked[0].start : ranked[0].end] == WASTE
     # A yes/no question may be answered by the sentence that states its claim.
-    claim = Passage(chunk_id="y:0", article_id="y", title="T", text="The meeting was a waste of time.", start=0, end=32, score=1.0)
+    claim = Passage(
+        chunk_id="y:0", article_id="y", title="T", text="The meeting was a waste of time.", start=0, end=32, score=1.0
+    )
     assert len(answerer.score_sentences("Was the meeting a waste of time?", [claim])) == 1
 
 
@@ -267,7 +282,11 @@ CASES = [
     (SEED_ID, "How many peacekeepers could Britain and France deploy?", "30,000"),
     (SEED_ID, "Who called the meeting a waste of time?", "senior European official"),
     ("wn-0001", "How many people were confirmed dead in the Magnitogorsk apartment building collapse?", "39"),
-    ("wn-0001", "Which Russian emergencies minister told Putin that 36 to 40 people were under the rubble?", "Yevgeny Zinichev"),
+    (
+        "wn-0001",
+        "Which Russian emergencies minister told Putin that 36 to 40 people were under the rubble?",
+        "Yevgeny Zinichev",
+    ),
 ]
 
 

@@ -36,7 +36,10 @@ def test_seed_question_is_answered_with_the_exact_citation(qa):
 
 
 def test_every_citation_quotes_its_article_exactly(qa):
-    for question in ["How many peacekeepers could Britain and France deploy in Ukraine?", "How many people died in the Magnitogorsk building collapse?"]:
+    for question in [
+        "How many peacekeepers could Britain and France deploy in Ukraine?",
+        "How many people died in the Magnitogorsk building collapse?",
+    ]:
         answer = qa.ask(question)
         assert answer.grounded, question
         for c in answer.citations:
@@ -162,7 +165,7 @@ def test_a_question_is_encoded_once_and_no_sentence_is(qa, monkeypatch):
 
 
 def test_a_named_source_is_favoured_not_required(qa):
-    """"According to RT": the RT article's best chunk is among the passages, beside others."""
+    """ "According to RT": the RT article's best chunk is among the passages, beside others."""
     question = "According to RT, what was reported on Monday?"
     passages = qa.retrieve(question).passages
     assert SEED_ID in {p.article_id for p in passages}

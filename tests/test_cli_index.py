@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from index import open_index
-from ui.cli import app
 from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
+from ui.cli import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -45,7 +45,9 @@ def test_private_addresses_are_refused_by_default_with_the_setting_that_allows_t
 
 
 def test_bad_allowed_network_is_a_one_line_configuration_error(tmp_path):
-    result = run("index", str(SEED), "--index-dir", str(tmp_path / "ix"), env={"ARTICLEQA_ALLOWED_NETWORKS": '["intranet"]'})
+    result = run(
+        "index", str(SEED), "--index-dir", str(tmp_path / "ix"), env={"ARTICLEQA_ALLOWED_NETWORKS": '["intranet"]'}
+    )
     assert result.exit_code == 2
     assert "invalid network 'intranet'" in result.output and "Traceback" not in result.output
 
@@ -75,7 +77,11 @@ def test_verbose_says_how_the_embedding_model_ran(tmp_path):
     assert result.exit_code == 0, result.output
     assert "embedding model: OpenVINO (" in result.output
     torch_run = run(
-        "index", str(SEED), "--index-dir", str(tmp_path / "pt"), "--verbose",
+        "index",
+        str(SEED),
+        "--index-dir",
+        str(tmp_path / "pt"),
+        "--verbose",
         env={"ARTICLEQA_EMBEDDING_BACKEND": "torch"},
     )
     assert torch_run.exit_code == 0, torch_run.output
@@ -157,8 +163,12 @@ def news_site():
 def test_index_urls_from_a_real_local_server(news_site, tmp_path):
     index_dir = tmp_path / "ix"
     result = run(
-        "index", f"{news_site}/news/bridge-reopens", f"{news_site}/news/missing",
-        "--index-dir", str(index_dir), "--json",
+        "index",
+        f"{news_site}/news/bridge-reopens",
+        f"{news_site}/news/missing",
+        "--index-dir",
+        str(index_dir),
+        "--json",
         env={"ARTICLEQA_ALLOWED_NETWORKS": '["127.0.0.1/32"]'},
     )
     assert result.exit_code == 1
@@ -224,7 +234,9 @@ def test_index_into_a_chroma_server(chroma_server, tmp_path):
     assert store.dense_ids() == store.lexical.chunk_ids()
     store.close()
     # A rebuild writes a new collection beside the live one and drops the old one after the switch.
-    rebuilt = run("index", str(SEED), "--rebuild", "--index-dir", str(index_dir), "--chroma-url", chroma_server, "--json")
+    rebuilt = run(
+        "index", str(SEED), "--rebuild", "--index-dir", str(index_dir), "--chroma-url", chroma_server, "--json"
+    )
     assert rebuilt.exit_code == 0, rebuilt.output
     store = open_index(index_dir, chroma_url=chroma_server)
     assert store.collection.startswith("articleqa.gen-")
@@ -253,7 +265,9 @@ def test_a_model_that_cannot_load_is_one_line_not_a_traceback(tmp_path):
     script = Path(sys.executable).with_name("articleqa")
     result = subprocess.run(
         [str(script), "index", str(SEED), "--index-dir", str(tmp_path / "ix"), "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "ARTICLEQA_EMBEDDING_MODEL": str(tmp_path / "no-such-model")},
     )
     assert result.returncode == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app
 from tests.conftest import ROOT, SEED, SEED_ID, WASTE_SENTENCE
+from ui.cli import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -34,7 +34,9 @@ def test_ask_prints_answer_then_numbered_sources(example_index):
 
 
 def test_ask_json_is_the_answer_model(example_index):
-    result = run("ask", "Who called the meeting a waste of time?", "--index-dir", str(example_index), "--json", "--k", "4")
+    result = run(
+        "ask", "Who called the meeting a waste of time?", "--index-dir", str(example_index), "--json", "--k", "4"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["grounded"] is True
@@ -60,7 +62,17 @@ def test_ask_filters(example_index):
     result = run("ask", "peacekeepers in Ukraine", "--index-dir", str(example_index), "--source", "Wikinews", "--json")
     data = json.loads(result.stdout)
     assert all(c["source"] == "Wikinews" for c in data["citations"] + data["related"])
-    dated = run("ask", "coronavirus", "--index-dir", str(example_index), "--after", "2020-03-01", "--before", "2020-03-31", "--json")
+    dated = run(
+        "ask",
+        "coronavirus",
+        "--index-dir",
+        str(example_index),
+        "--after",
+        "2020-03-01",
+        "--before",
+        "2020-03-31",
+        "--json",
+    )
     data = json.loads(dated.stdout)
     assert all("2020-03-01" <= c["published_at"] <= "2020-03-31" for c in data["citations"] + data["related"])
 
@@ -92,7 +104,10 @@ def test_chat_follow_up_in_a_real_terminal_session(example_index):
     conversation = "Who called the meeting a waste of time?\nWhat did he say about troops?\n/quit\n"
     result = subprocess.run(
         [str(script), "chat", "--index-dir", str(example_index)],
-        input=conversation, capture_output=True, text=True, timeout=300,
+        input=conversation,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert WASTE_SENTENCE in result.stdout
@@ -117,7 +132,10 @@ def test_eval_reports_metrics(example_index):
 
 def test_eval_bad_question_file_names_the_line(tmp_path, example_index):
     bad = tmp_path / "qa.jsonl"
-    bad.write_text('{"id": "1", "question": "Q?", "answer": "A", "article_ids": [], "type": "factoid"}\n{"id": "2"}\nnot json\n', encoding="utf-8")
+    bad.write_text(
+        '{"id": "1", "question": "Q?", "answer": "A", "article_ids": [], "type": "factoid"}\n{"id": "2"}\nnot json\n',
+        encoding="utf-8",
+    )
     result = run("eval", str(bad), "--index-dir", str(example_index))
     assert result.exit_code == 2
     assert "line 2: question: Field required" in result.stderr and "line 3: invalid JSON" in result.stderr
@@ -130,10 +148,16 @@ def test_eval_with_articles_and_baseline_side_by_side(tmp_path):
     rows = corpus_rows(8)
     articles = write_jsonl(tmp_path / "articles.jsonl", rows)
     ids = {r["id"] for r in rows}
-    chosen = [q for q in map(json.loads, EVAL.read_text(encoding="utf-8").splitlines()) if set(q["article_ids"]) & ids][:3]
-    chosen.append({"id": "n1", "question": "Which team won Super Bowl LIV?", "answer": "", "article_ids": [], "type": None})
+    chosen = [q for q in map(json.loads, EVAL.read_text(encoding="utf-8").splitlines()) if set(q["article_ids"]) & ids][
+        :3
+    ]
+    chosen.append(
+        {"id": "n1", "question": "Which team won Super Bowl LIV?", "answer": "", "article_ids": [], "type": None}
+    )
     questions = write_jsonl(tmp_path / "qa.jsonl", chosen)
-    result = run("eval", str(questions), "--articles", str(articles), "--index-dir", str(tmp_path / "ix"), "--baseline", "--json")
+    result = run(
+        "eval", str(questions), "--articles", str(articles), "--index-dir", str(tmp_path / "ix"), "--baseline", "--json"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) == {"articleqa", "baseline"}
@@ -159,7 +183,9 @@ def test_serve_starts_the_web_chat_on_loopback(tmp_path):
     script = Path(sys.executable).with_name("articleqa")
     proc = subprocess.Popen(
         [str(script), "serve", "--index-dir", str(tmp_path / "ix"), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline, status = time.monotonic() + 180, None

@@ -27,7 +27,9 @@ def test_standalone_question_is_left_alone():
     assert condense_query("What did he say?", []) == "What did he say?"
 
 
-@pytest.mark.parametrize("question,expected", [("And Lavrov?", True), ("What about them?", True), ("Who won the Iowa caucuses?", False)])
+@pytest.mark.parametrize(
+    "question,expected", [("And Lavrov?", True), ("What about them?", True), ("Who won the Iowa caucuses?", False)]
+)
 def test_needs_context(question, expected):
     assert needs_context(question) is expected
 

@@ -33,8 +33,24 @@ def trained(tmp_path_factory):
     rows = []
     for i in range(8):
         rows += [
-            {"q": f"q{i}", "set": "t", "question": QUESTION, "label": 1, "near_miss": False, "key": f"a:{i}:1", "text": GOOD},
-            {"q": f"q{i}", "set": "t", "question": QUESTION, "label": 0, "near_miss": False, "key": f"a:{i}:2", "text": BAD},
+            {
+                "q": f"q{i}",
+                "set": "t",
+                "question": QUESTION,
+                "label": 1,
+                "near_miss": False,
+                "key": f"a:{i}:1",
+                "text": GOOD,
+            },
+            {
+                "q": f"q{i}",
+                "set": "t",
+                "question": QUESTION,
+                "label": 0,
+                "near_miss": False,
+                "key": f"a:{i}:2",
+                "text": BAD,
+            },
         ]
     pairs = tmp / "pairs.jsonl.gz"
     with gzip.open(pairs, "wt", encoding="utf-8") as f:
@@ -42,8 +58,22 @@ def trained(tmp_path_factory):
     base = tmp / "base"
     shutil.copytree(resolve_model_path(DEFAULT_MODEL), base)
     out = tmp / "out"
-    main(["--pairs", str(pairs), "--base", str(base), "--out", str(out), "--folds", "2", "--max-steps", "2",
-          "--batch-size", "4"])
+    main(
+        [
+            "--pairs",
+            str(pairs),
+            "--base",
+            str(base),
+            "--out",
+            str(out),
+            "--folds",
+            "2",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+        ]
+    )
     return pairs, rows, out
 
 
@@ -86,9 +116,13 @@ def test_the_scorer_reads_only_the_feature_models_best_k_with_the_cross_encoder(
     weights = {**load_weights(), "reranker": reranker.to_json()}
     plain = AnswerScorer(embeddings)
     scorer = AnswerScorer(embeddings, weights=weights, cross_encoder=cross)
-    text = ("The bridge reopened on Tuesday. The repairs cost 9.7 million euros. The mayor thanked the workers. "
-            "Traffic was heavy in the morning.")
-    passage = Passage(chunk_id="x:0", article_id="x", title="Bridge reopens", text=text, start=0, end=len(text), score=1.0)
+    text = (
+        "The bridge reopened on Tuesday. The repairs cost 9.7 million euros. The mayor thanked the workers. "
+        "Traffic was heavy in the morning."
+    )
+    passage = Passage(
+        chunk_id="x:0", article_id="x", title="Bridge reopens", text=text, start=0, end=len(text), score=1.0
+    )
     before = plain.featurise(QUESTION, [passage])
     after = scorer.featurise(QUESTION, [passage])
     read = before.order()[:2]
@@ -120,7 +154,12 @@ def test_unreadable_cross_encoder_weights_say_how_to_fix(tmp_path):
 
 
 def test_answer_cut_contrast_removes_the_answer_and_keeps_the_rest():
-    assert without_answer("Caloundra beat Redcliffe 24-12 in round 3.", "24-12") == "Caloundra beat Redcliffe in round 3."
-    assert without_answer("Sam Bankman-Fried, FTX's founder, was convicted.", "sam bankman-fried") == ", FTX's founder, was convicted."
+    assert (
+        without_answer("Caloundra beat Redcliffe 24-12 in round 3.", "24-12") == "Caloundra beat Redcliffe in round 3."
+    )
+    assert (
+        without_answer("Sam Bankman-Fried, FTX's founder, was convicted.", "sam bankman-fried")
+        == ", FTX's founder, was convicted."
+    )
     assert without_answer("The vote was yes.", "Yes") is None  # yes/no answers are not spans
     assert without_answer("Nothing to cut here at all.", "Paris") is None

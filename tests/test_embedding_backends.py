@@ -158,7 +158,10 @@ print(model.backend, "openvino_telemetry" in sys.modules, sys.modules.get("openv
     home.mkdir()
     out = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "cache")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
         env={**os.environ, "HOME": str(home)},
     )
     assert out.returncode == 0, out.stderr[-2000:]

@@ -47,7 +47,12 @@ def _clean_environment() -> dict[str, str]:
 def test_importing_the_libraries_leaves_the_environment_alone():
     result = subprocess.run(
         [sys.executable, "-c", _IMPORT_ALL, json.dumps(sorted(ENTRY_POINTS))],
-        capture_output=True, text=True, cwd=ROOT, env=_clean_environment(), timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_clean_environment(),
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -59,8 +64,13 @@ def test_importing_the_libraries_leaves_the_environment_alone():
 def test_the_entry_points_set_the_offline_switches(entry_point):
     code = f"import os, {entry_point}; print({{k: os.environ.get(k) for k in {sorted(OFFLINE_ENVIRONMENT)!r}}})"
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-        env=_clean_environment(), timeout=300, check=False,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_clean_environment(),
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert eval(result.stdout.strip().splitlines()[-1]) == dict(OFFLINE_ENVIRONMENT)
@@ -108,7 +118,9 @@ def test_every_layer_has_the_same_defaults(monkeypatch):
     # cache_dir: the settings resolve the default folder, QAOptions leaves it to the index (None)
     assert dataclasses.replace(settings.qa_options(), cache_dir=None) == options
     assert _defaults(ArticleQA.open) == {
-        "index_dir": DEFAULT_INDEX_DIR, **dataclasses.asdict(options), "retrieval_mode": "hybrid"
+        "index_dir": DEFAULT_INDEX_DIR,
+        **dataclasses.asdict(options),
+        "retrieval_mode": "hybrid",
     }
     assert str(settings.index_dir) == DEFAULT_INDEX_DIR
     for function in (open_index, IndexStore.__init__):

@@ -34,7 +34,10 @@ def test_null_as_a_string_and_slashed_dates_are_read(tmp_path):
 
 
 def test_bad_type_and_date_name_the_line(tmp_path):
-    path = _write(tmp_path, [{"id": "a", "question": "Q?", "type": "maybe"}, {"id": "b", "question": "Q?", "question_date": "5 Nov"}])
+    path = _write(
+        tmp_path,
+        [{"id": "a", "question": "Q?", "type": "maybe"}, {"id": "b", "question": "Q?", "question_date": "5 Nov"}],
+    )
     with pytest.raises(ValueError, match=r"line 1: type.*line 2: question_date"):
         load_questions(path)
 
@@ -43,11 +46,13 @@ def test_gold_must_match_whole_words():
     assert contains("Sam Bankman-Fried was convicted.", "sam bankman-fried")
     assert not contains("It was not known.", "no")
     assert not contains("Another 2390 died", "390")
-    assert contains("The “waste of time” remark", 'waste of time')
+    assert contains("The “waste of time” remark", "waste of time")
 
 
 def _passage(article_id: str, text: str) -> Passage:
-    return Passage(chunk_id=f"{article_id}:0", article_id=article_id, title=article_id, text=text, start=0, end=len(text))
+    return Passage(
+        chunk_id=f"{article_id}:0", article_id=article_id, title=article_id, text=text, start=0, end=len(text)
+    )
 
 
 def _answer(question: str, text: str, articles: list[str], short: str | None = None) -> Answer:
@@ -102,13 +107,22 @@ class _FakeQA:
 
 def test_evaluate_qa_runs_the_questions_through_the_qa_and_reports_its_k_and_mode():
     questions = [
-        EvalQuestion(id="1", question="Who?", answer="Sam Altman", article_ids=["a"], type="factoid", question_date=date(2023, 11, 20)),
+        EvalQuestion(
+            id="1",
+            question="Who?",
+            answer="Sam Altman",
+            article_ids=["a"],
+            type="factoid",
+            question_date=date(2023, 11, 20),
+        ),
         EvalQuestion(id="2", question="Nobody knows?", answer="", type=None),
     ]
-    qa = _FakeQA({
-        "Who?": _answer("Who?", "Sam Altman returned.", ["a"], "Sam Altman"),
-        "Nobody knows?": _answer("Nobody knows?", "Not answered.", []),
-    })
+    qa = _FakeQA(
+        {
+            "Who?": _answer("Who?", "Sam Altman returned.", ["a"], "Sam Altman"),
+            "Nobody knows?": _answer("Nobody knows?", "Not answered.", []),
+        }
+    )
     calls = []
     run = evaluate_qa(qa, questions, progress=lambda phase, done, total: calls.append((phase, done, total)))
     assert isinstance(run, EvalRun)

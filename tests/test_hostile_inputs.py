@@ -79,32 +79,121 @@ FILES: list[tuple[Hostile, bytes | str | Callable[[], bytes | str]]] = [
     (Hostile("empty", "inbox/empty.txt", "failed", "file is empty"), b""),
     (Hostile("whitespace-only", "inbox/blank.md", "failed", "file is empty"), " \n\t\n  "),
     (Hostile("bom-only", "inbox/bom-only.txt", "failed", "file is empty"), b"\xef\xbb\xbf\n"),
-    (Hostile("binary", "inbox/photo.txt", "failed", "binary file, not text"), lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(2000)),
-    (Hostile("gzip-named-txt", "inbox/archive.txt", "failed", "binary file, not text"), lambda: gzip.compress(b"Headline\nBody\n" * 100)),
-    (Hostile("nul-after-8k", "inbox/late-nul.txt", "failed", "binary file, not text"), "Headline\n" + "word " * 3000 + "\x00 more"),
-    (Hostile("invalid-utf8", "inbox/latin1.txt", "failed", "invalid UTF-8 at byte offset 3 (byte 0xe9)"), "Caf\u00e9 au lait\nprices rise\n".encode("latin-1")),
-    (Hostile("10mb-single-line", "inbox/one-line.txt", "failed", "no article text after the headline"), lambda: "x" * TEN_MB),
-    (Hostile("headline-only", "inbox/headline.md", "failed", "no article text after the headline"), "# Only a headline\n\n"),
+    (
+        Hostile("binary", "inbox/photo.txt", "failed", "binary file, not text"),
+        lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(2000),
+    ),
+    (
+        Hostile("gzip-named-txt", "inbox/archive.txt", "failed", "binary file, not text"),
+        lambda: gzip.compress(b"Headline\nBody\n" * 100),
+    ),
+    (
+        Hostile("nul-after-8k", "inbox/late-nul.txt", "failed", "binary file, not text"),
+        "Headline\n" + "word " * 3000 + "\x00 more",
+    ),
+    (
+        Hostile("invalid-utf8", "inbox/latin1.txt", "failed", "invalid UTF-8 at byte offset 3 (byte 0xe9)"),
+        "Caf\u00e9 au lait\nprices rise\n".encode("latin-1"),
+    ),
+    (
+        Hostile("10mb-single-line", "inbox/one-line.txt", "failed", "no article text after the headline"),
+        lambda: "x" * TEN_MB,
+    ),
+    (
+        Hostile("headline-only", "inbox/headline.md", "failed", "no article text after the headline"),
+        "# Only a headline\n\n",
+    ),
     (Hostile("deeply-nested-json", "inbox/deep.json", "failed", "invalid JSON: nested too deeply"), "[" * 100_000),
-    (Hostile("deeply-nested-jsonl", "inbox/deep.jsonl", "failed", "line 1: invalid JSON: nested too deeply"), '{"a": ' * 100_000),
-    (Hostile("json-list-of-numbers", "inbox/numbers.json", "failed", "expected a JSON object or a list of objects, got a list of number"), "[1, 2, 3]"),
-    (Hostile("json-list-of-scalars", "inbox/scalars.json", "failed", "got a list of array, boolean, null, string"), '["a", null, true, [1]]'),
-    (Hostile("json-scalar", "inbox/null.json", "failed", "expected a JSON object or a list of objects, got null"), "null"),
+    (
+        Hostile("deeply-nested-jsonl", "inbox/deep.jsonl", "failed", "line 1: invalid JSON: nested too deeply"),
+        '{"a": ' * 100_000,
+    ),
+    (
+        Hostile(
+            "json-list-of-numbers",
+            "inbox/numbers.json",
+            "failed",
+            "expected a JSON object or a list of objects, got a list of number",
+        ),
+        "[1, 2, 3]",
+    ),
+    (
+        Hostile("json-list-of-scalars", "inbox/scalars.json", "failed", "got a list of array, boolean, null, string"),
+        '["a", null, true, [1]]',
+    ),
+    (
+        Hostile("json-scalar", "inbox/null.json", "failed", "expected a JSON object or a list of objects, got null"),
+        "null",
+    ),
     (Hostile("json-empty-list", "inbox/empty-list.json", "failed", "the JSON list is empty"), "[]"),
-    (Hostile("json-truncated", "inbox/truncated.json", "failed", "invalid JSON: Unterminated string"), '{"title": "Cut off", "body": "The te'),
-    (Hostile("json-huge-integer", "inbox/huge-int.json", "failed", "invalid JSON: a number with more than 4300 digits"), '{"title": "T", "body": "B", "n": ' + "9" * 5000 + "}"),
-    (Hostile("json-lone-surrogate", "inbox/surrogate.json", "failed", "field 'body' holds an unpaired surrogate \\ud800"), '{"title": "T", "body": "bad \\ud800 text"}'),
-    (Hostile("json-title-object", "inbox/title-object.json", "failed", "field 'title' must be a string, got object"), '{"title": {"a": 1}, "body": "B"}'),
-    (Hostile("jsonl-all-junk", "inbox/junk.jsonl", "failed", "gave up after line 20: the first 20 lines with content are all bad"), "not json at all\n" * 5000),
+    (
+        Hostile("json-truncated", "inbox/truncated.json", "failed", "invalid JSON: Unterminated string"),
+        '{"title": "Cut off", "body": "The te',
+    ),
+    (
+        Hostile(
+            "json-huge-integer", "inbox/huge-int.json", "failed", "invalid JSON: a number with more than 4300 digits"
+        ),
+        '{"title": "T", "body": "B", "n": ' + "9" * 5000 + "}",
+    ),
+    (
+        Hostile(
+            "json-lone-surrogate", "inbox/surrogate.json", "failed", "field 'body' holds an unpaired surrogate \\ud800"
+        ),
+        '{"title": "T", "body": "bad \\ud800 text"}',
+    ),
+    (
+        Hostile("json-title-object", "inbox/title-object.json", "failed", "field 'title' must be a string, got object"),
+        '{"title": {"a": 1}, "body": "B"}',
+    ),
+    (
+        Hostile(
+            "jsonl-all-junk",
+            "inbox/junk.jsonl",
+            "failed",
+            "gave up after line 20: the first 20 lines with content are all bad",
+        ),
+        "not json at all\n" * 5000,
+    ),
     (Hostile("html-only-scripts", "inbox/scripts.html", "failed", "no article text found in the HTML"), SCRIPTS_ONLY),
-    (Hostile("html-deeply-nested", "inbox/deep.html", "failed", "no article text found in the HTML"), "<html><body>" + "<div>" * 100_000 + "</body></html>"),
+    (
+        Hostile("html-deeply-nested", "inbox/deep.html", "failed", "no article text found in the HTML"),
+        "<html><body>" + "<div>" * 100_000 + "</body></html>",
+    ),
     (Hostile("html-binary", "inbox/binary.html", "failed", "binary file, not text"), b"\x00\x01\x02" * 1000),
-    (Hostile("yaml-deeply-nested", "inbox/deep-yaml.md", "failed", "invalid YAML front matter: exceeded maximum nesting depth"), "---\ntitle: " + "[" * 50_000 + "\n---\nBody text.\n"),
+    (
+        Hostile(
+            "yaml-deeply-nested",
+            "inbox/deep-yaml.md",
+            "failed",
+            "invalid YAML front matter: exceeded maximum nesting depth",
+        ),
+        "---\ntitle: " + "[" * 50_000 + "\n---\nBody text.\n",
+    ),
     (Hostile("yaml-billion-laughs", "inbox/laughs.md", "failed", "field 'title' must be text, got list"), _laughs()),
-    (Hostile("front-matter-unclosed", "inbox/unclosed.md", "failed", "front matter starts with '---' but is never closed"), "---\ntitle: Never closed\nBody text.\n"),
-    (Hostile("over-the-size-cap", "inbox/too-big.txt", "failed", f"file is {LIMIT + 1024 + 13} bytes, over the limit of {LIMIT} (ARTICLEQA_MAX_INPUT_MB)"), lambda: "Big headline\n" + "y" * (LIMIT + 1024)),
-    (Hostile("newline-in-name", "inbox/bad\nname.txt", "failed", "no article text after the headline"), "only a headline\n"),
-    (Hostile("escape-in-name", "inbox/\x1b[2Jclear.txt", "failed", "invalid UTF-8 at byte offset 0 (byte 0xff)"), b"\xff\xfe junk"),
+    (
+        Hostile(
+            "front-matter-unclosed", "inbox/unclosed.md", "failed", "front matter starts with '---' but is never closed"
+        ),
+        "---\ntitle: Never closed\nBody text.\n",
+    ),
+    (
+        Hostile(
+            "over-the-size-cap",
+            "inbox/too-big.txt",
+            "failed",
+            f"file is {LIMIT + 1024 + 13} bytes, over the limit of {LIMIT} (ARTICLEQA_MAX_INPUT_MB)",
+        ),
+        lambda: "Big headline\n" + "y" * (LIMIT + 1024),
+    ),
+    (
+        Hostile("newline-in-name", "inbox/bad\nname.txt", "failed", "no article text after the headline"),
+        "only a headline\n",
+    ),
+    (
+        Hostile("escape-in-name", "inbox/\x1b[2Jclear.txt", "failed", "invalid UTF-8 at byte offset 0 (byte 0xff)"),
+        b"\xff\xfe junk",
+    ),
     (Hostile("in-a-folder-named-like-a-file", "inbox/folder.txt/inner.txt", "failed", "file is empty"), ""),
 ]
 
@@ -127,21 +216,48 @@ if not RUNS_AS_ROOT:  # root reads a chmod 000 file; then it is one of the good 
 
 HINT = "(set ARTICLEQA_ALLOW_PRIVATE_URLS=true or add it to ARTICLEQA_ALLOWED_NETWORKS to allow it)"
 URLS: list[Hostile] = [
-    Hostile("redirect-to-loopback", "{news}/to-internal", "failed", f"refused: the page redirects to {{internal}}/secret; 127.0.0.1 is a loopback address {HINT}"),
-    Hostile("never-answers", "{news}/never", "failed", f"timed out after {FETCH_TIMEOUT}s (the limit set by ARTICLEQA_FETCH_TIMEOUT)"),
+    Hostile(
+        "redirect-to-loopback",
+        "{news}/to-internal",
+        "failed",
+        f"refused: the page redirects to {{internal}}/secret; 127.0.0.1 is a loopback address {HINT}",
+    ),
+    Hostile(
+        "never-answers",
+        "{news}/never",
+        "failed",
+        f"timed out after {FETCH_TIMEOUT}s (the limit set by ARTICLEQA_FETCH_TIMEOUT)",
+    ),
     Hostile("drip-feed", "{news}/drip", "failed", f"timed out after {FETCH_TIMEOUT}s"),
-    Hostile("gzip-bomb", "{news}/bomb", "failed", f"page (decompressed) is over the limit of {LIMIT} bytes (ARTICLEQA_MAX_INPUT_MB)"),
+    Hostile(
+        "gzip-bomb",
+        "{news}/bomb",
+        "failed",
+        f"page (decompressed) is over the limit of {LIMIT} bytes (ARTICLEQA_MAX_INPUT_MB)",
+    ),
     Hostile("too-many-redirects", "{news}/chain?n=9", "failed", "too many redirects (more than 5)"),
     Hostile("redirect-to-file-scheme", "{news}/to-file", "failed", "only http:// and https:// redirects are followed"),
     Hostile("page-with-only-scripts", "{news}/scripts", "failed", "no article text found in the HTML"),
     Hostile("not-html", "{news}/data.json", "failed", "unsupported content type 'application/json'"),
     Hostile("double-gzip", "{news}/double-gzip", "failed", "unsupported content encoding 'gzip, gzip'"),
     Hostile("loopback-url", "{internal}/secret", "failed", f"refused: 127.0.0.1 is a loopback address {HINT}"),
-    Hostile("localhost-url", "http://localhost:{iport}/secret", "failed", "refused: localhost resolves to 127.0.0.1, a loopback address"),
-    Hostile("cloud-metadata-url", "http://169.254.169.254/latest/meta-data/", "failed", "refused: 169.254.169.254 is a link-local address"),
+    Hostile(
+        "localhost-url",
+        "http://localhost:{iport}/secret",
+        "failed",
+        "refused: localhost resolves to 127.0.0.1, a loopback address",
+    ),
+    Hostile(
+        "cloud-metadata-url",
+        "http://169.254.169.254/latest/meta-data/",
+        "failed",
+        "refused: 169.254.169.254 is a link-local address",
+    ),
     Hostile("ipv6-loopback-url", "http://[::1]:{iport}/secret", "failed", "refused: ::1 is a loopback address"),
     Hostile("private-url", "http://10.0.0.1/admin", "failed", "refused: 10.0.0.1 is a private address"),
-    Hostile("decimal-ip-url", "http://2130706433:{iport}/secret", "failed", "refused: 2130706433 resolves to 127.0.0.1"),
+    Hostile(
+        "decimal-ip-url", "http://2130706433:{iport}/secret", "failed", "refused: 2130706433 resolves to 127.0.0.1"
+    ),
     Hostile("ftp-url", "ftp://127.0.0.2/article", "failed", "unsupported URL scheme 'ftp'"),
     Hostile("file-url", "file:///etc/passwd", "failed", "unsupported URL scheme 'file'"),
 ]
@@ -226,7 +342,10 @@ def battery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Battery]:
         make_specials(root)
         good_ids = make_good(root)
         places = {"news": news.url(""), "internal": internal.url(""), "iport": str(internal.port)}
-        files = [str(root / "inbox"), *(str(root / c.origin) for c in SPECIALS if c.where == "failed" and not c.origin.startswith("inbox/"))]
+        files = [
+            str(root / "inbox"),
+            *(str(root / c.origin) for c in SPECIALS if c.where == "failed" and not c.origin.startswith("inbox/")),
+        ]
         urls = [case.origin.format(**places) for case in URLS] + [news.url("/good")]
         env = {name: value for name, value in os.environ.items() if not name.startswith("ARTICLEQA_")}
         env.update(
@@ -237,7 +356,9 @@ def battery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Battery]:
         )
 
         def cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-            return subprocess.run([str(ARTICLEQA), *args], capture_output=True, text=True, env=env, cwd=root, timeout=timeout, check=False)
+            return subprocess.run(
+                [str(ARTICLEQA), *args], capture_output=True, text=True, env=env, cwd=root, timeout=timeout, check=False
+            )
 
         first = cli("index", *files, *urls, "--json")
         second = cli("index", *files, *urls, "--json")
@@ -275,7 +396,9 @@ def test_each_hostile_input_is_named_with_its_reason(battery: Battery, case: Hos
 def test_nothing_else_failed_and_the_good_articles_were_added(battery: Battery):
     report = battery.report(battery.first)
     expected = {(case.where, battery.origin(case)) for case in HOSTILE}
-    reported = {("failed", e["origin"]) for e in report["failed"]} | {("skipped", e["origin"]) for e in report["skipped"]}
+    reported = {("failed", e["origin"]) for e in report["failed"]} | {
+        ("skipped", e["origin"]) for e in report["skipped"]
+    }
     assert reported == expected
     added = report["added"]
     assert len(added) == len(battery.good_ids)
@@ -307,5 +430,8 @@ def test_a_second_identical_run_adds_nothing(battery: Battery):
     summary = second["summary"]
     assert (summary["added"], summary["updated"], summary["removed"], summary["chunks_added"]) == (0, 0, 0, 0)
     assert sorted(second["unchanged"]) == sorted(first["added"])
-    reasons = lambda report: sorted((e["origin"], e["reason"]) for e in report["failed"])
+
+    def reasons(report: dict) -> list:
+        return sorted((e["origin"], e["reason"]) for e in report["failed"])
+
     assert reasons(second) == reasons(first)

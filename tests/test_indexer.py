@@ -201,6 +201,7 @@ def test_one_writer_at_a_time_across_processes(open_store, tmp_path):
         with pytest.raises(IndexBusyError, match="another process is writing"):
             index_paths(store, [SEED], wait=0.2)
         waited = []
+
         def release() -> None:
             holder.stdin.write("go\n")
             holder.stdin.flush()
@@ -233,7 +234,11 @@ def test_bad_inputs_are_named_and_the_rest_is_indexed(open_store, tmp_path):
         "<html><head><title>Empty</title></head><body><script>x=1</script></body></html>",
         encoding="utf-8",
     )
-    lines = [json.dumps({"title": "Fine", "body": "A fine JSON line article."}), "{not json", json.dumps({"title": "No body"})]
+    lines = [
+        json.dumps({"title": "Fine", "body": "A fine JSON line article."}),
+        "{not json",
+        json.dumps({"title": "No body"}),
+    ]
     (folder / "feed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     store = open_store()
     report = index_paths(store, [folder, tmp_path / "missing.txt", tmp_path / "doc.pdf"])

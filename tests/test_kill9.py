@@ -320,8 +320,7 @@ class Kill:
             f"kill {self.number:2d} stage {self.stage} {kind} run {self.run} anchor {self.anchor:5s} "
             f"at {self.at:5.2f}s: {self.phase}; article rows {self.rows} ({self.done}/{self.total} at "
             f"this stage's version, {self.done_before} when started), lexical chunks {self.lexical}, "
-            f"record keys {self.records}"
-            + (f"; {', '.join(flags)}" if flags else "")
+            f"record keys {self.records}" + (f"; {', '.join(flags)}" if flags else "")
         )
 
 
@@ -435,8 +434,10 @@ def killed_run(
         kill.unrecorded = len(set(snap.lexical) - snap.records)
         kill.orphan_records = len(snap.records - set(snap.lexical))
     kill.live_after = live_dir(index_dir).name
-    kill.wrote = bool(snap.unreadable) or snap.lexical != before.lexical or (
-        not before.unreadable and snap.records != before.records
+    kill.wrote = (
+        bool(snap.unreadable)
+        or snap.lexical != before.lexical
+        or (not before.unreadable and snap.records != before.records)
     )
 
 

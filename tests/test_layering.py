@@ -4,7 +4,6 @@ libraries (`qa`, `index`); the libraries never import `ui`, and the command line
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
@@ -45,7 +44,9 @@ def test_libraries_never_import_ui(package):
 
 
 def test_the_checker_sees_every_kind_of_import():
-    source = "import ui\nfrom ui import app\ndef f():\n    from ui.cli import main\nfrom .. import ui\nfrom . import x\n"
+    source = (
+        "import ui\nfrom ui import app\ndef f():\n    from ui.cli import main\nfrom .. import ui\nfrom . import x\n"
+    )
     names = [name for _, name in _imported_modules(source, "qa.sub")]
     assert {"ui", "ui.app", "ui.cli", "ui.cli.main", "qa.ui", "qa.sub.x"} <= set(names)
 

@@ -259,7 +259,14 @@ def test_settings_read_the_llm_variables(monkeypatch):
 
 
 def _passage(text: str, start: int = 0, article_id: str = "a") -> Passage:
-    return Passage(chunk_id=f"{article_id}:{start}", article_id=article_id, title="T", text=text, start=start, end=start + len(text))
+    return Passage(
+        chunk_id=f"{article_id}:{start}",
+        article_id=article_id,
+        title="T",
+        text=text,
+        start=start,
+        end=start + len(text),
+    )
 
 
 ARTICLE = (
@@ -309,7 +316,9 @@ def test_uncited_sentences_are_removed_and_uncited_real_quotes_get_their_marker(
 
 
 def test_marker_without_quote_cites_the_passage_sentence_closest_to_the_claim():
-    check = verify_answer("Britain and France could send 30,000 peacekeepers [1]. [Passage 2] says Hamburg's port shut.", [P1, P2])
+    check = verify_answer(
+        "Britain and France could send 30,000 peacekeepers [1]. [Passage 2] says Hamburg's port shut.", [P1, P2]
+    )
     first, second = check.citations
     assert first.quote == "Britain and France could deploy up to 30,000 peacekeepers."
     assert ARTICLE[first.start : first.end] == first.quote
@@ -562,7 +571,10 @@ def test_server_that_never_answers_does_not_hang(index_dir, monkeypatch):
 def test_bad_key_and_missing_model_are_reported(index_dir, monkeypatch, status, expected):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
     body = {"error": {"message": "nope", "type": "invalid_request_error", "code": str(status)}}
-    with http_server(status, body) as url, ArticleQA.open(index_dir, llm="openai:gpt-4o-mini", llm_base_url=url, llm_timeout=5) as qa:
+    with (
+        http_server(status, body) as url,
+        ArticleQA.open(index_dir, llm="openai:gpt-4o-mini", llm_base_url=url, llm_timeout=5) as qa,
+    ):
         answer = qa.ask(WASTE_Q)
     assert answer.answerer == "extractive"
     assert answer.notes[0].startswith("LLM unavailable: " + expected), answer.notes[0]
@@ -646,7 +658,18 @@ def test_cli_ask_with_llm_down_prints_the_extractive_answer_and_the_reason(index
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     url = f"http://127.0.0.1:{free_port()}/v1"
-    args = ["ask", WASTE_Q, "--index-dir", str(index_dir), "--llm", "openai:smollm2", "--llm-base-url", url, "--llm-timeout", "5"]
+    args = [
+        "ask",
+        WASTE_Q,
+        "--index-dir",
+        str(index_dir),
+        "--llm",
+        "openai:smollm2",
+        "--llm-base-url",
+        url,
+        "--llm-timeout",
+        "5",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == f"{WASTE_SENTENCE} [1]"

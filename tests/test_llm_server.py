@@ -73,8 +73,19 @@ def llm_url(tmp_path_factory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048"],
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -83,14 +94,18 @@ def llm_url(tmp_path_factory) -> Iterator[str]:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
+                pytest.fail(
+                    f"llama.cpp server exited with {proc.returncode}: {log_path.read_text(errors='replace')[-2000:]}"
+                )
             try:
                 if httpx.get(f"{url}/models", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server not up after {SERVER_START_TIMEOUT:g} s: {log_path.read_text(errors='replace')[-2000:]}")
+                pytest.fail(
+                    f"llama.cpp server not up after {SERVER_START_TIMEOUT:g} s: {log_path.read_text(errors='replace')[-2000:]}"
+                )
             time.sleep(0.5)
         yield url
     finally:
@@ -121,7 +136,9 @@ def small_index(tmp_path_factory, embeddings) -> Path:
 @pytest.fixture
 def qa(small_index, llm_url, monkeypatch) -> Iterator[ArticleQA]:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the placeholder key is used
-    with ArticleQA.open(small_index, k=3, llm="openai:smollm2", llm_base_url=llm_url, llm_timeout=LLM_TIMEOUT) as opened:
+    with ArticleQA.open(
+        small_index, k=3, llm="openai:smollm2", llm_base_url=llm_url, llm_timeout=LLM_TIMEOUT
+    ) as opened:
         yield opened
 
 
@@ -204,7 +221,9 @@ def test_a_timed_out_call_to_the_server_is_cancelled_at_once(llm_url, monkeypatc
     started = time.monotonic()
     answer = answerer.answer(AnswerContext("Summarise the article.", [passage], today=TODAY))
     assert time.monotonic() - started < 2.0
-    assert answer.notes[0].startswith("LLM unavailable: openai:smollm2 gave no complete answer within 0.5 s"), answer.notes
+    assert answer.notes[0].startswith("LLM unavailable: openai:smollm2 gave no complete answer within 0.5 s"), (
+        answer.notes
+    )
     assert wait_until(lambda: calls_in_flight() == 0, 1.0), calls_in_flight()
     assert wait_until(lambda: not set(threading.enumerate()) - before, 1.0), set(threading.enumerate()) - before
 
@@ -224,8 +243,20 @@ def test_cli_ask_streams_from_the_server(small_index, llm_url, monkeypatch):
     from ui.cli import app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    args = ["ask", WASTE_Q, "--index-dir", str(small_index), "--k", "3", "--llm", "openai:smollm2",
-            "--llm-base-url", llm_url, "--llm-timeout", str(LLM_TIMEOUT)]
+    args = [
+        "ask",
+        WASTE_Q,
+        "--index-dir",
+        str(small_index),
+        "--k",
+        "3",
+        "--llm",
+        "openai:smollm2",
+        "--llm-base-url",
+        llm_url,
+        "--llm-timeout",
+        str(LLM_TIMEOUT),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip()
@@ -247,7 +278,10 @@ def test_web_chat_answers_with_the_server(small_index, llm_url, monkeypatch, tmp
     shutil.copytree(small_index, index_dir)
     port = free_port()
     app = serve(
-        index_dir, host="127.0.0.1", port=port, prevent_thread_lock=True,
+        index_dir,
+        host="127.0.0.1",
+        port=port,
+        prevent_thread_lock=True,
         options=QAOptions(k=3, llm="openai:smollm2", llm_base_url=llm_url, llm_timeout=LLM_TIMEOUT),
     )
     try:

@@ -191,8 +191,8 @@ def test_seed_article(tmp_path):
         seed = SEED_IN_REPO
     elif SEED_SHARED.exists():
         seed = Path(shutil.copy(SEED_SHARED, tmp_path / SEED_SHARED.name))
-    else:
-        pytest.skip("the seed article is not available")
+    else:  # a missing part fails, never skips
+        pytest.fail(f"the seed article is missing: neither {SEED_IN_REPO} nor {SEED_SHARED} exists")
     result = load_articles([seed])
     assert result.failures == []
     [article] = result.articles
@@ -315,8 +315,7 @@ def test_the_size_cap_is_checked_before_and_while_reading(tmp_path):
     assert failure.reason == "file is 1009 bytes, over the limit of 500 (ARTICLEQA_MAX_INPUT_MB)"
     # /proc files report a size of 0 but hold more: only the bounded read can catch them.
     proc = Path("/proc/self/status")
-    if not proc.exists() or proc.stat().st_size != 0:
-        pytest.skip("needs a Linux /proc file that reports size 0")
+    assert proc.exists() and proc.stat().st_size == 0, "needs a Linux /proc file that reports size 0"
     assert read_file_bytes(FileRef(path=proc), max_bytes=100_000)  # under the cap: read whole
     with pytest.raises(FetchError, match=r"^file is over the limit of 10 bytes \(ARTICLEQA_MAX_INPUT_MB\)$"):
         read_file_bytes(FileRef(path=proc), max_bytes=10)
@@ -545,4 +544,3 @@ def test_url_failures_are_named(news_server, closed_port):
     article_id = f"www.coastalherald.example-{sha12(CANONICAL)}"
     assert got[same_article] == [f"duplicate article id '{article_id}' (already read from {good})"]
     assert result.failed_origins == {missing, json_url, refused, slow, same_article}
-

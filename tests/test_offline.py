@@ -78,7 +78,7 @@ if _LOG:
 
 # Inside the namespace: bring loopback up, start `articleqa serve`, ask through /ask with
 # gradio_client, print the answer as JSON, stop the server.
-SERVE_AND_ASK = r'''
+SERVE_AND_ASK = r"""
 import fcntl, json, os, socket, struct, subprocess, sys, time, urllib.request
 
 articleqa, index_dir, question, log = sys.argv[1:5]
@@ -120,10 +120,10 @@ finally:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-'''
+"""
 
 # Run inside the namespace without the audit hook: what the namespace looks like.
-PROBE = r'''
+PROBE = r"""
 import errno, json, os, socket
 result = {"netns": os.readlink("/proc/self/ns/net"), "interfaces": sorted(n for _, n in socket.if_nameindex())}
 try:
@@ -132,7 +132,7 @@ try:
 except OSError as exc:
     result["connect"] = errno.errorcode.get(exc.errno, str(exc))
 print(json.dumps(result))
-'''
+"""
 
 
 def unshare_command() -> list[str]:
@@ -190,7 +190,9 @@ def is_local(record: dict) -> bool:
 
 def test_unshare_gives_a_namespace_without_network():
     command = unshare_command()
-    probe = subprocess.run([*command, sys.executable, "-c", PROBE], check=False, capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        [*command, sys.executable, "-c", PROBE], check=False, capture_output=True, text=True, timeout=60
+    )
     assert probe.returncode == 0, probe.stderr
     inside = json.loads(probe.stdout)
     assert inside["netns"] != os.readlink("/proc/self/ns/net")  # a namespace of its own
@@ -213,7 +215,11 @@ def test_index_ask_and_serve_work_with_no_network_and_connect_nowhere(tmp_path):
 
     indexed = subprocess.run(
         [*command, ARTICLEQA, "index", str(articles), "--index-dir", str(index_dir), "--json"],
-        check=False, capture_output=True, text=True, env=env, timeout=240,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert indexed.returncode == 0, indexed.stdout + indexed.stderr
     report = json.loads(indexed.stdout)
@@ -222,7 +228,11 @@ def test_index_ask_and_serve_work_with_no_network_and_connect_nowhere(tmp_path):
 
     asked = subprocess.run(
         [*command, ARTICLEQA, "ask", QUESTION, "--index-dir", str(index_dir), "--json"],
-        check=False, capture_output=True, text=True, env=env, timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert asked.returncode == 0, asked.stdout + asked.stderr
     answer = json.loads(asked.stdout)
@@ -234,7 +244,11 @@ def test_index_ask_and_serve_work_with_no_network_and_connect_nowhere(tmp_path):
     serve_log = tmp_path / "serve.log"
     served = subprocess.run(
         [*command, sys.executable, str(script), ARTICLEQA, str(index_dir), QUESTION, str(serve_log)],
-        check=False, capture_output=True, text=True, env=env, timeout=240,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     server_output = serve_log.read_text(errors="replace")[-3000:] if serve_log.exists() else ""
     assert served.returncode == 0, served.stdout + served.stderr + server_output
@@ -248,8 +262,8 @@ def test_index_ask_and_serve_work_with_no_network_and_connect_nowhere(tmp_path):
     for sub in ("index", "ask", "serve"):
         assert any(len(a) > 1 and a[0].endswith("articleqa") and a[1] == sub for a in started), (sub, started)
     # ... and sees connects: the test's client reached the server on loopback.
-    assert any(
-        r["event"] == "socket.connect" and r.get("address") == ["127.0.0.1", reply["port"]] for r in records
-    ), records
+    assert any(r["event"] == "socket.connect" and r.get("address") == ["127.0.0.1", reply["port"]] for r in records), (
+        records
+    )
     outside = [r for r in records if not is_local(r)]
     assert not outside, f"tried to reach beyond this machine: {outside[:10]}"

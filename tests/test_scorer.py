@@ -61,8 +61,10 @@ def test_unreadable_weights_say_how_to_fix(tmp_path):
 
 
 def test_dense_model_is_standardise_relu_mean_logit_platt():
-    hidden = ((np.array([[1.0, -1.0], [0.0, 1.0]], np.float32), np.array([0.0, 0.5], np.float32)),
-              (np.array([[2.0], [1.0]], np.float32), np.array([-1.0], np.float32)))
+    hidden = (
+        (np.array([[1.0, -1.0], [0.0, 1.0]], np.float32), np.array([0.0, 0.5], np.float32)),
+        (np.array([[2.0], [1.0]], np.float32), np.array([-1.0], np.float32)),
+    )
     linear = ((np.array([[1.0], [1.0]], np.float32), np.array([0.5], np.float32)),)
     model = DenseModel(
         mean=np.array([1.0, 0.0], np.float32),
@@ -83,7 +85,9 @@ def test_dense_model_is_standardise_relu_mean_logit_platt():
 def test_evidence_sentence_outranks_its_neighbours_on_a_held_back_question(embeddings):
     assert part_of(HELD_BACK_ID) == "report"
     question = next(
-        json.loads(line) for line in REPORT.read_text(encoding="utf-8").splitlines() if json.loads(line)["id"] == HELD_BACK_ID
+        json.loads(line)
+        for line in REPORT.read_text(encoding="utf-8").splitlines()
+        if json.loads(line)["id"] == HELD_BACK_ID
     )
     rows = {
         row["id"]: row
@@ -95,8 +99,16 @@ def test_evidence_sentence_outranks_its_neighbours_on_a_held_back_question(embed
         article = Article(id=article_id, title=row["title"], text=row["body"], source=row["source"], origin="x")
         for c in chunk_article(article):
             passages.append(
-                Passage(chunk_id=f"{article_id}:{c.index}", article_id=article_id, title=row["title"],
-                        source=row["source"], text=c.text, start=c.start, end=c.end, score=1.0 / (1 + rank))
+                Passage(
+                    chunk_id=f"{article_id}:{c.index}",
+                    article_id=article_id,
+                    title=row["title"],
+                    source=row["source"],
+                    text=c.text,
+                    start=c.start,
+                    end=c.end,
+                    score=1.0 / (1 + rank),
+                )
             )
     scorer = AnswerScorer(embeddings)
     scores = scorer.featurise(question["question"], passages)

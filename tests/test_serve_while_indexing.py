@@ -25,7 +25,6 @@ from tests.conftest import (
 pytestmark = pytest.mark.slow
 
 
-
 def ask_once(url: str, question: str) -> dict:
     """One question on a new connection (an idle kept-alive one is closed by the server)."""
     user = HttpUser(url)
@@ -44,7 +43,9 @@ def articleqa(*args: str) -> None:
 @pytest.mark.timeout(600)
 def test_serve_answers_throughout_and_then_from_the_new_articles(tmp_path):
     index_dir = tmp_path / "index"
-    articleqa("index", str(SEED), str(write_jsonl(tmp_path / "rows.jsonl", corpus_rows(20))), "--index-dir", str(index_dir))
+    articleqa(
+        "index", str(SEED), str(write_jsonl(tmp_path / "rows.jsonl", corpus_rows(20))), "--index-dir", str(index_dir)
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     proc = start_serve(index_dir, port, tmp_path / "serve.log")

@@ -13,14 +13,22 @@ from tests.conftest import WASTE_SENTENCE
     ("question", "sentence", "expected"),
     [
         ("Who is accused of fraud?", "The prosecution said Sam Bankman-Fried built FTX on lies.", "Sam Bankman-Fried"),
-        ("How many peacekeepers could they deploy?", "Britain and France plan to deploy up to 30,000 peacekeepers.", "30,000 peacekeepers"),
+        (
+            "How many peacekeepers could they deploy?",
+            "Britain and France plan to deploy up to 30,000 peacekeepers.",
+            "30,000 peacekeepers",
+        ),
         ("When did the museum open?", "The museum opened on March 3, 2019 in Paris.", "March 3, 2019"),
         (
             "Which Russian emergencies minister told Putin that 36 to 40 people were under the rubble?",
             "In a meeting that day he was told by Emergencies Minister Yevgeny Zinichev of people missing.",
             "Yevgeny Zinichev",
         ),
-        ("What is the name of the company that makes ChatGPT?", "ChatGPT maker OpenAI said on Monday it would.", "OpenAI"),
+        (
+            "What is the name of the company that makes ChatGPT?",
+            "ChatGPT maker OpenAI said on Monday it would.",
+            "OpenAI",
+        ),
         ("Where did the helicopter crash?", "The helicopter crashed in Calabasas on Sunday.", "Calabasas"),
     ],
 )
@@ -35,7 +43,10 @@ def test_span_is_the_asked_for_part_of_the_sentence(question, sentence, expected
     [
         # The only names are adjectives or the question's own subject: no short answer.
         ("Who called the meeting a waste of time?", WASTE_SENTENCE),
-        ("What did Lavrov say about NATO troops?", "Russian Foreign Minister Sergey Lavrov said it would contradict the goal."),
+        (
+            "What did Lavrov say about NATO troops?",
+            "Russian Foreign Minister Sergey Lavrov said it would contradict the goal.",
+        ),
         # Yes/no questions get no span; the reader decides.
         ("Did both outlets report a rise?", "Revenue rose 12% in 2023, TechCrunch said."),
         # A number the question already gives is not the answer.

@@ -36,10 +36,7 @@ ANSWER_MS = 90_000
 INDEX_MS = 180_000
 
 BRIDGE_TITLE = "Zorvath Bridge reopens after repairs"
-BRIDGE_FACT = (
-    "The Zorvath Bridge in Kelmora reopened on Tuesday after 14 months of repairs costing "
-    "9.7 million euros."
-)
+BRIDGE_FACT = "The Zorvath Bridge in Kelmora reopened on Tuesday after 14 months of repairs costing 9.7 million euros."
 BRIDGE_TEXT = (
     f"{BRIDGE_TITLE}\n"
     f"{BRIDGE_FACT} The city council said the old steel deck had been replaced and two new "
@@ -106,9 +103,7 @@ def page(browser, request):
     outside: list[str] = []
     opened.on(
         "request",
-        lambda r: outside.append(r.url)
-        if not re.match(r"^(https?://127\.0\.0\.1[:/]|data:|blob:)", r.url)
-        else None,
+        lambda r: outside.append(r.url) if not re.match(r"^(https?://127\.0\.0\.1[:/]|data:|blob:)", r.url) else None,
     )
     yield opened
     if request.session.testsfailed > failures_before:  # keep what the page showed
@@ -179,7 +174,9 @@ def test_ask_endpoint_filters_and_errors(app):
     answer = client.predict(QUESTION, 6, ["Wikinews"], "", "", api_name="/ask")
     assert all(c["article_id"] != SEED_ID for c in answer["citations"] + answer["related"])
 
-    with pytest.raises(AppError, match=re.escape("The \"after\" date '2019-13-01' is not a valid date: use YYYY-MM-DD")):
+    with pytest.raises(
+        AppError, match=re.escape("The \"after\" date '2019-13-01' is not a valid date: use YYYY-MM-DD")
+    ):
         client.predict(QUESTION, 6, [], "2019-13-01", "", api_name="/ask")
     with pytest.raises(AppError, match="the date range is empty: after=2020-01-01 is later than before=2019-01-01"):
         client.predict(QUESTION, 6, [], "2020-01-01", "2019-01-01", api_name="/ask")

@@ -29,7 +29,6 @@ from ui.library import Library, safe_upload_name
 pytestmark = pytest.mark.slow
 
 
-
 @pytest.fixture
 def library(tmp_path, embeddings):
     store = open_index(tmp_path / "index")
@@ -85,7 +84,7 @@ def test_a_session_outlives_a_write_and_is_closed_after_it(library, tmp_path):
         library.add([_file(tmp_path, "bridge.txt", BRIDGE)], [])
         assert qa.ask(WASTE_Q).grounded  # still open although replaced
         assert library.qa() is not qa
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whatever the closed store's backend raises
         qa.ask(WASTE_Q)  # closed once its last question finished
     assert library.qa().ask(BRIDGE_Q).citations[0].article_id == "bridge"
 
@@ -96,7 +95,9 @@ def test_an_upload_never_replaces_an_article_unless_asked(library, tmp_path):
     second = library.add([_file(tmp_path / "b", "story.txt", "Other headline\n\nOther text about a ferry.")], [])
     assert second.added == [] and "already indexed" in second.failed[0].reason
     assert "Zorvath" in library.get_article("story").text
-    third = library.add([_file(tmp_path / "c", "story.txt", "Other headline\n\nOther text about a ferry.")], [], replace=True)
+    third = library.add(
+        [_file(tmp_path / "c", "story.txt", "Other headline\n\nOther text about a ferry.")], [], replace=True
+    )
     assert third.updated == ["story"] and "ferry" in library.get_article("story").text
 
 
@@ -154,7 +155,10 @@ def test_fifty_uploads_leave_the_open_file_count_flat(library, tmp_path):
 
 def test_a_write_while_another_process_writes_is_refused_with_a_reason(library, tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(library.index_dir)], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_LOCK, str(library.index_dir)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -203,7 +207,9 @@ def test_articles_indexed_by_another_process_are_answered_without_a_restart(libr
             t.join(timeout=60)
     assert errors == []
     # And the web app's own writes go on top of the other process's, not over them.
-    report = library.add([_file(tmp_path, "ferry.txt", "Ferry strike ends\n\nThe ferry strike in Brest ended on Friday.")], [])
+    report = library.add(
+        [_file(tmp_path, "ferry.txt", "Ferry strike ends\n\nThe ferry strike in Brest ended on Friday.")], []
+    )
     assert report.added == ["ferry"] and consistent(library.store)
     assert library.qa().ask(BRIDGE_Q).citations[0].article_id == "zorvath-bridge"
     assert dense_top(library) == "zorvath-bridge"

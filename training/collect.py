@@ -104,9 +104,7 @@ def collect(
                 )
             )
         scores = scorer.featurise(q["question"], result.passages[:k], catalog)
-        labels = np.array(
-            [is_positive(c.text, c.passage.article_id, q) for c in scores.candidates], dtype=np.int8
-        )
+        labels = np.array([is_positive(c.text, c.passage.article_id, q) for c in scores.candidates], dtype=np.int8)
         examples.append(
             Example(
                 id=q["id"],
@@ -149,15 +147,24 @@ def collect_training_sets(
         # Retrieval as `articleqa ask` does it; the answerer only encodes the question (no
         # trained weights are read, so training works whatever the shipped ones hold).
         qa = ArticleQA(store, answerer=extractive_answerer(store, weights=UNTRAINED))
-        scorer = AnswerScorer(store.embeddings, store.lexical.sentence_vectors, weights=UNTRAINED,
-                              document_frequencies=store.lexical.document_frequencies)
+        scorer = AnswerScorer(
+            store.embeddings,
+            store.lexical.sentence_vectors,
+            weights=UNTRAINED,
+            document_frequencies=store.lexical.document_frequencies,
+        )
         for path in question_files:
             questions = load(path)[:limit]
             data_hashes[str(path.relative_to(ROOT))] = sha256(path)
             with Progress(transient=True) as progress:
                 task = progress.add_task(f"Retrieving and featurising {path.name}", total=len(questions))
-                from_file = collect(qa, scorer, questions, near_misses=True,
-                                    progress=lambda d, t: progress.update(task, completed=d))
+                from_file = collect(
+                    qa,
+                    scorer,
+                    questions,
+                    near_misses=True,
+                    progress=lambda d, t, task=task: progress.update(task, completed=d),
+                )
             for e in from_file:
                 e.extra["set"] = path.name
             collected += from_file

@@ -56,14 +56,26 @@ def main(argv: list[str] | None = None) -> None:
     with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         for e in examples:
             for c, label in zip(e.scores.candidates, e.labels):
-                row = {"q": e.id, "set": e.extra["set"], "question": e.question, "text": pair_text(c),
-                       "label": int(label), "near_miss": bool(e.extra.get("near_miss")), "key": candidate_key(c)}
+                row = {
+                    "q": e.id,
+                    "set": e.extra["set"],
+                    "question": e.question,
+                    "text": pair_text(c),
+                    "label": int(label),
+                    "near_miss": bool(e.extra.get("near_miss")),
+                    "key": candidate_key(c),
+                }
                 gz.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
                 rows += 1
                 cut = without_answer(c.text, e.gold) if label and e.answerable else None
                 if cut is not None:
-                    contrast = dict(row, text=pair_text(c).replace(c.text, cut, 1), label=0, augmented=True,
-                                    key=row["key"] + ":answer-cut")
+                    contrast = dict(
+                        row,
+                        text=pair_text(c).replace(c.text, cut, 1),
+                        label=0,
+                        augmented=True,
+                        key=row["key"] + ":answer-cut",
+                    )
                     gz.write((json.dumps(contrast, ensure_ascii=False) + "\n").encode("utf-8"))
                     rows += 1
                     augmented += 1

@@ -26,7 +26,7 @@ REPORT_SHARE = 0.5  # half of the questions are kept for reporting
 
 
 def part_of(question_id: str) -> str:
-    """"fit" or "report", from the SHA-1 of the id (uniform, stable, order-independent)."""
+    """ "fit" or "report", from the SHA-1 of the id (uniform, stable, order-independent)."""
     bucket = int(hashlib.sha1(question_id.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "report" if bucket < REPORT_SHARE else "fit"
 

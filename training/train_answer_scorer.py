@@ -62,8 +62,12 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
         mask = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
         if mask.sum():
             rows.append(
-                {"bin": f"{lo:.1f}-{hi:.1f}", "n": int(mask.sum()), "predicted": round(float(p[mask].mean()), 3),
-                 "observed": round(float(y[mask].mean()), 3)}
+                {
+                    "bin": f"{lo:.1f}-{hi:.1f}",
+                    "n": int(mask.sum()),
+                    "predicted": round(float(p[mask].mean()), 3),
+                    "observed": round(float(y[mask].mean()), 3),
+                }
             )
     return rows
 
@@ -91,8 +95,15 @@ class Ensemble:
         from sklearn.neural_network import MLPClassifier
 
         self.members = [
-            MLPClassifier(hidden_layer_sizes=(32,), alpha=1e-3, max_iter=400, random_state=seed + i,
-                          early_stopping=True, validation_fraction=0.1, n_iter_no_change=20)
+            MLPClassifier(
+                hidden_layer_sizes=(32,),
+                alpha=1e-3,
+                max_iter=400,
+                random_state=seed + i,
+                early_stopping=True,
+                validation_fraction=0.1,
+                n_iter_no_change=20,
+            )
             for i in range(n)
         ]
 
@@ -147,6 +158,7 @@ def fit_sentence_model(x, y, groups, seed, weight):
             if not len(features):
                 return np.zeros(0, np.float32)
             return (1 / (1 + np.exp(-(a * logit(model, scaler.transform(features)) + b)))).astype(np.float32)
+
         return proba
 
     fold_models = [fold_model(sc, m) for sc, m in results[kind][2]]
@@ -199,8 +211,11 @@ def fit_reranker(examples, near_misses, oof_cross, cross_sha256, k, ks=(2, 4, 6,
         e.extra["cross_all"] = np.array([oof_cross.get((e.id, candidate_key(c)), np.nan) for c in e.scores.candidates])
         missing += int(np.isnan(e.extra["cross_all"]).sum())
     if missing:
-        print(f"  {missing} candidates have no cross-encoder logit (retrieval differs from the export): "
-              "treated as unread", file=sys.stderr)
+        print(
+            f"  {missing} candidates have no cross-encoder logit (retrieval differs from the export): "
+            "treated as unread",
+            file=sys.stderr,
+        )
 
     def masked(e, k):
         cross = np.full(len(e.labels), np.nan)
@@ -219,8 +234,9 @@ def fit_reranker(examples, near_misses, oof_cross, cross_sha256, k, ks=(2, 4, 6,
         lr = LogisticRegression(C=1e4, max_iter=2000).fit(xs, y)
         reranker = Reranker(k_, tuple(float(c) for c in lr.coef_[0]), float(lr.intercept_[0]), cross_sha256)
         hits, offset = [], 0
-        p_all = reranker.combine(np.concatenate([e.scores.proba for e in examples]),
-                                 np.concatenate([masked(e, k_) for e in examples]))
+        p_all = reranker.combine(
+            np.concatenate([e.scores.proba for e in examples]), np.concatenate([masked(e, k_) for e in examples])
+        )
         for e in examples:
             p = p_all[offset : offset + len(e.labels)]
             offset += len(e.labels)
@@ -233,8 +249,12 @@ def fit_reranker(examples, near_misses, oof_cross, cross_sha256, k, ks=(2, 4, 6,
         cross = masked(e, k)
         e.scores.proba = reranker.combine(e.scores.proba, cross)
         e.scores.cross = cross.astype(np.float32)
-    record = {"k": k, "by_k": {str(kk): {"top1": round(v[1], 4), "log_loss": round(v[2], 4)} for kk, v in grid.items()},
-              "missing_logits": missing, "cross_encoder_sha256": cross_sha256}
+    record = {
+        "k": k,
+        "by_k": {str(kk): {"top1": round(v[1], 4), "log_loss": round(v[2], 4)} for kk, v in grid.items()},
+        "missing_logits": missing,
+        "cross_encoder_sha256": cross_sha256,
+    }
     return reranker, record
 
 
@@ -260,27 +280,52 @@ def oof_by_set(pool, q_oof, qy, is_near_miss, threshold) -> dict[str, dict[str, 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index-dir", type=Path, default=ROOT / ".articleqa-train",
-                        help="Where the training indexes are kept (one subfolder per article set).")
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=ROOT / ".articleqa-train",
+        help="Where the training indexes are kept (one subfolder per article set).",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=[name for name, _a, _q in TRAINING_SETS], action="append",
-                        help="Train on this article set's questions only (repeatable; default: all).")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="At most this many questions per question file (a quick smoke run).")
-    parser.add_argument("--max-false-abstention", type=float, default=0.08,
-                        help="Highest false-abstention rate allowed on the fitting part (default 0.08: "
-                        "a margin under the 0.10 target for sampling error on other sets).")
-    parser.add_argument("--cross-encoder", type=Path, default=None,
-                        help="Folder with a cross-encoder's out-of-fold logits (oof.jsonl.gz, from "
-                        "training.train_cross_encoder, e.g. training/cross_encoder): fit a second stage "
-                        "on them (default: none; training/README.md says why).")
-    parser.add_argument("--rerank-k", type=int, default=RERANK_K,
-                        help=f"Candidates the cross-encoder reads per question (default {RERANK_K}).")
-    parser.add_argument("--cross-encoder-weights", type=Path, default=None,
-                        help="The cross-encoder file the logits came from (default: the one the folder's "
-                        "report.json names). Its hash ties the scorer to it; install it as "
-                        "qa/weights/cross_encoder.safetensors to use the scorer.")
+    parser.add_argument(
+        "--only",
+        choices=[name for name, _a, _q in TRAINING_SETS],
+        action="append",
+        help="Train on this article set's questions only (repeatable; default: all).",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="At most this many questions per question file (a quick smoke run)."
+    )
+    parser.add_argument(
+        "--max-false-abstention",
+        type=float,
+        default=0.08,
+        help="Highest false-abstention rate allowed on the fitting part (default 0.08: "
+        "a margin under the 0.10 target for sampling error on other sets).",
+    )
+    parser.add_argument(
+        "--cross-encoder",
+        type=Path,
+        default=None,
+        help="Folder with a cross-encoder's out-of-fold logits (oof.jsonl.gz, from "
+        "training.train_cross_encoder, e.g. training/cross_encoder): fit a second stage "
+        "on them (default: none; training/README.md says why).",
+    )
+    parser.add_argument(
+        "--rerank-k",
+        type=int,
+        default=RERANK_K,
+        help=f"Candidates the cross-encoder reads per question (default {RERANK_K}).",
+    )
+    parser.add_argument(
+        "--cross-encoder-weights",
+        type=Path,
+        default=None,
+        help="The cross-encoder file the logits came from (default: the one the folder's "
+        "report.json names). Its hash ties the scorer to it; install it as "
+        "qa/weights/cross_encoder.safetensors to use the scorer.",
+    )
     args = parser.parse_args(argv)
     started = time.time()
     np.random.seed(args.seed)
@@ -306,8 +351,11 @@ def main(argv: list[str] | None = None) -> None:
     groups = np.concatenate([[i] * len(e.labels) for i, e in enumerate(examples)])
     answerable = [e for e in examples if e.answerable]
     with_positive = sum(int(e.labels.any()) for e in answerable)
-    print(f"rows {len(y)}, positives {int(y.sum())}; answerable questions with a positive among the "
-          f"retrieved sentences: {with_positive}/{len(answerable)}", file=sys.stderr)
+    print(
+        f"rows {len(y)}, positives {int(y.sum())}; answerable questions with a positive among the "
+        f"retrieved sentences: {with_positive}/{len(answerable)}",
+        file=sys.stderr,
+    )
 
     kind, sentence_weights, oof_p, losses, fold_models = fit_sentence_model(x, y, groups, args.seed, row_weight)
     offset = 0
@@ -336,9 +384,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.cross_encoder_weights:
             cross_sha256 = file_sha256(args.cross_encoder_weights)
         else:  # the file the logits came from, as its training report names it
-            cross_sha256 = json.loads((args.cross_encoder / "report.json").read_text(encoding="utf-8"))["weights_sha256"]
-        reranker, reranker_record = fit_reranker(examples, near_misses, load_cross_oof(args.cross_encoder / "oof.jsonl.gz"),
-                                                 cross_sha256, args.rerank_k)
+            cross_sha256 = json.loads((args.cross_encoder / "report.json").read_text(encoding="utf-8"))[
+                "weights_sha256"
+            ]
+        reranker, reranker_record = fit_reranker(
+            examples, near_misses, load_cross_oof(args.cross_encoder / "oof.jsonl.gz"), cross_sha256, args.rerank_k
+        )
         reranker_json = reranker.to_json()
         answerable_rows = [e for e in examples if e.answerable]
         top1 = np.mean([e.labels[int(np.argmax(e.scores.proba))] for e in answerable_rows if len(e.labels)])
@@ -366,8 +417,11 @@ def main(argv: list[str] | None = None) -> None:
     real_null = (qy == 0) & ~is_near_miss
     abstention_null = float(np.mean(q_oof[real_null] < threshold)) if real_null.any() else None
     abstention_near_miss = float(np.mean(q_oof[is_near_miss] < threshold)) if is_near_miss.any() else None
-    print(f"threshold {threshold:.4f}: out-of-fold false abstention {false_abstention:.3f}, "
-          f"abstention on unanswerable {abstention_null}, on near misses {abstention_near_miss}", file=sys.stderr)
+    print(
+        f"threshold {threshold:.4f}: out-of-fold false abstention {false_abstention:.3f}, "
+        f"abstention on unanswerable {abstention_null}, on near misses {abstention_near_miss}",
+        file=sys.stderr,
+    )
     by_set = oof_by_set(pool, q_oof, qy, is_near_miss, threshold)
     for name, numbers in by_set.items():
         print(f"  {name}: {numbers}", file=sys.stderr)
@@ -409,7 +463,10 @@ def main(argv: list[str] | None = None) -> None:
             "questions": len(examples),
             "answerable": len(answerable),
             "rows": int(len(y)),
-            "questions_by_set": {name: sum(e.extra["set"] == name for e in examples) for name in dict.fromkeys(e.extra["set"] for e in examples)},
+            "questions_by_set": {
+                name: sum(e.extra["set"] == name for e in examples)
+                for name in dict.fromkeys(e.extra["set"] for e in examples)
+            },
             "positives": int(y.sum()),
             "sentence_model_kind": kind,
             "out_of_fold_log_loss": losses,
@@ -423,7 +480,9 @@ def main(argv: list[str] | None = None) -> None:
             "out_of_fold_false_abstention": round(false_abstention, 4),
             "out_of_fold_abstention_on_unanswerable": None if abstention_null is None else round(abstention_null, 4),
             "near_misses": len(near_misses),
-            "out_of_fold_abstention_on_near_misses": None if abstention_near_miss is None else round(abstention_near_miss, 4),
+            "out_of_fold_abstention_on_near_misses": None
+            if abstention_near_miss is None
+            else round(abstention_near_miss, 4),
             "article_f1_by_tau": {str(t): round(v, 4) for t, v in f1_by_tau.items()},
             "minutes": minutes,
             "python": platform.python_version(),

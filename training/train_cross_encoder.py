@@ -67,8 +67,9 @@ def build_model(base: Path, seed: int):
             torch.nn.init.zeros_(self.head.bias)
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
+            states = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return self.head(pooled).squeeze(-1)
@@ -85,8 +86,12 @@ def tokenize(tokenizer, rows: list[dict], max_length: int) -> list[dict[str, lis
     step = 4096
     for at in range(0, len(rows), step):
         chunk = rows[at : at + step]
-        enc = tokenizer([r["question"] for r in chunk], [r["text"] for r in chunk], truncation="longest_first",
-                        max_length=max_length)
+        enc = tokenizer(
+            [r["question"] for r in chunk],
+            [r["text"] for r in chunk],
+            truncation="longest_first",
+            max_length=max_length,
+        )
         for i in range(len(chunk)):
             out.append({k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids")})
     return out
@@ -176,7 +181,9 @@ def log_loss(y: np.ndarray, z: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=Path, required=True, help="pairs.jsonl.gz from training.export_pairs")
-    parser.add_argument("--base", type=Path, required=True, help="the bundled model's folder (config, tokenizer, weights)")
+    parser.add_argument(
+        "--base", type=Path, required=True, help="the bundled model's folder (config, tokenizer, weights)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=2)
@@ -184,7 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--folds", type=int, default=FOLDS, help="0: no out-of-fold pass (final model only)")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop each training after this many steps (smoke runs)")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="stop each training after this many steps (smoke runs)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="use the first N rows only (smoke runs)")
     args = parser.parse_args(argv)
     started = time.time()
@@ -205,11 +214,20 @@ def main(argv: list[str] | None = None) -> None:
     trainable = [i for i, r in enumerate(rows) if not r["near_miss"]]
     tokenizer = AutoTokenizer.from_pretrained(str(args.base))
     encoded = tokenize(tokenizer, rows, args.max_length)
-    print(f"{len(rows)} rows ({len(trainable)} trainable, {int(labels[trainable].sum())} positive) on {device}",
-          file=sys.stderr, flush=True)
+    print(
+        f"{len(rows)} rows ({len(trainable)} trainable, {int(labels[trainable].sum())} positive) on {device}",
+        file=sys.stderr,
+        flush=True,
+    )
 
-    hyper = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=device,
-                 max_steps=args.max_steps)
+    hyper = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=device,
+        max_steps=args.max_steps,
+    )
     record: dict = {"folds": args.folds, "fold_seconds": []}
     if args.folds:
         oof = np.zeros(len(rows), np.float32)
@@ -225,8 +243,12 @@ def main(argv: list[str] | None = None) -> None:
         real = np.array(trainable)
         record["out_of_fold_top1_positive"] = round(top1(rows, oof), 4)
         record["out_of_fold_log_loss"] = round(log_loss(labels[real], oof[real]), 4)
-        print(f"out of fold: top-1 positive {record['out_of_fold_top1_positive']}, log loss "
-              f"{record['out_of_fold_log_loss']}", file=sys.stderr, flush=True)
+        print(
+            f"out of fold: top-1 positive {record['out_of_fold_top1_positive']}, log loss "
+            f"{record['out_of_fold_log_loss']}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     model = build_model(args.base, args.seed)
     record["final_seconds"] = round(train(model, encoded, labels, trainable, **hyper), 1)
@@ -242,18 +264,27 @@ def main(argv: list[str] | None = None) -> None:
         pairs_sha256=hashlib.sha256(args.pairs.read_bytes()).hexdigest(),
         rows=len(rows),
         positives=int(labels[trainable].sum()),
-        seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
-        max_steps=args.max_steps, limit=args.limit,
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_length=args.max_length,
+        max_steps=args.max_steps,
+        limit=args.limit,
         device=torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
         torch=torch.__version__,
         minutes=round((time.time() - started) / 60, 2),
     )
-    save_file(state, str(args.out / "cross_encoder.safetensors"),
-              metadata={"max_length": str(args.max_length), "training": json.dumps(record)})
+    save_file(
+        state,
+        str(args.out / "cross_encoder.safetensors"),
+        metadata={"max_length": str(args.max_length), "training": json.dumps(record)},
+    )
     # The report also names the file (its hash cannot be inside the file itself).
     weights_sha256 = hashlib.sha256((args.out / "cross_encoder.safetensors").read_bytes()).hexdigest()
-    (args.out / "report.json").write_text(json.dumps({**record, "weights_sha256": weights_sha256}, indent=1) + "\n",
-                                          encoding="utf-8")
+    (args.out / "report.json").write_text(
+        json.dumps({**record, "weights_sha256": weights_sha256}, indent=1) + "\n", encoding="utf-8"
+    )
     print(json.dumps(record), flush=True)
 
 

@@ -158,19 +158,49 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
             if qa is None:
                 chat += [
                     {"role": "user", "content": text},
-                    {"role": "assistant", "content": "No articles are indexed yet: add some in the Articles tab, then ask again."},
+                    {
+                        "role": "assistant",
+                        "content": "No articles are indexed yet: add some in the Articles tab, then ask again.",
+                    },
                 ]
                 gr.Warning("No articles are indexed yet: add some in the Articles tab.")
-                yield "", chat, turns, None, render.sources_html(None), gr.Radio(choices=[], value=None), render.article_html(None, None), gr.Markdown(visible=True)
+                yield (
+                    "",
+                    chat,
+                    turns,
+                    None,
+                    render.sources_html(None),
+                    gr.Radio(choices=[], value=None),
+                    render.article_html(None, None),
+                    gr.Markdown(visible=True),
+                )
                 return
             chat += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
             no_pick = gr.Radio(choices=[], value=None)
-            yield "", chat, turns, None, render.searching_html(), no_pick, render.article_html(None, None), gr.Markdown(visible=False)
+            yield (
+                "",
+                chat,
+                turns,
+                None,
+                render.searching_html(),
+                no_pick,
+                render.article_html(None, None),
+                gr.Markdown(visible=False),
+            )
             answer: Answer | None = None
             try:
                 for event in qa.stream(text, turns, filters, k=k):
                     if event.kind == "passages":
-                        yield "", chat, turns, None, render.searching_html(len(event.passages)), no_pick, gr.skip(), gr.skip()
+                        yield (
+                            "",
+                            chat,
+                            turns,
+                            None,
+                            render.searching_html(len(event.passages)),
+                            no_pick,
+                            gr.skip(),
+                            gr.skip(),
+                        )
                     elif event.kind == "delta":
                         chat[-1] = {"role": "assistant", "content": chat[-1]["content"] + event.text}
                         yield "", chat, turns, None, gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -201,7 +231,15 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
             )
 
     def clear_chat():
-        return [], [], None, render.sources_html(None), gr.Radio(choices=[], value=None), render.article_html(None, None), ""
+        return (
+            [],
+            [],
+            None,
+            render.sources_html(None),
+            gr.Radio(choices=[], value=None),
+            render.article_html(None, None),
+            "",
+        )
 
     def open_citation(value, answer):
         citation = render.pick_citation(answer, value)
@@ -335,21 +373,34 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
                             clear = gr.Button("Clear chat", scale=1, elem_id="aqa-clear")
                         with gr.Row():
                             k_slider = gr.Slider(
-                                1, MAX_K, value=min(default_k, MAX_K), step=1,
-                                label="Passages to retrieve (k)", elem_id="aqa-k",
+                                1,
+                                MAX_K,
+                                value=min(default_k, MAX_K),
+                                step=1,
+                                label="Passages to retrieve (k)",
+                                elem_id="aqa-k",
                             )
                             source_filter = gr.Dropdown(
-                                choices=lib.sources(), value=[], multiselect=True,
-                                label="Only these sources", elem_id="aqa-sources-filter",
+                                choices=lib.sources(),
+                                value=[],
+                                multiselect=True,
+                                label="Only these sources",
+                                elem_id="aqa-sources-filter",
                             )
                         with gr.Row():
                             first, last = date_placeholders(lib)
-                            after = gr.Textbox(label="Published after (YYYY-MM-DD)", placeholder=first, elem_id="aqa-after")
-                            before = gr.Textbox(label="Published before (YYYY-MM-DD)", placeholder=last, elem_id="aqa-before")
+                            after = gr.Textbox(
+                                label="Published after (YYYY-MM-DD)", placeholder=first, elem_id="aqa-after"
+                            )
+                            before = gr.Textbox(
+                                label="Published before (YYYY-MM-DD)", placeholder=last, elem_id="aqa-before"
+                            )
                     with gr.Column(scale=2):
                         sources_panel = gr.HTML(render.sources_html(None), elem_id="aqa-sources")
                         cite_pick = gr.Radio(
-                            choices=[], value=None, label="Open a citation: the whole article, quote highlighted",
+                            choices=[],
+                            value=None,
+                            label="Open a citation: the whole article, quote highlighted",
                             elem_id="aqa-cite-pick",
                         )
                         article_panel = gr.HTML(render.article_html(None, None), elem_id="aqa-article")
@@ -364,17 +415,22 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
                         elem_id="aqa-upload",
                     )
                     urls = gr.Textbox(
-                        label="Article URLs (one per line)", lines=4,
-                        placeholder="https://example.org/news/story.html", elem_id="aqa-urls",
+                        label="Article URLs (one per line)",
+                        lines=4,
+                        placeholder="https://example.org/news/story.html",
+                        elem_id="aqa-urls",
                     )
                 replace_box = gr.Checkbox(
                     label="Replace earlier uploads of the same name (otherwise they are refused)",
-                    value=False, elem_id="aqa-replace",
+                    value=False,
+                    elem_id="aqa-replace",
                 )
                 with gr.Row():
                     index_btn = gr.Button("Index uploads and URLs", variant="primary", elem_id="aqa-index")
                     prune_btn = gr.Button("Prune: remove articles whose file is gone", elem_id="aqa-prune")
-                    rebuild_btn = gr.Button("Rebuild the index from the stored articles", variant="stop", elem_id="aqa-rebuild")
+                    rebuild_btn = gr.Button(
+                        "Rebuild the index from the stored articles", variant="stop", elem_id="aqa-rebuild"
+                    )
                 report = gr.Markdown("", elem_id="aqa-report")
                 search = gr.Textbox(label="Search articles (title, source, date, id)", elem_id="aqa-search")
                 table = gr.Dataframe(
@@ -392,13 +448,20 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
         chat_inputs = [question, chatbot, turns, k_slider, source_filter, after, before]
         for trigger in (question.submit, send.click):
             trigger(respond, chat_inputs, chat_outputs, concurrency_limit=4, **private)
-        clear.click(clear_chat, None, [chatbot, turns, answer_state, sources_panel, cite_pick, article_panel, question], **private)
+        clear.click(
+            clear_chat,
+            None,
+            [chatbot, turns, answer_state, sources_panel, cite_pick, article_panel, question],
+            **private,
+        )
         cite_pick.change(open_citation, [cite_pick, answer_state], article_panel, **private).then(
             None, None, None, js=_SCROLL_TO_QUOTE, **private
         )
 
         after_write = [stats, table, source_filter, empty_notice, after, before]
-        index_btn.click(index_uploads, [uploads, urls, replace_box, search], [report, uploads, urls, *after_write], **private)
+        index_btn.click(
+            index_uploads, [uploads, urls, replace_box, search], [report, uploads, urls, *after_write], **private
+        )
         prune_btn.click(prune, [search], [report, *after_write], **private)
         rebuild_btn.click(rebuild, [search], [report, *after_write], **private)
         search.change(search_articles, [search], table, show_progress="hidden", **private)

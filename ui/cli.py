@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 from index.offline import apply_offline_environment
 
@@ -40,14 +40,15 @@ console = Console(stderr=True, soft_wrap=True)  # messages stay one line, greppa
 def _main() -> None:
     """Ask questions about a collection of news articles; answers quote and cite them."""
 
+
 out = Console(soft_wrap=True)  # answers and quotes are never hard-wrapped
 
 IndexDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--index-dir", help="Index folder [env: ARTICLEQA_INDEX_DIR; default .articleqa]."),
 ]
 ChromaUrl = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--chroma-url", help="Use a Chroma server, e.g. http://127.0.0.1:8000 [env: ARTICLEQA_CHROMA_URL]."),
 ]
 
@@ -67,9 +68,7 @@ def settings_from(**flags: object) -> Settings:
     try:
         return load_settings(**flags)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
         raise fail(f"invalid configuration: {problems}") from None
 
 
@@ -119,12 +118,37 @@ class _RichProgress:
 def index_command(
     paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) and http(s) URLs of article pages.")],
     index_dir: IndexDir = None,
-    prune: Annotated[bool, typer.Option("--prune", help="Remove indexed articles not found in these inputs (skipped on a run where any input failed).")] = False,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build a new index from these inputs beside the live one and switch to it when complete; abandoned, keeping the old index, if any input fails (needed after changing the embedding model).")] = False,
-    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="File name glob to skip in folders (repeatable; default: LICENSE*, README*, hidden files).")] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Remove indexed articles not found in these inputs (skipped on a run where any input failed).",
+        ),
+    ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Build a new index from these inputs beside the live one and switch to it when complete; abandoned, keeping the old index, if any input fails (needed after changing the embedding model).",
+        ),
+    ] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            help="File name glob to skip in folders (repeatable; default: LICENSE*, README*, hidden files).",
+        ),
+    ] = None,
     chroma_url: ChromaUrl = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List skipped files (excluded or unsupported) by name, and say how the embedding model ran.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="List skipped files (excluded or unsupported) by name, and say how the embedding model ran.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Index articles: new ones are added, changed ones replaced, unchanged ones skipped.
@@ -153,9 +177,7 @@ def index_command(
         "exclude": tuple(exclude) if exclude else DEFAULT_EXCLUDES,
         "fetch": settings.fetch_policy(),
         "progress": _RichProgress(progress),
-        "on_wait": lambda: console.print(
-            f"waiting for another process writing to {store.root} ...", highlight=False
-        ),
+        "on_wait": lambda: console.print(f"waiting for another process writing to {store.root} ...", highlight=False),
     }
     try:
         with progress:
@@ -196,14 +218,21 @@ def _print_report(report, verbose: bool) -> None:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if verbose:
         for skipped in report.skipped:
-            console.print(f"[yellow]skipped[/] {printable(skipped.origin)}: {printable(skipped.reason)}", highlight=False)
+            console.print(
+                f"[yellow]skipped[/] {printable(skipped.origin)}: {printable(skipped.reason)}", highlight=False
+            )
     elif report.skipped:
         console.print(f"skipped {len(report.skipped)} file(s) in folders (--verbose lists them)")
     s = report.summary()
     table = Table(title=f"Index {report.index_dir}", show_header=True)
     for column in ("added", "updated", "unchanged", "removed", "failed", "chunks added", "chunks deleted", "seconds"):
         table.add_column(column, justify="right")
-    table.add_row(*(str(s[k]) for k in ("added", "updated", "unchanged", "removed", "failed", "chunks_added", "chunks_deleted", "seconds")))
+    table.add_row(
+        *(
+            str(s[k])
+            for k in ("added", "updated", "unchanged", "removed", "failed", "chunks_added", "chunks_deleted", "seconds")
+        )
+    )
     out.print(table)
 
 
@@ -257,14 +286,34 @@ def print_answer(answer, *, text: bool = True) -> None:
         out.print(f"    “{c.quote}” (chars {c.start}-{c.end} of {c.article_id})", highlight=False)
 
 
-SourceOpt = Annotated[Optional[list[str]], typer.Option("--source", help="Only articles from this source (repeatable).")]
-AfterOpt = Annotated[Optional[str], typer.Option("--after", help="Only articles published on or after YYYY-MM-DD.")]
-BeforeOpt = Annotated[Optional[str], typer.Option("--before", help="Only articles published on or before YYYY-MM-DD.")]
-TodayOpt = Annotated[Optional[str], typer.Option("--today", help="The date relative cues count from (\"last week\"); default: today.")]
-KOpt = Annotated[Optional[int], typer.Option("--k", help="Passages to retrieve [env: ARTICLEQA_K; default 6].")]
-LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="Answerer: extractive (default) or a LangChain chat model PROVIDER:MODEL, e.g. ollama:llama3.2, openai:gpt-4o-mini [env: ARTICLEQA_LLM]. Keys come from the provider's environment variable.")]
-LlmBaseUrlOpt = Annotated[Optional[str], typer.Option("--llm-base-url", help="The LLM server, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible one (llama.cpp, vLLM, LM Studio) [env: ARTICLEQA_LLM_BASE_URL].")]
-LlmTimeoutOpt = Annotated[Optional[float], typer.Option("--llm-timeout", help="Seconds for one complete LLM reply, then the extractive answer [env: ARTICLEQA_LLM_TIMEOUT; default 60].")]
+SourceOpt = Annotated[list[str] | None, typer.Option("--source", help="Only articles from this source (repeatable).")]
+AfterOpt = Annotated[str | None, typer.Option("--after", help="Only articles published on or after YYYY-MM-DD.")]
+BeforeOpt = Annotated[str | None, typer.Option("--before", help="Only articles published on or before YYYY-MM-DD.")]
+TodayOpt = Annotated[
+    str | None, typer.Option("--today", help='The date relative cues count from ("last week"); default: today.')
+]
+KOpt = Annotated[int | None, typer.Option("--k", help="Passages to retrieve [env: ARTICLEQA_K; default 6].")]
+LlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="Answerer: extractive (default) or a LangChain chat model PROVIDER:MODEL, e.g. ollama:llama3.2, openai:gpt-4o-mini [env: ARTICLEQA_LLM]. Keys come from the provider's environment variable.",
+    ),
+]
+LlmBaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-base-url",
+        help="The LLM server, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible one (llama.cpp, vLLM, LM Studio) [env: ARTICLEQA_LLM_BASE_URL].",
+    ),
+]
+LlmTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--llm-timeout",
+        help="Seconds for one complete LLM reply, then the extractive answer [env: ARTICLEQA_LLM_TIMEOUT; default 60].",
+    ),
+]
 
 
 def stream_answer(qa, question: str, **kwargs):
@@ -315,7 +364,9 @@ def ask_command(
     """Answer one question from the indexed articles, citing the quoted passages."""
     from qa.api import QAError
 
-    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout)
+    settings = settings_from(
+        index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout
+    )
     filters = build_filters(source, after, before)
     day = parse_day(today, "--today")
     qa = open_qa(settings)
@@ -353,7 +404,9 @@ def chat_command(
     """
     from qa.api import QAError
 
-    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout)
+    settings = settings_from(
+        index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout
+    )
     filters = build_filters(source, after, before)
     day = parse_day(today, "--today")
     qa = open_qa(settings)
@@ -391,12 +444,25 @@ def chat_command(
 
 @app.command("eval")
 def eval_command(
-    questions: Annotated[Path, typer.Argument(help="Questions, one JSON object a line: id, question, answer, article_ids, type (factoid or null).")],
-    articles: Annotated[Optional[Path], typer.Option("--articles", help="Articles JSONL to index (incrementally) first.")] = None,
+    questions: Annotated[
+        Path,
+        typer.Argument(
+            help="Questions, one JSON object a line: id, question, answer, article_ids, type (factoid or null)."
+        ),
+    ],
+    articles: Annotated[
+        Path | None, typer.Option("--articles", help="Articles JSONL to index (incrementally) first.")
+    ] = None,
     index_dir: IndexDir = None,
     k: KOpt = None,
     mode: Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, dense or lexical.")] = "hybrid",
-    baseline: Annotated[bool, typer.Option("--baseline", help="Also run the LangChain tutorial recipe on the same articles and questions, side by side.")] = False,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline",
+            help="Also run the LangChain tutorial recipe on the same articles and questions, side by side.",
+        ),
+    ] = False,
     chroma_url: ChromaUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
@@ -427,7 +493,15 @@ def eval_command(
         if report.failed:
             raise fail("; ".join(f"{f.origin}: {f.reason}" for f in report.failed[:5]), EXIT_FAILED_INPUT)
     qa = open_qa(settings, retrieval_mode=mode)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=as_json, transient=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+        transient=True,
+    )
     try:
         with progress:
             run = evaluate_qa(qa, qs, baseline=baseline, progress=_RichProgress(progress, _RichProgress.EVAL_LABELS))
@@ -471,7 +545,13 @@ def _print_eval(reports: dict, title: str) -> None:
         for report in reports.values():
             metrics = report.overall if group == "overall" else report.by_type[group]
             value = getattr(metrics, field)
-            cells.append("-" if value is None else f"{value:.3f}" if isinstance(value, float) and "latency" not in field else str(value))
+            cells.append(
+                "-"
+                if value is None
+                else f"{value:.3f}"
+                if isinstance(value, float) and "latency" not in field
+                else str(value)
+            )
         table.add_row(label, *cells)
     out.print(table)
 
@@ -479,9 +559,11 @@ def _print_eval(reports: dict, title: str) -> None:
 @app.command("serve")
 def serve_command(
     index_dir: IndexDir = None,
-    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 exposes the app to the network.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to bind; 0.0.0.0 exposes the app to the network.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
-    auth: Annotated[Optional[str], typer.Option("--auth", help="Require a login, as user:password.")] = None,
+    auth: Annotated[str | None, typer.Option("--auth", help="Require a login, as user:password.")] = None,
     k: KOpt = None,
     chroma_url: ChromaUrl = None,
     llm: LlmOpt = None,
@@ -495,7 +577,9 @@ def serve_command(
         if not sep or not user or not password:
             raise fail(f"--auth {auth!r} is not user:password")
         credentials = (user, password)
-    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout)
+    settings = settings_from(
+        index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout
+    )
     if host not in {"127.0.0.1", "localhost", "::1"} and credentials is None:
         console.print(
             f"[yellow]warning:[/] serving on {host} without --auth: anyone who can reach it can "

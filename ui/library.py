@@ -103,8 +103,10 @@ class Library:
         # file never re-chunks the whole index as a side effect.
         manifest = Manifest.read(IndexFolder(self.index_dir).live() / "manifest.json")
         chunk_size = self.chunk_size or (manifest.chunk_size if manifest else DEFAULT_CHUNK_SIZE)
-        chunk_overlap = self.chunk_overlap if self.chunk_overlap is not None else (
-            manifest.chunk_overlap if manifest else DEFAULT_CHUNK_OVERLAP
+        chunk_overlap = (
+            self.chunk_overlap
+            if self.chunk_overlap is not None
+            else (manifest.chunk_overlap if manifest else DEFAULT_CHUNK_OVERLAP)
         )
         # Creates the folder when missing; the model loads on first use only.
         options = self.options
@@ -190,8 +192,9 @@ class Library:
                 lambda: not any(self._leases.values()), timeout=self.options.llm_timeout + DRAIN_GRACE_S
             )
             if not drained:
-                log.warning("reopening the index with %d question(s) still holding the old one",
-                            sum(self._leases.values()))
+                log.warning(
+                    "reopening the index with %d question(s) still holding the old one", sum(self._leases.values())
+                )
                 self._leases.clear()
             for qa in [*self._retired, *([self._qa] if self._qa else [])]:
                 qa.close()
@@ -251,9 +254,7 @@ class Library:
     def _writing(self) -> Iterator[None]:
         """One write at a time in this process; readers get a new `ArticleQA` afterwards."""
         if not self._write_lock.acquire(blocking=False):
-            raise IndexBusyError(
-                "the index is being updated by another request; try again when it finishes"
-            )
+            raise IndexBusyError("the index is being updated by another request; try again when it finishes")
         try:
             yield
             with self._state:
@@ -371,8 +372,7 @@ class Library:
             return f"file is {size} bytes, over the limit of {self.fetch.max_bytes} bytes", dest
         if dest.exists() and not replace:
             return (
-                f"an upload named {name!r} is already indexed; choose 'replace' to replace it, "
-                "or rename the file",
+                f"an upload named {name!r} is already indexed; choose 'replace' to replace it, or rename the file",
                 dest,
             )
         return None, dest
@@ -385,9 +385,7 @@ class Library:
         with self._writing(), self.store.write_session(wait=0):
             report = IndexReport(index_dir=str(self.index_dir))
             keep = {
-                aid
-                for aid, origin in self.store.articles.origins().items()
-                if is_url(origin) or Path(origin).exists()
+                aid for aid, origin in self.store.articles.origins().items() if is_url(origin) or Path(origin).exists()
             }
             Indexer(self.store, progress).prune(keep, lambda origin: False, report)
             return report

@@ -46,10 +46,7 @@ def highlight(
 def _link(url: str | None, label: str) -> str:
     """A link that opens in a new tab, only for http(s) URLs (no javascript: or data:)."""
     if url and urlparse(url).scheme in {"http", "https"}:
-        return (
-            f'<a href="{escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">'
-            f"{escape(label)}</a>"
-        )
+        return f'<a href="{escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{escape(label)}</a>'
     return escape(label)
 
 
@@ -97,15 +94,10 @@ def sources_html(answer: Answer | None) -> str:
         parts.extend(citation_item(c, label=f"[{c.n}]") for c in answer.citations)
         parts.append("</ol>")
     else:
-        parts.append(
-            '<h3 class="aqa-heading aqa-related-heading">Not answered by the articles: '
-            "related passages</h3>"
-        )
+        parts.append('<h3 class="aqa-heading aqa-related-heading">Not answered by the articles: related passages</h3>')
         if answer.related:
             parts.append('<ol class="aqa-list aqa-related">')
-            parts.extend(
-                citation_item(c, label=f"related {i}") for i, c in enumerate(answer.related, 1)
-            )
+            parts.extend(citation_item(c, label=f"related {i}") for i, c in enumerate(answer.related, 1))
             parts.append("</ol>")
         else:
             parts.append("<p>No related passages were found.</p>")
@@ -158,7 +150,11 @@ def article_html(article: Article | None, citation: Citation | None) -> str:
             f"<code>{escape(citation.article_id)}</code> is no longer in the index.</p></div>"
         )
     body = highlight(
-        article.text, citation.start, citation.end, mark_id="aqa-quote", answer=(citation.answer_start, citation.answer_end)
+        article.text,
+        citation.start,
+        citation.end,
+        mark_id="aqa-quote",
+        answer=(citation.answer_start, citation.answer_end),
     )
     return (
         '<div class="aqa-article">'
