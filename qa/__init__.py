@@ -10,6 +10,7 @@ from qa.answering import AnswerContext, Answerer
 from qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigError, QAError, StreamEvent
 from qa.conversation import Turn
 from qa.models import Answer, Citation, Passage
+from qa.options import QAOptions
 from qa.retrieval import Filters, HybridRetriever
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "LLMConfigError",
     "Passage",
     "QAError",
+    "QAOptions",
     "StreamEvent",
     "Turn",
 ]

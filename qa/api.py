@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from index import (
     DEFAULT_BACKEND,
@@ -37,10 +37,14 @@ from qa.llm import LLMConfigError as _LLMSpecError
 from qa.metadata import SourceCatalog
 from qa.models import Answer
 from qa.options import DEFAULT_K, QAOptions
-from qa.retrieval import Filters, HybridRetriever, RetrievalResult
-
-RetrievalMode = Literal["hybrid", "dense", "lexical"]
-RETRIEVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
+from qa.retrieval import (
+    DEFAULT_RETRIEVAL_MODE,
+    RETRIEVAL_MODES,
+    Filters,
+    HybridRetriever,
+    RetrievalMode,
+    RetrievalResult,
+)
 
 
 class QAError(RuntimeError):
@@ -127,7 +131,7 @@ class ArticleQA:
         *,
         k: int = DEFAULT_K,
         answerer: Answerer | None = None,
-        retrieval_mode: RetrievalMode = "hybrid",
+        retrieval_mode: RetrievalMode = DEFAULT_RETRIEVAL_MODE,
     ):
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -152,7 +156,7 @@ class ArticleQA:
         llm: str | None = None,
         llm_base_url: str | None = None,
         llm_timeout: float = DEFAULT_TIMEOUT,
-        retrieval_mode: RetrievalMode = "hybrid",
+        retrieval_mode: RetrievalMode = DEFAULT_RETRIEVAL_MODE,
     ) -> ArticleQA:
         """Open an existing index folder for questions.
 
@@ -194,7 +198,7 @@ class ArticleQA:
         index_dir: str | Path = DEFAULT_INDEX_DIR,
         options: QAOptions | None = None,
         *,
-        retrieval_mode: RetrievalMode = "hybrid",
+        retrieval_mode: RetrievalMode = DEFAULT_RETRIEVAL_MODE,
     ) -> ArticleQA:
         """Open an existing index folder for questions as `options` say (None: the defaults).
 

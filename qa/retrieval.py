@@ -34,6 +34,9 @@ from qa.timecues import DateWindow, time_window
 RRF_K = 30
 # Passages retrieved per question: the default of the settings, `ArticleQA` and the web app.
 DEFAULT_K = 6
+RetrievalMode = Literal["hybrid", "dense", "lexical"]
+RETRIEVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
+DEFAULT_RETRIEVAL_MODE: RetrievalMode = "hybrid"
 DEFAULT_WEIGHTS = {"dense": 1.0, "lexical": 0.5}
 
 
@@ -95,7 +98,7 @@ class HybridRetriever(BaseRetriever):
     k: int = DEFAULT_K
     candidates: int = 30
     filters: Filters = Filters()
-    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    mode: RetrievalMode = DEFAULT_RETRIEVAL_MODE
     rrf_k: int = RRF_K
     weights: dict[str, float] = DEFAULT_WEIGHTS
 
