@@ -11,7 +11,7 @@ from qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigErro
 from qa.conversation import Turn
 from qa.models import Answer, Citation, Passage
 from qa.options import QAOptions
-from qa.retrieval import Filters, HybridRetriever
+from qa.retrieval import FilterError, Filters, HybridRetriever, parse_filters
 
 __all__ = [
     "NO_ANSWER",
@@ -23,6 +23,7 @@ __all__ = [
     "EmptyIndexError",
     "EmptyQuestionError",
     "ExtractiveAnswerer",
+    "FilterError",
     "Filters",
     "HybridRetriever",
     "LLMConfigError",
@@ -31,4 +32,5 @@ __all__ = [
     "QAOptions",
     "StreamEvent",
     "Turn",
+    "parse_filters",
 ]

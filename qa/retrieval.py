@@ -9,6 +9,7 @@ in-window articles are preferred without excluding the rest.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +72,67 @@ class Filters:
             lo = max(lo or 0, window.start.toordinal())
             hi = min(hi or 10**7, window.end.toordinal())
         return lo, hi
+
+
+DATE_FORMAT = "YYYY-MM-DD"
+DATE_EXAMPLE = "2019-06-30"
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be used. `field` names it: "after", "before" (or another
+    date's name given to `parse_date`) for a date that is not YYYY-MM-DD, with `value` the
+    text given; "range" when the dates make an empty range. The message names the bad value
+    and the expected format; user interfaces may word their own from `field` and `value`."""
+
+    def __init__(self, message: str, *, field: str, value: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.expected = DATE_FORMAT if field != "range" else None
+
+
+def parse_date(value: str | date | None, field: str = "date") -> date | None:
+    """A filter date from text: YYYY-MM-DD (surrounding spaces ignored); None or blank: None.
+
+    Raises:
+        FilterError: not a YYYY-MM-DD date (e.g. "2019-13-01", "last tuesday", "20190630").
+    """
+    if value is None or isinstance(value, date):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    if _ISO_DAY.match(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise FilterError(
+        f'The "{field}" date {text!r} is not a valid date: use {DATE_FORMAT}, e.g. {DATE_EXAMPLE}.',
+        field=field,
+        value=text,
+    )
+
+
+def parse_filters(
+    sources: Sequence[str] | None = None,
+    after: str | date | None = None,
+    before: str | date | None = None,
+) -> Filters:
+    """`Filters` from user input (the command line's --source/--after/--before, the web
+    app's form and `/ask` endpoint): blank sources are dropped, dates are YYYY-MM-DD or blank.
+
+    Raises:
+        FilterError: a date is not YYYY-MM-DD (`field` "after" or "before"), or `after` is
+            later than `before` (`field` "range").
+    """
+    after_date = parse_date(after, "after")
+    before_date = parse_date(before, "before")
+    try:
+        return Filters(sources=tuple(s for s in (sources or ()) if s), after=after_date, before=before_date)
+    except ValueError as exc:  # after > before
+        raise FilterError(str(exc), field="range") from None
 
 
 @dataclass

@@ -248,24 +248,31 @@ def open_qa(settings: Settings, **options: object):
         raise fail(str(exc)) from None
 
 
-def parse_day(value: str | None, flag: str):
-    from datetime import date
+def _filter_failure(exc) -> typer.Exit:
+    """A `qa.retrieval.FilterError` worded for the command line (the flag, not the field)."""
+    if exc.field == "range":
+        return fail(str(exc))
+    return fail(f"--{exc.field} {exc.value!r} is not a date; use {exc.expected}, e.g. 2020-03-15")
 
-    if value is None:
-        return None
+
+def parse_day(value: str | None, flag: str):
+    """A date option (`flag`: "--today" etc.) through `qa.retrieval.parse_date`."""
+    from qa.retrieval import FilterError, parse_date
+
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise fail(f"{flag} {value!r} is not a date; use YYYY-MM-DD, e.g. 2020-03-15") from None
+        return parse_date(value, flag.lstrip("-"))
+    except FilterError as exc:
+        raise _filter_failure(exc) from None
 
 
 def build_filters(sources: list[str] | None, after: str | None, before: str | None):
-    from qa.retrieval import Filters
+    """--source/--after/--before through `qa.retrieval.parse_filters` (shared with the web app)."""
+    from qa.retrieval import FilterError, parse_filters
 
     try:
-        return Filters(tuple(sources or ()), parse_day(after, "--after"), parse_day(before, "--before"))
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+        return parse_filters(sources, after, before)
+    except FilterError as exc:
+        raise _filter_failure(exc) from None
 
 
 def print_answer(answer, *, text: bool = True) -> None:
