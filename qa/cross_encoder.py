@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from importlib import resources
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.encoding import torch_runner
+from index.offline import HUB_OFFLINE, apply_offline_environment
 from index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
 
 if TYPE_CHECKING:
@@ -116,8 +116,8 @@ class CrossEncoder:
             return self._loaded
 
     def _build(self) -> tuple[Any, Any, Head]:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # At load time, like the embedder: a library import never changes the environment.
+        apply_offline_environment(HUB_OFFLINE)
         from safetensors import safe_open
         from sentence_transformers import SentenceTransformer
 
