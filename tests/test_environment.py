@@ -44,9 +44,10 @@ def _clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in OFFLINE_ENVIRONMENT}
 
 
-def test_importing_the_libraries_leaves_the_environment_alone():
+def _run_clean(code: str, *args: str):
+    """Run `code` in a fresh interpreter without the offline switches; its last line of output, as JSON."""
     result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_ALL, json.dumps(sorted(ENTRY_POINTS))],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -55,25 +56,22 @@ def test_importing_the_libraries_leaves_the_environment_alone():
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_libraries_leaves_the_environment_alone():
+    report = _run_clean(_IMPORT_ALL, json.dumps(sorted(ENTRY_POINTS)))
     assert {"qa.api", "qa.settings", "index.embeddings", "ui.library"} <= set(report["modules"])
     assert report["changed"] == {}
 
 
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
 def test_the_entry_points_set_the_offline_switches(entry_point):
-    code = f"import os, {entry_point}; print({{k: os.environ.get(k) for k in {sorted(OFFLINE_ENVIRONMENT)!r}}})"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=_clean_environment(),
-        timeout=300,
-        check=False,
+    code = (
+        f"import json, os, {entry_point}; "
+        f"print(json.dumps({{k: os.environ.get(k) for k in {sorted(OFFLINE_ENVIRONMENT)!r}}}))"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert eval(result.stdout.strip().splitlines()[-1]) == dict(OFFLINE_ENVIRONMENT)
+    assert _run_clean(code) == dict(OFFLINE_ENVIRONMENT)
 
 
 def test_the_offline_switches_keep_what_the_user_set(monkeypatch):
