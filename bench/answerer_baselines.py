@@ -13,9 +13,9 @@ import argparse
 import json
 from pathlib import Path
 
-from index.chunking import split_sentences
-from qa import ArticleQA
-from qa.evaluation import contains, load_questions
+from articleqa.index.chunking import split_sentences
+from articleqa.qa import ArticleQA
+from articleqa.qa.evaluation import contains, load_questions
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ def api(fn, *args, **kwargs):
         kwargs["concurrency_limit"] = limit
     return _api(fn, *args, **kwargs)
 gradio.api = api
-from ui.cli import main
+from articleqa.ui.cli import main
 sys.argv[0] = "articleqa"
 main()
 """
@@ -154,7 +154,7 @@ def _machine_busy_seconds() -> float | None:
 
 
 def _percentile(values: list[float], q: float) -> float:
-    from qa.evaluation import percentile
+    from articleqa.qa.evaluation import percentile
 
     return round(percentile(values, q), 1)
 
@@ -328,7 +328,7 @@ def measure_load(
 ) -> dict:
     """Index the example articles (unless `index_dir` is given), start a real `articleqa serve`
     on 127.0.0.1, and run `users` simulated users for `seconds`. Returns a JSON-able dict."""
-    from qa.evaluation import load_questions
+    from articleqa.qa.evaluation import load_questions
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # the client's telemetry thread otherwise
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client's Client() asks huggingface.co otherwise

@@ -51,7 +51,7 @@ def _peak_mb() -> float:
 
 
 def measure_ours(articles: str, index_dir: str) -> dict:
-    from index import index_paths, load_articles, open_index
+    from articleqa.index import index_paths, load_articles, open_index
 
     n_articles = len(load_articles([articles]).articles)
     store = open_index(index_dir)
@@ -77,8 +77,8 @@ def measure_ours(articles: str, index_dir: str) -> dict:
 
 
 def measure_baseline(articles: str) -> dict:
-    from index import get_embeddings, load_articles
-    from qa.baseline import BaselineRecipe
+    from articleqa.index import get_embeddings, load_articles
+    from articleqa.qa.baseline import BaselineRecipe
 
     loaded = load_articles([articles]).articles
     embeddings = get_embeddings(backend="torch")  # the recipe as published: PyTorch
@@ -98,8 +98,8 @@ def measure_baseline(articles: str) -> dict:
 
 
 def measure_ask(index_dir: str, questions: str) -> dict:
-    from qa import ArticleQA
-    from qa.evaluation import load_questions
+    from articleqa.qa import ArticleQA
+    from articleqa.qa.evaluation import load_questions
 
     qs = load_questions(questions)
     with ArticleQA.open(index_dir) as qa:

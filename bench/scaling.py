@@ -72,9 +72,9 @@ def _peak_mb() -> float:
 
 def measure_size(size: int, index_dir: str) -> dict:
     """Index the corpus of `size` articles into `index_dir`, then ask every eval question."""
-    from index import index_paths, open_index
-    from qa import ArticleQA
-    from qa.evaluation import evaluate, load_questions
+    from articleqa.index import index_paths, open_index
+    from articleqa.qa import ArticleQA
+    from articleqa.qa.evaluation import evaluate, load_questions
 
     real = 1 + sum(1 for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip())
     multihop_articles = MULTIHOP / "articles.jsonl"
@@ -109,7 +109,7 @@ def measure_size(size: int, index_dir: str) -> dict:
         long_eval = evaluate(ask, long_questions, k=qa.retriever.k) if long_questions else None
     overall, factoid = evaluation.overall, evaluation.by_type["factoid"]
     every = [r.seconds * 1000 for r in evaluation.results + (long_eval.results if long_eval else [])]
-    from qa.evaluation import percentile
+    from articleqa.qa.evaluation import percentile
 
     return {
         "articles": size,
@@ -139,7 +139,7 @@ def measure_serve(index_dir: str, questions: int = 20) -> dict:
     """`articleqa serve` on `index_dir`: resident memory after answering through `/ask`."""
     from gradio_client import Client
 
-    from qa.evaluation import load_questions
+    from articleqa.qa.evaluation import load_questions
 
     port = _free_port()
     script = Path(sys.executable).with_name("articleqa")

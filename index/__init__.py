@@ -2,7 +2,7 @@
 
 Typical use::
 
-    from index import open_index, index_paths
+    from articleqa.index import open_index, index_paths
 
     store = open_index(".articleqa")
     report = index_paths(store, ["examples/articles"], prune=True)
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_article, split_sentences
-from index.embeddings import (
+from articleqa.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_article, split_sentences
+from articleqa.index.embeddings import (
     DEFAULT_BACKEND,
     DEFAULT_MODEL,
     Backend,
@@ -22,12 +22,12 @@ from index.embeddings import (
     SentenceTransformerEmbeddings,
     get_embeddings,
 )
-from index.folder import DEFAULT_INDEX_DIR, IndexBusyError, IndexFolder
-from index.indexer import Indexer, ProgressCallback, index_paths, rebuild_index
-from index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles
-from index.models import Article, Chunk, IndexReport, SourceFailure
-from index.offline import OFFLINE_ENVIRONMENT, apply_offline_environment
-from index.store import (
+from articleqa.index.folder import DEFAULT_INDEX_DIR, IndexBusyError, IndexFolder
+from articleqa.index.indexer import Indexer, ProgressCallback, index_paths, rebuild_index
+from articleqa.index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles
+from articleqa.index.models import Article, Chunk, IndexReport, SourceFailure
+from articleqa.index.offline import OFFLINE_ENVIRONMENT, apply_offline_environment
+from articleqa.index.store import (
     DEFAULT_COLLECTION,
     ChromaUnavailableError,
     IndexMismatchError,

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from index.models import Article
-from index.sqlite_db import SQLiteDB
-from index.sqlite_rows import rows_in
+from articleqa.index.models import Article
+from articleqa.index.sqlite_db import SQLiteDB
+from articleqa.index.sqlite_rows import rows_in
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (

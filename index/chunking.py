@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import blingfire
 
-from index.models import Article, Chunk
+from articleqa.index.models import Article, Chunk
 
 # The chunking defaults of every index (settings, `open_index`, `IndexStore`, the web app).
 DEFAULT_CHUNK_SIZE = 800  # target characters per chunk

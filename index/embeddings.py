@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Literal
 
 from langchain_core.embeddings import Embeddings
 
-from index.encoding import SpanVectors, TokenEncoder, UnsupportedModelError, layout_of, torch_runner
-from index.offline import HUB_OFFLINE, apply_offline_environment
-from index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
+from articleqa.index.encoding import SpanVectors, TokenEncoder, UnsupportedModelError, layout_of, torch_runner
+from articleqa.index.offline import HUB_OFFLINE, apply_offline_environment
+from articleqa.index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
 
 if TYPE_CHECKING:
     import numpy as np

@@ -20,7 +20,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from index.sources import (
+from articleqa.index.sources import (
     HTML_CONTENT_TYPES,
     TIMEOUT_SETTING,
     USER_AGENT,

@@ -17,8 +17,8 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 from pydantic import ValidationError
 
-from index.models import Article, SourceFailure
-from index.sources import url_article_id
+from articleqa.index.models import Article, SourceFailure
+from articleqa.index.sources import url_article_id
 
 UTF8_BOM = b"\xef\xbb\xbf"
 DATE_FORMAT_HINT = "expected YYYY-MM-DD or an ISO 8601 datetime"

@@ -25,10 +25,10 @@ from pathlib import Path
 from langchain_core.documents import Document
 from langchain_core.indexing import index as langchain_index
 
-from index.chunking import chunk_article
-from index.loaders import DEFAULT_EXCLUDES, FetchPolicy, LoadResult, load_articles
-from index.models import Article, Chunk, IndexReport
-from index.store import IndexStore, published_ord
+from articleqa.index.chunking import chunk_article
+from articleqa.index.loaders import DEFAULT_EXCLUDES, FetchPolicy, LoadResult, load_articles
+from articleqa.index.models import Article, Chunk, IndexReport
+from articleqa.index.store import IndexStore, published_ord
 
 ProgressCallback = Callable[[str, int, int | None], None]
 """Called as `progress(phase, done, total)`; phases: "reading", "indexing", "pruning"."""

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.encoding import SpanVectors
-from index.sqlite_db import SQLiteDB
-from index.sqlite_rows import rows_in
-from index.text import query_terms
+from articleqa.index.encoding import SpanVectors
+from articleqa.index.sqlite_db import SQLiteDB
+from articleqa.index.sqlite_rows import rows_in
+from articleqa.index.text import query_terms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.fetch import fetch_page
-from index.formats import (
+from articleqa.index.fetch import fetch_page
+from articleqa.index.formats import (
     FormatError,
     decode_text,
     parse_html,
@@ -32,8 +32,8 @@ from index.formats import (
     parse_jsonl,
     parse_text,
 )
-from index.models import Article, SourceFailure
-from index.sources import (
+from articleqa.index.models import Article, SourceFailure
+from articleqa.index.sources import (
     DEFAULT_EXCLUDES,
     SUPPORTED_EXTENSIONS,
     USER_AGENT,

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.encoding import Layout, TokenEncoder, UnsupportedModelError, layout_of
+from articleqa.index.encoding import Layout, TokenEncoder, UnsupportedModelError, layout_of
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

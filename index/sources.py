@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from index.models import SourceFailure
+from articleqa.index.models import SourceFailure
 
 DEFAULT_EXCLUDES: tuple[str, ...] = ("LICENSE*", "README*", ".*")
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")

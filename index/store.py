@@ -34,12 +34,12 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from sqlalchemy import Engine, create_engine, event
 
-from index.articles import ArticleStore
-from index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, split_sentences
-from index.encoding import SpanVectors
-from index.folder import IndexFolder, IndexStoreError
-from index.lexical import LexicalIndex, LexicalRow
-from index.sqlite_db import BUSY_TIMEOUT_S
+from articleqa.index.articles import ArticleStore
+from articleqa.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, split_sentences
+from articleqa.index.encoding import SpanVectors
+from articleqa.index.folder import IndexFolder, IndexStoreError
+from articleqa.index.lexical import LexicalIndex, LexicalRow
+from articleqa.index.sqlite_db import BUSY_TIMEOUT_S
 
 SCHEMA_VERSION = 1
 DEFAULT_COLLECTION = "articleqa"

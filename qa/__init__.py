@@ -1,17 +1,17 @@
 """Question answering over the indexed articles: retrieval, cited answers, the Python API.
 
-from qa import ArticleQA
+from articleqa.qa import ArticleQA
 with ArticleQA.open(".articleqa") as qa:
     print(qa.ask("Who called the meeting a waste of time?").text)
 """
 
-from qa.answerer import NO_ANSWER, ExtractiveAnswerer
-from qa.answering import AnswerContext, Answerer
-from qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigError, QAError, StreamEvent
-from qa.conversation import Turn
-from qa.models import Answer, Citation, Passage
-from qa.options import QAOptions
-from qa.retrieval import FilterError, Filters, HybridRetriever, parse_filters
+from articleqa.qa.answerer import NO_ANSWER, ExtractiveAnswerer
+from articleqa.qa.answering import AnswerContext, Answerer
+from articleqa.qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigError, QAError, StreamEvent
+from articleqa.qa.conversation import Turn
+from articleqa.qa.models import Answer, Citation, Passage
+from articleqa.qa.options import QAOptions
+from articleqa.qa.retrieval import FilterError, Filters, HybridRetriever, parse_filters
 
 __all__ = [
     "NO_ANSWER",

@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from qa.answering import AnswerContext, StreamEvent
-from qa.features import FEATURES, DocumentFrequencySource, SentenceVectorSource
-from qa.metadata import SourceCatalog
-from qa.models import Answer, Citation, Passage
-from qa.scorer import AnswerScorer, QuestionScores
-from qa.spans import short_answer
-from qa.text import content_terms
+from articleqa.qa.answering import AnswerContext, StreamEvent
+from articleqa.qa.features import FEATURES, DocumentFrequencySource, SentenceVectorSource
+from articleqa.qa.metadata import SourceCatalog
+from articleqa.qa.models import Answer, Citation, Passage
+from articleqa.qa.scorer import AnswerScorer, QuestionScores
+from articleqa.qa.spans import short_answer
+from articleqa.qa.text import content_terms
 
 if TYPE_CHECKING:
-    from qa.conversation import Turn
+    from articleqa.qa.conversation import Turn
 
 NO_ANSWER = "The indexed articles do not answer this question."
 YES_NO_LEAD = "The articles do not say yes or no outright; here is what each report says:"

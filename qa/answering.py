@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from qa.models import Answer, Passage
+from articleqa.qa.models import Answer, Passage
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.conversation import Turn
+    from articleqa.qa.conversation import Turn
 
 __all__ = ["AnswerContext", "Answerer", "StreamEvent"]
 

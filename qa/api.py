@@ -1,6 +1,6 @@
 """`ArticleQA`: the Python API. Open an index, ask questions, get typed, cited answers.
 
-from qa import ArticleQA
+from articleqa.qa import ArticleQA
 
 with ArticleQA.open(".articleqa") as qa:
     answer = qa.ask("Who called the meeting a waste of time?")
@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from index import (
+from articleqa.index import (
     DEFAULT_BACKEND,
     DEFAULT_COLLECTION,
     DEFAULT_INDEX_DIR,
@@ -27,17 +27,17 @@ from index import (
     apply_offline_environment,
     open_index,
 )
-from index.embeddings import Backend
-from index.store import Manifest
-from qa.answerer import ExtractiveAnswerer
-from qa.answering import AnswerContext, Answerer, StreamEvent
-from qa.conversation import Turn, as_turns, condense_query
-from qa.llm import DEFAULT_TIMEOUT, EXTRACTIVE, LLMAnswerer, LLMUnavailableError, create_chat_model
-from qa.llm import LLMConfigError as _LLMSpecError
-from qa.metadata import SourceCatalog
-from qa.models import Answer
-from qa.options import DEFAULT_K, QAOptions
-from qa.retrieval import (
+from articleqa.index.embeddings import Backend
+from articleqa.index.store import Manifest
+from articleqa.qa.answerer import ExtractiveAnswerer
+from articleqa.qa.answering import AnswerContext, Answerer, StreamEvent
+from articleqa.qa.conversation import Turn, as_turns, condense_query
+from articleqa.qa.llm import DEFAULT_TIMEOUT, EXTRACTIVE, LLMAnswerer, LLMUnavailableError, create_chat_model
+from articleqa.qa.llm import LLMConfigError as _LLMSpecError
+from articleqa.qa.metadata import SourceCatalog
+from articleqa.qa.models import Answer
+from articleqa.qa.options import DEFAULT_K, QAOptions
+from articleqa.qa.retrieval import (
     DEFAULT_RETRIEVAL_MODE,
     RETRIEVAL_MODES,
     Filters,

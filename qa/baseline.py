@@ -20,9 +20,9 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from index.models import Article
-from qa.models import Answer, Citation, Passage
-from qa.retrieval import DEFAULT_K  # the same k as the product: a fair comparison
+from articleqa.index.models import Article
+from articleqa.qa.models import Answer, Citation, Passage
+from articleqa.qa.retrieval import DEFAULT_K  # the same k as the product: a fair comparison
 
 
 class BaselineRecipe:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from index.text import STOPWORDS, query_terms
+from articleqa.index.text import STOPWORDS, query_terms
 
 _REFERENCE = re.compile(
     r"\b(he|him|his|she|her|hers|they|them|their|theirs|it|its|this|that|these|those|there|"

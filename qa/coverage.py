@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from index.text import STOPWORDS
-from qa.metadata import SourceCatalog
-from qa.models import Passage
+from articleqa.index.text import STOPWORDS
+from articleqa.qa.metadata import SourceCatalog
+from articleqa.qa.models import Passage
 
 _CAPITALISED = r"[A-Z][\w’'.&-]*"
 _NUMBER = r"\d[\d,.:]*\d|\d"

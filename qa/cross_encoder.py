@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.encoding import torch_runner
-from index.offline import HUB_OFFLINE, apply_offline_environment
-from index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
+from articleqa.index.encoding import torch_runner
+from articleqa.index.offline import HUB_OFFLINE, apply_offline_environment
+from articleqa.index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
 
 if TYPE_CHECKING:
-    from qa.features import Candidate
+    from articleqa.qa.features import Candidate
 
 WEIGHTS_FILE = "cross_encoder.safetensors"
 BATCH = 8
@@ -61,7 +61,7 @@ def candidate_key(candidate: Candidate) -> str:
 
 
 def weights_path() -> Path:
-    return Path(str(resources.files("qa.weights").joinpath(WEIGHTS_FILE)))
+    return Path(str(resources.files("articleqa.qa.weights").joinpath(WEIGHTS_FILE)))
 
 
 def file_sha256(path: Path) -> str:
@@ -205,7 +205,7 @@ _SHARED_LOCK = threading.Lock()
 
 def shared_cross_encoder(backend: str = "auto", cache_dir: Path | None = None) -> CrossEncoder:
     """The shipped cross-encoder on the bundled model, one per (backend, cache) per process."""
-    from index.embeddings import DEFAULT_MODEL, resolve_model_path
+    from articleqa.index.embeddings import DEFAULT_MODEL, resolve_model_path
 
     with _SHARED_LOCK:
         key = (backend, Path(cache_dir) if cache_dir else None)

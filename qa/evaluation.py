@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from qa.models import Answer, Passage
+from articleqa.qa.models import Answer, Passage
 
 if TYPE_CHECKING:
-    from qa.api import ArticleQA
+    from articleqa.qa.api import ArticleQA
 
 
 class EvalQuestion(BaseModel):
@@ -302,8 +302,8 @@ def evaluate_qa(
 
     reports = {"articleqa": evaluate(qa_asker(qa), questions, k=k, progress=phase("articleqa"))}
     if baseline:
-        from index import get_embeddings
-        from qa.baseline import BaselineRecipe
+        from articleqa.index import get_embeddings
+        from articleqa.qa.baseline import BaselineRecipe
 
         # The recipe as published: sentence-transformers on PyTorch, same model.
         recipe = BaselineRecipe(get_embeddings(qa.store.embedding_model, backend="torch"))

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from index.chunking import split_sentences
-from index.encoding import SpanVectors
-from qa.metadata import SourceCatalog
-from qa.models import Passage
-from qa.text import capitalised_words, content_terms, has_year, is_number, tokens
+from articleqa.index.chunking import split_sentences
+from articleqa.index.encoding import SpanVectors
+from articleqa.qa.metadata import SourceCatalog
+from articleqa.qa.models import Passage
+from articleqa.qa.text import capitalised_words, content_terms, has_year, is_number, tokens
 
 # Fragments shorter than this many words (captions, bylines, headlines) are not candidates
 # unless nothing longer exists.

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
-from prompts import render_prompt
-from qa.answerer import NO_ANSWER
-from qa.answering import AnswerContext, Answerer, StreamEvent
-from qa.conversation import Turn
-from qa.features import question_form
-from qa.models import Answer, Passage
-from qa.verify import normalise, verify_answer
+from articleqa.prompts import render_prompt
+from articleqa.qa.answerer import NO_ANSWER
+from articleqa.qa.answering import AnswerContext, Answerer, StreamEvent
+from articleqa.qa.conversation import Turn
+from articleqa.qa.features import question_form
+from articleqa.qa.models import Answer, Passage
+from articleqa.qa.verify import normalise, verify_answer
 
 if TYPE_CHECKING:
     import numpy as np

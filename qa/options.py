@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL, Backend
-from index.store import DEFAULT_COLLECTION
-from qa.llm import DEFAULT_TIMEOUT as DEFAULT_LLM_TIMEOUT
-from qa.retrieval import DEFAULT_K
+from articleqa.index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL, Backend
+from articleqa.index.store import DEFAULT_COLLECTION
+from articleqa.qa.llm import DEFAULT_TIMEOUT as DEFAULT_LLM_TIMEOUT
+from articleqa.qa.retrieval import DEFAULT_K
 
 __all__ = ["DEFAULT_K", "DEFAULT_LLM_TIMEOUT", "QAOptions"]
 

@@ -22,9 +22,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from index.store import IndexStore, published_ord
-from qa.models import Passage
-from qa.timecues import DateWindow, time_window
+from articleqa.index.store import IndexStore, published_ord
+from articleqa.qa.models import Passage
+from articleqa.qa.timecues import DateWindow, time_window
 
 # Reciprocal rank fusion: score = sum over rankings of weight / (RRF_K + rank). Cormack et al.
 # (2009) use k=60; on tests/data/eval.jsonl (87 answerable questions, k=6 passages) k=30 with

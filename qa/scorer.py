@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from qa.coverage import missing_names
-from qa.cross_encoder import CrossEncoder, pair_text, shared_cross_encoder
-from qa.features import (
+from articleqa.qa.coverage import missing_names
+from articleqa.qa.cross_encoder import CrossEncoder, pair_text, shared_cross_encoder
+from articleqa.qa.features import (
     FEATURES,
     FORMS,
     Candidate,
@@ -49,10 +49,10 @@ from qa.features import (
     question_vectors,
     sentence_vectors,
 )
-from qa.metadata import SourceCatalog
-from qa.models import Passage
+from articleqa.qa.metadata import SourceCatalog
+from articleqa.qa.models import Passage
 
-WEIGHTS_PACKAGE = "qa.weights"
+WEIGHTS_PACKAGE = "articleqa.qa.weights"
 WEIGHTS_FILE = "answer_scorer.json"
 
 ANSWERABILITY_FEATURES: tuple[str, ...] = (

@@ -15,19 +15,19 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
-from index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL
-from index.folder import DEFAULT_INDEX_DIR
-from index.offline import apply_offline_environment
-from index.openvino_backend import default_cache_dir
-from index.sources import (
+from articleqa.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from articleqa.index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL
+from articleqa.index.folder import DEFAULT_INDEX_DIR
+from articleqa.index.offline import apply_offline_environment
+from articleqa.index.openvino_backend import default_cache_dir
+from articleqa.index.sources import (
     DEFAULT_FETCH_TIMEOUT,
     MAX_INPUT_BYTES,
     FetchPolicy,
     parse_network,
 )
-from index.store import DEFAULT_COLLECTION
-from qa.options import DEFAULT_K, DEFAULT_LLM_TIMEOUT, QAOptions
+from articleqa.index.store import DEFAULT_COLLECTION
+from articleqa.qa.options import DEFAULT_K, DEFAULT_LLM_TIMEOUT, QAOptions
 
 __all__ = ["QAOptions", "Settings", "apply_offline_environment", "load_settings"]
 

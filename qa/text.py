@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import Stemmer
 
-from index.text import STOPWORDS
+from articleqa.index.text import STOPWORDS
 
 TOKEN = re.compile(r"[^\W_]+(?:['’.,\-][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"^\d[\d,.:]*$")

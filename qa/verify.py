@@ -29,9 +29,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from index.chunking import split_sentences
-from index.text import query_terms
-from qa.models import Citation, Passage
+from articleqa.index.chunking import split_sentences
+from articleqa.index.text import query_terms
+from articleqa.qa.models import Citation, Passage
 
 # Double quotes only: single quotes are apostrophes far more often than quotations.
 _QUOTE_SPAN = re.compile(r"[\"“”„«»]([^\"“”„«»]{1,1000}?)[\"“”»]")

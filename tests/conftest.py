@@ -51,7 +51,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def embeddings():
     """The real bundled all-MiniLM-L6-v2, loaded once per test session."""
-    from index.embeddings import get_embeddings
+    from articleqa.index.embeddings import get_embeddings
 
     model = get_embeddings()
     model.encode(["warm up"])
@@ -90,7 +90,7 @@ def counting(embeddings) -> CountingEmbeddings:
 @pytest.fixture
 def open_store(counting, tmp_path: Path):
     """Factory: open an IndexStore in a temp folder with the counting real model."""
-    from index.store import IndexStore
+    from articleqa.index.store import IndexStore
 
     opened = []
 
@@ -118,8 +118,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture(scope="session")
 def example_index(tmp_path_factory, embeddings) -> Iterator[Path]:
     """The bundled example articles (seed + 291 Wikinews) indexed once per session, read-only."""
-    from index import index_paths
-    from index.store import IndexStore
+    from articleqa.index import index_paths
+    from articleqa.index.store import IndexStore
 
     index_dir = tmp_path_factory.mktemp("example-index")
     store = IndexStore(index_dir, embeddings, embedding_model="bundled:all-MiniLM-L6-v2")

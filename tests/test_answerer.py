@@ -10,14 +10,14 @@ import json
 
 import pytest
 
-from index.chunking import chunk_article, split_sentences
-from index.formats import parse_text
-from index.models import Article
-from qa.answerer import NO_ANSWER, YES_NO_LEAD, ExtractiveAnswerer, ScoredSentence
-from qa.answering import AnswerContext
-from qa.features import FEATURES
-from qa.metadata import SourceCatalog
-from qa.models import Passage
+from articleqa.index.chunking import chunk_article, split_sentences
+from articleqa.index.formats import parse_text
+from articleqa.index.models import Article
+from articleqa.qa.answerer import NO_ANSWER, YES_NO_LEAD, ExtractiveAnswerer, ScoredSentence
+from articleqa.qa.answering import AnswerContext
+from articleqa.qa.features import FEATURES
+from articleqa.qa.metadata import SourceCatalog
+from articleqa.qa.models import Passage
 from tests.conftest import CORPUS, SEED, SEED_ID
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,7 @@ def _passages(article: Article, top_score: float, chunks: int | None = None) -> 
 
 @pytest.fixture(scope="module")
 def model():
-    from index.embeddings import get_embeddings
+    from articleqa.index.embeddings import get_embeddings
 
     return get_embeddings()
 

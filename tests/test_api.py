@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from index import IndexMismatchError, index_paths, open_index
-from qa import NO_ANSWER, Answer, ArticleQA, EmptyIndexError, EmptyQuestionError, Filters
+from articleqa.index import IndexMismatchError, index_paths, open_index
+from articleqa.qa import NO_ANSWER, Answer, ArticleQA, EmptyIndexError, EmptyQuestionError, Filters
 from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE
 
 pytestmark = pytest.mark.slow

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from articleqa.index import load_articles
 from bench.scaling import distractors
-from index import load_articles
 
 
 def test_distractors_are_fixed_and_load_as_articles(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from index.chunking import chunk_article, split_sentences
-from index.models import Article
+from articleqa.index.chunking import chunk_article, split_sentences
+from articleqa.index.models import Article
 from tests.conftest import WASTE_SENTENCE, corpus_rows
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index import open_index
+from articleqa.index import open_index
+from articleqa.ui.cli import app
 from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
-from ui.cli import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from articleqa.ui.cli import app
 from tests.conftest import ROOT, SEED, SEED_ID, WASTE_SENTENCE
-from ui.cli import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -44,7 +44,7 @@ def test_ask_json_is_the_answer_model(example_index):
     assert citation["quote"] == WASTE_SENTENCE
     text = SEED.read_text(encoding="utf-8")
     assert WASTE_SENTENCE in text  # and the offsets point into the stored article text:
-    from index import open_index
+    from articleqa.index import open_index
 
     store = open_index(example_index)
     assert store.articles.get(SEED_ID).text[citation["start"] : citation["end"]] == WASTE_SENTENCE

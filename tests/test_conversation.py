@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.conversation import Turn, as_turns, condense_query, needs_context
+from articleqa.qa.conversation import Turn, as_turns, condense_query, needs_context
 
 HISTORY = [
     Turn(

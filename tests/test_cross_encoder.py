@@ -12,10 +12,10 @@ import shutil
 import numpy as np
 import pytest
 
-from index.embeddings import DEFAULT_MODEL, resolve_model_path
-from qa.cross_encoder import CrossEncoder, CrossEncoderError, file_sha256, pair_text
-from qa.models import Passage
-from qa.scorer import AnswerScorer, Reranker, ScorerWeightsError, load_weights
+from articleqa.index.embeddings import DEFAULT_MODEL, resolve_model_path
+from articleqa.qa.cross_encoder import CrossEncoder, CrossEncoderError, file_sha256, pair_text
+from articleqa.qa.models import Passage
+from articleqa.qa.scorer import AnswerScorer, Reranker, ScorerWeightsError, load_weights
 from training.export_pairs import without_answer
 
 QUESTION = "How much did the bridge repairs cost?"

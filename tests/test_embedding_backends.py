@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import openvino_backend
-from index.embeddings import SentenceTransformerEmbeddings
-from index.encoding import TokenEncoder, layout_of
-from index.openvino_backend import BackendUnavailable, OpenVINORunner
+from articleqa.index import openvino_backend
+from articleqa.index.embeddings import SentenceTransformerEmbeddings
+from articleqa.index.encoding import TokenEncoder, layout_of
+from articleqa.index.openvino_backend import BackendUnavailable, OpenVINORunner
 from tests.conftest import CORPUS, ROOT, SEED, WASTE_SENTENCE
 
 
@@ -131,7 +131,7 @@ def test_a_bad_backend_name_lists_the_valid_ones():
 def test_cli_rejects_a_bad_backend_setting(tmp_path: Path):
     from typer.testing import CliRunner
 
-    from ui.cli import app
+    from articleqa.ui.cli import app
 
     result = CliRunner().invoke(
         app, ["index", str(SEED), "--index-dir", str(tmp_path / "ix")], env={"ARTICLEQA_EMBEDDING_BACKEND": "fast"}
@@ -146,8 +146,8 @@ def test_openvino_telemetry_is_never_loaded(tmp_path: Path):
     keep it out. HOME points at an empty folder so a consent file would show up there."""
     script = """
 import sys
-from index.embeddings import SentenceTransformerEmbeddings
-from index.encoding import TokenEncoder, layout_of
+from articleqa.index.embeddings import SentenceTransformerEmbeddings
+from articleqa.index.encoding import TokenEncoder, layout_of
 model = SentenceTransformerEmbeddings(backend="openvino", cache_dir=sys.argv[1])
 model.encode(["hello"])
 import openvino

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.chunking import split_sentences
-from index.embeddings import SentenceTransformerEmbeddings
-from index.encoding import SpanVectors
+from articleqa.index.chunking import split_sentences
+from articleqa.index.embeddings import SentenceTransformerEmbeddings
+from articleqa.index.encoding import SpanVectors
 from tests.conftest import SEED, WASTE_SENTENCE
 
 

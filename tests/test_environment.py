@@ -17,17 +17,17 @@ import sys
 
 import pytest
 
-from index.offline import OFFLINE_ENVIRONMENT
+from articleqa.index.offline import OFFLINE_ENVIRONMENT
 from tests.conftest import ROOT
 
-ENTRY_POINTS = {"ui.cli", "ui.app"}
+ENTRY_POINTS = {"articleqa.ui.cli", "articleqa.ui.app"}
 
 _IMPORT_ALL = r"""
 import importlib, json, os, pkgutil, sys
 entry_points = set(json.loads(sys.argv[1]))
 before = dict(os.environ)
 names = []
-for package in ("index", "qa", "ui"):
+for package in ("articleqa.index", "articleqa.qa", "articleqa.ui"):
     names.append(package)
     module = importlib.import_module(package)
     names += [m.name for m in pkgutil.walk_packages(module.__path__, package + ".")]
@@ -61,7 +61,9 @@ def _run_clean(code: str, *args: str):
 
 def test_importing_the_libraries_leaves_the_environment_alone():
     report = _run_clean(_IMPORT_ALL, json.dumps(sorted(ENTRY_POINTS)))
-    assert {"qa.api", "qa.settings", "index.embeddings", "ui.library"} <= set(report["modules"])
+    assert {"articleqa.qa.api", "articleqa.qa.settings", "articleqa.index.embeddings", "articleqa.ui.library"} <= set(
+        report["modules"]
+    )
     assert report["changed"] == {}
 
 
@@ -75,7 +77,7 @@ def test_the_entry_points_set_the_offline_switches(entry_point):
 
 
 def test_the_offline_switches_keep_what_the_user_set(monkeypatch):
-    from index.offline import apply_offline_environment
+    from articleqa.index.offline import apply_offline_environment
 
     for name in OFFLINE_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
@@ -96,7 +98,7 @@ def _defaults(function) -> dict[str, object]:
 def test_every_layer_has_the_same_defaults(monkeypatch):
     """The settings, `QAOptions`, `ArticleQA.open`, `open_index`, `IndexStore` and the chunker
     agree, because they all name the same constants."""
-    from index import (
+    from articleqa.index import (
         DEFAULT_CHUNK_OVERLAP,
         DEFAULT_CHUNK_SIZE,
         DEFAULT_INDEX_DIR,
@@ -104,10 +106,10 @@ def test_every_layer_has_the_same_defaults(monkeypatch):
         chunk_article,
         open_index,
     )
-    from index.sources import FetchPolicy
-    from qa.api import ArticleQA
-    from qa.options import QAOptions
-    from qa.settings import Settings
+    from articleqa.index.sources import FetchPolicy
+    from articleqa.qa.api import ArticleQA
+    from articleqa.qa.options import QAOptions
+    from articleqa.qa.settings import Settings
 
     for name in [n for n in os.environ if n.startswith("ARTICLEQA_")]:
         monkeypatch.delenv(name)

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from qa.evaluation import EvalQuestion, EvalRun, contains, evaluate, evaluate_qa, load_questions
-from qa.models import Answer, Citation, Passage
+from articleqa.qa.evaluation import EvalQuestion, EvalRun, contains, evaluate, evaluate_qa, load_questions
+from articleqa.qa.models import Answer, Citation, Passage
 
 
 def _write(tmp_path, rows):
@@ -138,7 +138,7 @@ def test_evaluate_qa_runs_the_questions_through_the_qa_and_reports_its_k_and_mod
 
 
 def test_article_qa_refuses_an_unknown_retrieval_mode_before_opening_anything(tmp_path):
-    from qa.api import ArticleQA
+    from articleqa.qa.api import ArticleQA
 
     with pytest.raises(ValueError, match="retrieval mode 'fuzzy' is not one of hybrid, dense, lexical"):
         ArticleQA.open(tmp_path / "none", retrieval_mode="fuzzy")

@@ -26,8 +26,8 @@ import httpcore
 import httpx
 import pytest
 
-from index.fetch import address_kind, embedded_ipv4, fetch_page, refusal
-from index.sources import FetchError, FetchPolicy
+from articleqa.index.fetch import address_kind, embedded_ipv4, fetch_page, refusal
+from articleqa.index.sources import FetchError, FetchPolicy
 
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>Ferry timetable changes</title></head>
 <body><article><h1>Ferry timetable changes</h1>

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from index import IndexBusyError, index_paths, rebuild_index
-from index.store import IndexMismatchError, IndexStore, IndexStoreError
+from articleqa.index import IndexBusyError, index_paths, rebuild_index
+from articleqa.index.store import IndexMismatchError, IndexStore, IndexStoreError
 from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE, corpus_rows, write_jsonl
 
 pytestmark = pytest.mark.slow
@@ -161,7 +161,7 @@ def test_interrupted_rebuild_leaves_the_old_index_and_no_leftovers(open_store, t
     store = open_store()
     index_paths(store, [feed, SEED])
     before = set(store.articles.hashes())
-    import index.indexer as indexer
+    import articleqa.index.indexer as indexer
 
     def interrupted(self, articles, *, report, force=False):
         raise KeyboardInterrupt
@@ -216,7 +216,7 @@ def test_one_writer_at_a_time_across_processes(open_store, tmp_path):
 
 HOLD_LOCK = """
 import sys
-from index.folder import IndexFolder
+from articleqa.index.folder import IndexFolder
 with IndexFolder(sys.argv[1]).writing(wait=0):
     print("locked", flush=True)
     sys.stdin.readline()
@@ -292,7 +292,7 @@ def test_chroma_default_embedder_is_never_called(open_store, monkeypatch, tmp_pa
 
 
 def test_sentence_vectors_match_the_answerers_sentence_split(open_store):
-    from index.chunking import split_sentences
+    from articleqa.index.chunking import split_sentences
 
     store = open_store()
     index_paths(store, [SEED])
@@ -308,7 +308,7 @@ def test_embeddings_without_span_vectors_still_index(embeddings, tmp_path):
     """Any LangChain Embeddings works: chunks are indexed, the answerer encodes at question time."""
     from langchain_core.embeddings import Embeddings
 
-    from qa import ArticleQA
+    from articleqa.qa import ArticleQA
 
     class Plain(Embeddings):
         def embed_documents(self, texts):

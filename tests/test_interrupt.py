@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from index import chunk_article, index_paths, load_articles
-from index.store import IndexStore
+from articleqa.index import chunk_article, index_paths, load_articles
+from articleqa.index.store import IndexStore
 from tests.conftest import corpus_rows, write_jsonl
 from tests.test_indexer import assert_consistent
 
@@ -31,7 +31,7 @@ def count_rows(db: Path, table: str) -> int:
 
 def start_index(feed: Path, index_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "index", str(feed), "--index-dir", str(index_dir), "--quiet"],
+        [sys.executable, "-m", "articleqa.ui.cli", "index", str(feed), "--index-dir", str(index_dir), "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

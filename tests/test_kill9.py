@@ -37,10 +37,10 @@ from pathlib import Path
 
 import pytest
 
-from index import chunk_article, load_articles, open_index
-from index.folder import DATA_NAMES, GENERATION_PREFIX, IndexFolder
-from index.indexer import ARTICLES_PER_BATCH
-from index.models import Article
+from articleqa.index import chunk_article, load_articles, open_index
+from articleqa.index.folder import DATA_NAMES, GENERATION_PREFIX, IndexFolder
+from articleqa.index.indexer import ARTICLES_PER_BATCH
+from articleqa.index.models import Article
 from tests.conftest import corpus_rows, write_jsonl
 
 pytestmark = pytest.mark.slow

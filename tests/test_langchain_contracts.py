@@ -22,9 +22,9 @@ from langchain_tests.integration_tests import (
     VectorStoreIntegrationTests,
 )
 
-from index import index_paths
-from index.store import HybridStore, IndexStore
-from qa.retrieval import HybridRetriever
+from articleqa.index import index_paths
+from articleqa.index.store import HybridStore, IndexStore
+from articleqa.qa.retrieval import HybridRetriever
 from tests.conftest import SEED, WASTE_Q, corpus_rows, write_jsonl
 
 

@@ -1,5 +1,6 @@
-"""One direction: the user interfaces (`ui`: the command line and the web chat) import the
-libraries (`qa`, `index`); the libraries never import `ui`, and the command line lives in `ui`."""
+"""One direction: the user interfaces (`articleqa.ui`: the command line and the web chat) import
+the libraries (`articleqa.qa`, `articleqa.index`); the libraries never import `ui`, and the command
+line lives in `ui`. One import name: the owner's folders are imported only as `articleqa.*`."""
 
 from __future__ import annotations
 
@@ -28,17 +29,40 @@ def _imported_modules(source: str, package: str) -> list[tuple[int, str]]:
     return found
 
 
+FOLDERS = ("qa", "index", "ui", "prompts")
+
+
+def _imports_in(folder: str) -> list[tuple[str, int, str]]:
+    """(file, line, module) for every import in the .py files under `folder` of the checkout."""
+    found = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        package = ".".join(relative.parent.parts)
+        if folder in FOLDERS:  # installed as articleqa.<folder>
+            package = f"articleqa.{package}"
+        found += [(str(relative), line, name) for line, name in _imported_modules(path.read_text("utf-8"), package)]
+    return found
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
 @pytest.mark.parametrize("package", ["qa", "index"])
 def test_libraries_never_import_ui(package):
-    files = sorted((ROOT / package).rglob("*.py"))
-    assert files
+    imports = _imports_in(package)
+    assert imports
+    offending = [f"{path}:{line}: {name}" for path, line, name in imports if _within(name, "articleqa.ui")]
+    assert not offending, offending
+
+
+@pytest.mark.parametrize("folder", [*FOLDERS, "tests", "training", "bench"])
+def test_the_folders_are_imported_only_as_articleqa(folder):
+    """A bare `import qa` would load a second copy of every module beside `articleqa.qa`."""
     offending = [
-        f"{path.relative_to(ROOT)}:{line}: {name}"
-        for path in files
-        for line, name in _imported_modules(
-            path.read_text(encoding="utf-8"), ".".join(path.relative_to(ROOT).parent.parts)
-        )
-        if name == "ui" or name.startswith("ui.")
+        f"{path}:{line}: {name}"
+        for path, line, name in _imports_in(folder)
+        if any(_within(name, bare) for bare in FOLDERS)
     ]
     assert not offending, offending
 
@@ -47,11 +71,11 @@ def test_the_checker_sees_every_kind_of_import():
     source = (
         "import ui\nfrom ui import app\ndef f():\n    from ui.cli import main\nfrom .. import ui\nfrom . import x\n"
     )
-    names = [name for _, name in _imported_modules(source, "qa.sub")]
-    assert {"ui", "ui.app", "ui.cli", "ui.cli.main", "qa.ui", "qa.sub.x"} <= set(names)
+    names = [name for _, name in _imported_modules(source, "articleqa.qa.sub")]
+    assert {"ui", "ui.app", "ui.cli", "ui.cli.main", "articleqa.qa.ui", "articleqa.qa.sub.x"} <= set(names)
 
 
 def test_the_command_line_lives_in_ui():
     assert not (ROOT / "qa" / "cli.py").exists()
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert 'articleqa = "ui.cli:main"' in pyproject
+    assert 'articleqa = "articleqa.ui.cli:main"' in pyproject

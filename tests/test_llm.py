@@ -29,10 +29,10 @@ from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field
 from typer.testing import CliRunner
 
-from qa import NO_ANSWER, Answer, ArticleQA, Passage, QAError
-from qa.answering import AnswerContext
-from qa.api import LLMConfigError
-from qa.llm import (
+from articleqa.qa import NO_ANSWER, Answer, ArticleQA, Passage, QAError
+from articleqa.qa.answering import AnswerContext
+from articleqa.qa.api import LLMConfigError
+from articleqa.qa.llm import (
     DEFAULT_SEED,
     LOOP_THREAD_NAME,
     PLACEHOLDER_API_KEY,
@@ -44,8 +44,8 @@ from qa.llm import (
     parse_spec,
     stream_with_deadline,
 )
-from qa.llm import LLMConfigError as SpecError
-from qa.verify import UNVERIFIED_FLAG, locate, verify_answer
+from articleqa.qa.llm import LLMConfigError as SpecError
+from articleqa.qa.verify import UNVERIFIED_FLAG, locate, verify_answer
 from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE, corpus_rows, write_jsonl
 
 pytestmark = pytest.mark.slow  # the real embedding model and a small real index
@@ -61,8 +61,8 @@ INJECTED_ID = "capital-notice"
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory, embeddings) -> Path:
     """Seed article + 4 Wikinews rows + an article with an injected instruction."""
-    from index import index_paths
-    from index.store import IndexStore
+    from articleqa.index import index_paths
+    from articleqa.index.store import IndexStore
 
     folder = tmp_path_factory.mktemp("llm-index")
     injected = {
@@ -245,7 +245,7 @@ def test_extractive_is_the_default_and_can_be_named(index_dir):
 
 
 def test_settings_read_the_llm_variables(monkeypatch):
-    from qa.settings import load_settings
+    from articleqa.qa.settings import load_settings
 
     monkeypatch.setenv("ARTICLEQA_LLM", "ollama:llama3.2")
     monkeypatch.setenv("ARTICLEQA_LLM_BASE_URL", "http://127.0.0.1:11434")
@@ -646,7 +646,7 @@ def test_prompt_injection_in_an_article_is_not_presented_as_grounded(index_dir):
 
 
 def test_cli_rejects_a_bad_llm_naming_it(index_dir):
-    from ui.cli import app
+    from articleqa.ui.cli import app
 
     result = CliRunner().invoke(app, ["ask", WASTE_Q, "--index-dir", str(index_dir), "--llm", "nosuch:thing"])
     assert result.exit_code == 2
@@ -654,7 +654,7 @@ def test_cli_rejects_a_bad_llm_naming_it(index_dir):
 
 
 def test_cli_ask_with_llm_down_prints_the_extractive_answer_and_the_reason(index_dir, monkeypatch):
-    from ui.cli import app
+    from articleqa.ui.cli import app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     url = f"http://127.0.0.1:{free_port()}/v1"
@@ -677,7 +677,7 @@ def test_cli_ask_with_llm_down_prints_the_extractive_answer_and_the_reason(index
 
 
 def test_cli_chat_with_llm_down_keeps_answering(index_dir, monkeypatch):
-    from ui.cli import app
+    from articleqa.ui.cli import app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     url = f"http://127.0.0.1:{free_port()}/v1"
@@ -691,7 +691,7 @@ def test_cli_chat_with_llm_down_keeps_answering(index_dir, monkeypatch):
 
 
 def test_a_yes_no_verdict_of_the_llm_becomes_the_short_answer():
-    from qa.llm import _yes_or_no
+    from articleqa.qa.llm import _yes_or_no
 
     assert _yes_or_no("Did both reports agree?", "Yes, both say revenue rose [1][2].") == "Yes"
     assert _yes_or_no("Was the figure higher after October?", "no: it fell [1].") == "No"

@@ -27,10 +27,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from qa import NO_ANSWER, Answer, ArticleQA, Passage
-from qa.answering import AnswerContext
-from qa.llm import LLMAnswerer, calls_in_flight, create_chat_model, stream_with_deadline
-from qa.verify import normalise
+from articleqa.qa import NO_ANSWER, Answer, ArticleQA, Passage
+from articleqa.qa.answering import AnswerContext
+from articleqa.qa.llm import LLMAnswerer, calls_in_flight, create_chat_model, stream_with_deadline
+from articleqa.qa.verify import normalise
 from tests.conftest import SEED, SEED_ID, corpus_rows, write_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -121,8 +121,8 @@ def llm_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def small_index(tmp_path_factory, embeddings) -> Path:
     """The seed article and three Wikinews rows."""
-    from index import index_paths
-    from index.store import IndexStore
+    from articleqa.index import index_paths
+    from articleqa.index.store import IndexStore
 
     folder = tmp_path_factory.mktemp("llm-server-index")
     rows = write_jsonl(folder / "rows.jsonl", corpus_rows(3))
@@ -240,7 +240,7 @@ def test_server_down_gives_the_extractive_answer_within_the_timeout(small_index,
 
 
 def test_cli_ask_streams_from_the_server(small_index, llm_url, monkeypatch):
-    from ui.cli import app
+    from articleqa.ui.cli import app
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     args = [
@@ -270,8 +270,8 @@ def test_web_chat_answers_with_the_server(small_index, llm_url, monkeypatch, tmp
 
     from gradio_client import Client
 
-    from qa.options import QAOptions
-    from ui.app import serve
+    from articleqa.qa.options import QAOptions
+    from articleqa.ui.app import serve
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     index_dir = tmp_path / "index"

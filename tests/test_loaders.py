@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import pytest
 
-from index.loaders import (
+from articleqa.index.loaders import (
     DEFAULT_EXCLUDES,
     SUPPORTED_EXTENSIONS,
     FetchPolicy,
@@ -34,8 +34,8 @@ from index.loaders import (
     read_source,
     url_article_id,
 )
-from index.models import Article, SourceFailure
-from index.sources import FetchError, read_file_bytes
+from articleqa.index.models import Article, SourceFailure
+from articleqa.index.sources import FetchError, read_file_bytes
 
 DATA = Path(__file__).parent / "data" / "loaders"
 REPO = Path(__file__).resolve().parents[1]

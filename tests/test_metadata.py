@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.metadata import SourceCatalog, source_aliases
+from articleqa.qa.metadata import SourceCatalog, source_aliases
 
 SOURCES = [
     "TechCrunch",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prompts import MissingVariablesError, UnknownPromptError, load_prompt, render_prompt
+from articleqa.prompts import MissingVariablesError, UnknownPromptError, load_prompt, render_prompt
 
 
 def test_templates_declare_their_variables():

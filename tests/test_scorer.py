@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from index.chunking import chunk_article
-from index.models import Article
-from qa.features import FEATURES
-from qa.models import Passage
-from qa.scorer import (
+from articleqa.index.chunking import chunk_article
+from articleqa.index.models import Article
+from articleqa.qa.features import FEATURES
+from articleqa.qa.models import Passage
+from articleqa.qa.scorer import (
     ANSWERABILITY_FEATURES,
     AnswerScorer,
     DenseModel,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qa.features import question_form
-from qa.spans import short_answer
+from articleqa.qa.features import question_form
+from articleqa.qa.spans import short_answer
 from tests.conftest import WASTE_SENTENCE
 
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from qa.timecues import time_window
+from articleqa.qa.timecues import time_window
 
 TODAY = date(2020, 3, 18)  # a Wednesday
 

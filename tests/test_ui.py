@@ -52,7 +52,7 @@ def free_port() -> int:
 
 
 def start_app(index_dir: Path):
-    from ui.app import serve
+    from articleqa.ui.app import serve
 
     port = free_port()
     app = serve(index_dir, host="127.0.0.1", port=port, prevent_thread_lock=True)
@@ -131,7 +131,7 @@ def upload(page, files: list[Path]) -> None:
 
 
 def read_article_text(index_dir: Path, article_id: str) -> str:
-    from index.articles import ArticleStore
+    from articleqa.index.articles import ArticleStore
 
     store = ArticleStore(index_dir / "articles.sqlite")
     try:
@@ -270,7 +270,7 @@ def test_chat_cites_highlights_and_answers_from_an_upload(app, page, tmp_path):
 def test_upload_reports_bad_file_and_indexes_the_good_one(app, page, tmp_path):
     from playwright.sync_api import expect
 
-    from index import load_articles
+    from articleqa.index import load_articles
 
     _, url = app
     library = app[0].library

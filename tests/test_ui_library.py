@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from index import IndexBusyError, index_paths, open_index
+from articleqa.index import IndexBusyError, index_paths, open_index
+from articleqa.ui.library import Library, safe_upload_name
 from tests.conftest import (
     BRIDGE,
     BRIDGE_Q,
@@ -24,7 +25,6 @@ from tests.conftest import (
     corpus_rows,
     write_jsonl,
 )
-from ui.library import Library, safe_upload_name
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,7 @@ def test_rebuild_reembeds_every_stored_article_into_a_new_generation(library):
 
 def test_questions_are_answered_from_the_old_index_while_a_rebuild_runs(library, monkeypatch):
     """The lease taken before the rebuild keeps its ArticleQA open; a failed rebuild changes nothing."""
-    import index.indexer as indexer
+    import articleqa.index.indexer as indexer
 
     real = indexer.Indexer.index_articles
     answers = []
@@ -126,7 +126,7 @@ def test_upload_names_are_made_safe(given, stored):
 
 
 def test_uploads_with_unusable_names_or_over_the_size_cap_are_refused(library, tmp_path):
-    from index.sources import FetchPolicy
+    from articleqa.index.sources import FetchPolicy
 
     library.fetch = FetchPolicy(max_bytes=100)
     big = _file(tmp_path, "big.txt", "Headline\n\n" + "word " * 100)
@@ -238,7 +238,7 @@ def test_date_range_is_the_indexed_articles_own(library):
 
 HOLD_LOCK = """
 import sys
-from index.folder import IndexFolder
+from articleqa.index.folder import IndexFolder
 with IndexFolder(sys.argv[1]).writing(wait=0):
     print("locked", flush=True)
     sys.stdin.readline()
@@ -259,7 +259,7 @@ def _articleqa(*args: str) -> None:
 
 
 def test_an_abandoned_question_does_not_hold_up_the_reopen_for_ever(library, monkeypatch):
-    import ui.library as module
+    import articleqa.ui.library as module
 
     monkeypatch.setattr(module, "DRAIN_GRACE_S", 0.5)
     library.options = dataclasses.replace(library.options, llm_timeout=0.0)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.evaluation import YES_NO
-from qa.evaluation import normalise as fold
-from qa.scorer import AnswerScorer, QuestionScores
+from articleqa.qa.evaluation import YES_NO
+from articleqa.qa.evaluation import normalise as fold
+from articleqa.qa.scorer import AnswerScorer, QuestionScores
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "multihop-rag"
@@ -131,9 +131,9 @@ def collect_training_sets(
     """
     from rich.progress import Progress
 
-    from index import index_paths, open_index
-    from qa.api import ArticleQA, extractive_answerer
-    from qa.scorer import UNTRAINED
+    from articleqa.index import index_paths, open_index
+    from articleqa.qa.api import ArticleQA, extractive_answerer
+    from articleqa.qa.scorer import UNTRAINED
 
     only = set(only or ())
     collected: list[Example] = []

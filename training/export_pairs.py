@@ -26,8 +26,8 @@ import json
 import re
 from pathlib import Path
 
-from qa.cross_encoder import candidate_key, pair_text
-from qa.evaluation import YES_NO
+from articleqa.qa.cross_encoder import candidate_key, pair_text
+from articleqa.qa.evaluation import YES_NO
 from training.collect import ROOT, TRAINING_SETS, collect_training_sets
 
 

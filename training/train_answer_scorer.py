@@ -80,7 +80,7 @@ def _layers(model):
 
 def dense_from(models, scaler) -> dict:
     """The shipped form of fitted sklearn models (one, or an ensemble) and their scaler."""
-    from qa.scorer import DenseModel
+    from articleqa.qa.scorer import DenseModel
 
     models = models if isinstance(models, list) else [models]
     return DenseModel(
@@ -203,8 +203,8 @@ def fit_reranker(examples, near_misses, oof_cross, cross_sha256, k, ks=(2, 4, 6,
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
 
-    from qa.cross_encoder import candidate_key
-    from qa.scorer import Reranker, _logit
+    from articleqa.qa.cross_encoder import candidate_key
+    from articleqa.qa.scorer import Reranker, _logit
 
     missing = 0
     for e in examples + near_misses:
@@ -335,8 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn.model_selection import GroupKFold, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
-    from qa.features import FEATURES
-    from qa.scorer import ANSWERABILITY_FEATURES, DenseModel, answerability_features
+    from articleqa.qa.features import FEATURES
+    from articleqa.qa.scorer import ANSWERABILITY_FEATURES, DenseModel, answerability_features
     from training.collect import collect_training_sets
 
     collected, data_hashes = collect_training_sets(args.index_dir, only=args.only, limit=args.limit)
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     reranker_record = None
     top1_features = top1
     if args.cross_encoder is not None:
-        from qa.cross_encoder import file_sha256
+        from articleqa.qa.cross_encoder import file_sha256
 
         if args.cross_encoder_weights:
             cross_sha256 = file_sha256(args.cross_encoder_weights)

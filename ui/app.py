@@ -1,6 +1,6 @@
 """The web chat: a Gradio app over one index folder.
 
-    from ui.app import serve
+    from articleqa.ui.app import serve
     serve(Path(".articleqa"))                 # http://127.0.0.1:7860, blocks until Ctrl-C
 
 Chat tab: streamed, cited answers (multi-turn: follow-ups use the previous answer's
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from index.offline import apply_offline_environment
+from articleqa.index.offline import apply_offline_environment
 
 # The web app's entry point: the offline switches (no Hugging Face Hub, no analytics) are set
 # here, before gradio is imported, because gradio imports huggingface_hub, which reads
@@ -28,14 +28,14 @@ apply_offline_environment()
 
 import gradio as gr  # noqa: E402
 
-from index import DEFAULT_INDEX_DIR, SUPPORTED_EXTENSIONS  # noqa: E402
-from index.sources import FetchPolicy  # noqa: E402
-from qa.api import QAError  # noqa: E402
-from qa.models import Answer  # noqa: E402
-from qa.options import QAOptions  # noqa: E402
-from qa.retrieval import FilterError, Filters, parse_filters  # noqa: E402
-from ui import render  # noqa: E402
-from ui.library import IndexBusyError, Library  # noqa: E402
+from articleqa.index import DEFAULT_INDEX_DIR, SUPPORTED_EXTENSIONS  # noqa: E402
+from articleqa.index.sources import FetchPolicy  # noqa: E402
+from articleqa.qa.api import QAError  # noqa: E402
+from articleqa.qa.models import Answer  # noqa: E402
+from articleqa.qa.options import QAOptions  # noqa: E402
+from articleqa.qa.retrieval import FilterError, Filters, parse_filters  # noqa: E402
+from articleqa.ui import render  # noqa: E402
+from articleqa.ui.library import IndexBusyError, Library  # noqa: E402
 
 __all__ = ["build_app", "serve", "form_filters", "empty_index_message", "CSS", "THEME"]
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-from index.offline import apply_offline_environment
+from articleqa.index.offline import apply_offline_environment
 
 # Offline by default: set before any Hugging Face or Gradio import can read them (importing
 # `index` imports Chroma, but not those; Chroma's clients turn telemetry off themselves).
@@ -24,7 +24,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from qa.settings import Settings, load_settings  # noqa: E402
+from articleqa.qa.settings import Settings, load_settings  # noqa: E402
 
 app = typer.Typer(
     name="articleqa",
@@ -74,7 +74,7 @@ def settings_from(**flags: object) -> Settings:
 
 def open_store(settings: Settings, *, check_model: bool = True):
     """The index folder named by the settings, or a clear error."""
-    from index import IndexStoreError, ModelNotFoundError, open_index
+    from articleqa.index import IndexStoreError, ModelNotFoundError, open_index
 
     try:
         return open_index(
@@ -158,7 +158,7 @@ def index_command(
     input failed (the rest is still indexed), 130 when interrupted (re-run to finish).
     One process writes to an index at a time: a second one waits for the first.
     """
-    from index import DEFAULT_EXCLUDES, index_paths, rebuild_index
+    from articleqa.index import DEFAULT_EXCLUDES, index_paths, rebuild_index
 
     settings = settings_from(index_dir=index_dir, chroma_url=chroma_url)
     store = open_store(settings, check_model=not rebuild)
@@ -239,8 +239,8 @@ def _print_report(report, verbose: bool) -> None:
 def open_qa(settings: Settings, **options: object):
     """An ArticleQA over the configured index (`options`: more `ArticleQA.from_options`
     arguments), or a clear error."""
-    from index import IndexStoreError, ModelNotFoundError
-    from qa.api import ArticleQA, QAError
+    from articleqa.index import IndexStoreError, ModelNotFoundError
+    from articleqa.qa.api import ArticleQA, QAError
 
     try:
         return ArticleQA.from_options(settings.index_dir, settings.qa_options(), **options)
@@ -257,7 +257,7 @@ def _filter_failure(exc) -> typer.Exit:
 
 def parse_day(value: str | None, flag: str):
     """A date option (`flag`: "--today" etc.) through `qa.retrieval.parse_date`."""
-    from qa.retrieval import FilterError, parse_date
+    from articleqa.qa.retrieval import FilterError, parse_date
 
     try:
         return parse_date(value, flag.lstrip("-"))
@@ -267,7 +267,7 @@ def parse_day(value: str | None, flag: str):
 
 def build_filters(sources: list[str] | None, after: str | None, before: str | None):
     """--source/--after/--before through `qa.retrieval.parse_filters` (shared with the web app)."""
-    from qa.retrieval import FilterError, parse_filters
+    from articleqa.qa.retrieval import FilterError, parse_filters
 
     try:
         return parse_filters(sources, after, before)
@@ -369,7 +369,7 @@ def ask_command(
     llm_timeout: LlmTimeoutOpt = None,
 ) -> None:
     """Answer one question from the indexed articles, citing the quoted passages."""
-    from qa.api import QAError
+    from articleqa.qa.api import QAError
 
     settings = settings_from(
         index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout
@@ -409,7 +409,7 @@ def chat_command(
 
     Type a question and press Enter; /clear forgets the conversation, /quit (or Ctrl-D) ends.
     """
-    from qa.api import QAError
+    from articleqa.qa.api import QAError
 
     settings = settings_from(
         index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout
@@ -479,8 +479,8 @@ def eval_command(
     the same embedding model, Chroma.from_documents, similarity_search, the top chunk as the
     answer) over the same articles, in the same run.
     """
-    from qa.api import RETRIEVAL_MODES
-    from qa.evaluation import evaluate_qa, load_questions
+    from articleqa.qa.api import RETRIEVAL_MODES
+    from articleqa.qa.evaluation import evaluate_qa, load_questions
 
     if mode not in RETRIEVAL_MODES:
         raise fail(f"--mode {mode!r} is not one of {', '.join(RETRIEVAL_MODES)}")
@@ -490,7 +490,7 @@ def eval_command(
     except (OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     if articles is not None:
-        from index import index_paths
+        from articleqa.index import index_paths
 
         store = open_store(settings)
         try:
@@ -593,9 +593,9 @@ def serve_command(
             "read and change the index",
             highlight=False,
         )
-    from index import IndexStoreError, ModelNotFoundError
-    from qa.api import QAError
-    from ui.app import serve
+    from articleqa.index import IndexStoreError, ModelNotFoundError
+    from articleqa.qa.api import QAError
+    from articleqa.ui.app import serve
 
     console.print(f"Article QA on http://{host}:{port} (index: {settings.index_dir}; Ctrl-C stops it)", highlight=False)
     try:
@@ -617,8 +617,8 @@ def main() -> None:
     """The `articleqa` command. The embedding model loads on first use, deep inside a command,
     so a model that cannot be loaded or run as configured is reported here: a one-line error
     and exit code 2, not a traceback."""
-    from index.embeddings import ModelNotFoundError
-    from index.openvino_backend import BackendUnavailable
+    from articleqa.index.embeddings import ModelNotFoundError
+    from articleqa.index.openvino_backend import BackendUnavailable
 
     try:
         app()

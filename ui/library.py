@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from index import (
+from articleqa.index import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CHUNK_SIZE,
     SUPPORTED_EXTENSIONS,
@@ -37,12 +37,12 @@ from index import (
     open_index,
     rebuild_index,
 )
-from index.indexer import Indexer
-from index.models import SourceFailure
-from index.sources import FetchPolicy, is_url
-from index.store import Manifest
-from qa.api import ArticleQA, EmptyIndexError
-from qa.options import QAOptions
+from articleqa.index.indexer import Indexer
+from articleqa.index.models import SourceFailure
+from articleqa.index.sources import FetchPolicy, is_url
+from articleqa.index.store import Manifest
+from articleqa.qa.api import ArticleQA, EmptyIndexError
+from articleqa.qa.options import QAOptions
 
 UPLOADS = "uploads"
 # Seconds beyond the LLM timeout that a reopen waits for the questions in flight.

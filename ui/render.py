@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from html import escape
 from urllib.parse import urlparse
 
-from index.models import Article
-from qa.models import Answer, Citation
+from articleqa.index.models import Article
+from articleqa.qa.models import Answer, Citation
 
 
 def highlight(
