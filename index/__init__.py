@@ -7,33 +7,40 @@ Typical use::
     store = open_index(".articleqa")
     report = index_paths(store, ["examples/articles"], prune=True)
     print(report.summary())
+
+The names below are imported from their modules on first use (PEP 562 `__getattr__`), so that
+importing this package, or a light module of it such as `index.offline` or `index.defaults`,
+loads no Chroma, LangChain or model library (`articleqa --help` imports them).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from articleqa.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, chunk_article, split_sentences
-from articleqa.index.embeddings import (
-    DEFAULT_BACKEND,
-    DEFAULT_MODEL,
-    Backend,
-    ModelNotFoundError,
-    SentenceTransformerEmbeddings,
-    get_embeddings,
-)
-from articleqa.index.folder import DEFAULT_INDEX_DIR, IndexBusyError, IndexFolder
-from articleqa.index.indexer import Indexer, ProgressCallback, index_paths, rebuild_index
-from articleqa.index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles
-from articleqa.index.models import Article, Chunk, IndexReport, SourceFailure
-from articleqa.index.offline import OFFLINE_ENVIRONMENT, apply_offline_environment
-from articleqa.index.store import (
-    DEFAULT_COLLECTION,
-    ChromaUnavailableError,
-    IndexMismatchError,
-    IndexStore,
-    IndexStoreError,
-)
+if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports each on first use
+    from articleqa.index.chunking import chunk_article, split_sentences
+    from articleqa.index.defaults import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, DEFAULT_INDEX_DIR
+    from articleqa.index.embeddings import (
+        DEFAULT_BACKEND,
+        DEFAULT_MODEL,
+        ModelNotFoundError,
+        SentenceTransformerEmbeddings,
+        get_embeddings,
+    )
+    from articleqa.index.folder import IndexBusyError, IndexFolder
+    from articleqa.index.indexer import Indexer, ProgressCallback, index_paths, rebuild_index
+    from articleqa.index.loaders import DEFAULT_EXCLUDES, SUPPORTED_EXTENSIONS, load_articles
+    from articleqa.index.models import Article, Chunk, IndexReport, SourceFailure
+    from articleqa.index.offline import OFFLINE_ENVIRONMENT, apply_offline_environment
+    from articleqa.index.opening import open_index
+    from articleqa.index.store import (
+        DEFAULT_COLLECTION,
+        ChromaUnavailableError,
+        IndexMismatchError,
+        IndexStore,
+        IndexStoreError,
+    )
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -69,32 +76,51 @@ __all__ = [
     "split_sentences",
 ]
 
+# The module (of this package) that defines each name of `__all__`.
+_SOURCES: dict[str, str] = {
+    "DEFAULT_BACKEND": "embeddings",
+    "DEFAULT_CHUNK_OVERLAP": "defaults",
+    "DEFAULT_CHUNK_SIZE": "defaults",
+    "DEFAULT_COLLECTION": "store",
+    "DEFAULT_EXCLUDES": "loaders",
+    "DEFAULT_INDEX_DIR": "defaults",
+    "DEFAULT_MODEL": "embeddings",
+    "OFFLINE_ENVIRONMENT": "offline",
+    "SUPPORTED_EXTENSIONS": "loaders",
+    "Article": "models",
+    "ChromaUnavailableError": "store",
+    "Chunk": "models",
+    "IndexBusyError": "folder",
+    "IndexFolder": "folder",
+    "IndexMismatchError": "store",
+    "IndexReport": "models",
+    "IndexStore": "store",
+    "IndexStoreError": "store",
+    "Indexer": "indexer",
+    "ModelNotFoundError": "embeddings",
+    "ProgressCallback": "indexer",
+    "SentenceTransformerEmbeddings": "embeddings",
+    "SourceFailure": "models",
+    "apply_offline_environment": "offline",
+    "chunk_article": "chunking",
+    "get_embeddings": "embeddings",
+    "index_paths": "indexer",
+    "load_articles": "loaders",
+    "open_index": "opening",
+    "rebuild_index": "indexer",
+    "split_sentences": "chunking",
+}
 
-def open_index(
-    index_dir: str | Path,
-    *,
-    embedding_model: str = DEFAULT_MODEL,
-    embedding_backend: Backend = DEFAULT_BACKEND,
-    cache_dir: Path | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
-    chroma_url: str | None = None,
-    collection: str = DEFAULT_COLLECTION,
-    check_model: bool = True,
-) -> IndexStore:
-    """Open (or create) an index folder with the shared embedding model for `embedding_model`.
 
-    The model itself loads on first use, so opening an index to read its statistics is cheap.
-    `embedding_backend` and `cache_dir`: see `index.embeddings.SentenceTransformerEmbeddings`.
-    `check_model=False` opens an index built with another model (to rebuild it).
-    """
-    return IndexStore(
-        index_dir,
-        get_embeddings(embedding_model, backend=embedding_backend, cache_dir=cache_dir),
-        embedding_model=embedding_model,
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
-        chroma_url=chroma_url,
-        collection=collection,
-        check_model=check_model,
-    )
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use and kept in this module."""
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{source}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

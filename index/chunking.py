@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import blingfire
 
+# The chunking defaults of every index, declared in `index.defaults` and re-exported here.
+from articleqa.index.defaults import DEFAULT_CHUNK_OVERLAP as DEFAULT_CHUNK_OVERLAP
+from articleqa.index.defaults import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_SIZE
 from articleqa.index.models import Article, Chunk
-
-# The chunking defaults of every index (settings, `open_index`, `IndexStore`, the web app).
-DEFAULT_CHUNK_SIZE = 800  # target characters per chunk
-DEFAULT_CHUNK_OVERLAP = 150  # characters of whole sentences shared by neighbouring chunks
 
 _LINE = re.compile(r"[^\n]+")
 

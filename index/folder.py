@@ -32,7 +32,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-DEFAULT_INDEX_DIR = ".articleqa"  # the index folder when none is configured
+from articleqa.index.defaults import DEFAULT_INDEX_DIR as DEFAULT_INDEX_DIR  # declared there, re-exported
+
 CURRENT = "CURRENT"
 LOCK = "write.lock"
 VERSION = "version"

@@ -3,15 +3,25 @@
 from articleqa.qa import ArticleQA
 with ArticleQA.open(".articleqa") as qa:
     print(qa.ask("Who called the meeting a waste of time?").text)
+
+The names below are imported from their modules on first use (PEP 562 `__getattr__`), so that
+importing this package, or a light module of it such as `qa.defaults`, loads no numpy,
+LangChain or model library (`articleqa --help` imports them).
 """
 
-from articleqa.qa.answerer import NO_ANSWER, ExtractiveAnswerer
-from articleqa.qa.answering import AnswerContext, Answerer
-from articleqa.qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigError, QAError, StreamEvent
-from articleqa.qa.conversation import Turn
-from articleqa.qa.models import Answer, Citation, Passage
-from articleqa.qa.options import QAOptions
-from articleqa.qa.retrieval import FilterError, Filters, HybridRetriever, parse_filters
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports each on first use
+    from articleqa.qa.answerer import NO_ANSWER, ExtractiveAnswerer
+    from articleqa.qa.answering import AnswerContext, Answerer
+    from articleqa.qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigError, QAError, StreamEvent
+    from articleqa.qa.conversation import Turn
+    from articleqa.qa.models import Answer, Citation, Passage
+    from articleqa.qa.options import QAOptions
+    from articleqa.qa.retrieval import FilterError, Filters, HybridRetriever, parse_filters
 
 __all__ = [
     "NO_ANSWER",
@@ -34,3 +44,40 @@ __all__ = [
     "Turn",
     "parse_filters",
 ]
+
+# The module (of this package) each name of `__all__` is imported from.
+_SOURCES: dict[str, str] = {
+    "NO_ANSWER": "answerer",
+    "Answer": "models",
+    "AnswerContext": "answering",
+    "Answerer": "answering",
+    "ArticleQA": "api",
+    "Citation": "models",
+    "EmptyIndexError": "api",
+    "EmptyQuestionError": "api",
+    "ExtractiveAnswerer": "answerer",
+    "FilterError": "retrieval",
+    "Filters": "retrieval",
+    "HybridRetriever": "retrieval",
+    "LLMConfigError": "api",
+    "Passage": "models",
+    "QAError": "api",
+    "QAOptions": "options",
+    "StreamEvent": "api",
+    "Turn": "conversation",
+    "parse_filters": "retrieval",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use and kept in this module."""
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{source}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -36,6 +36,7 @@ from articleqa.prompts import render_prompt
 from articleqa.qa.answerer import NO_ANSWER
 from articleqa.qa.answering import AnswerContext, Answerer, StreamEvent
 from articleqa.qa.conversation import Turn
+from articleqa.qa.defaults import DEFAULT_LLM_TIMEOUT
 from articleqa.qa.features import question_form
 from articleqa.qa.models import Answer, Passage
 from articleqa.qa.verify import normalise, verify_answer
@@ -53,7 +54,7 @@ __all__ = [
     "parse_spec",
 ]
 
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = DEFAULT_LLM_TIMEOUT  # declared in qa.defaults (read by the command line)
 # Answers are one to three sentences; the cap bounds the time a runaway model can take.
 DEFAULT_MAX_TOKENS = 400
 # Sampling seed sent with temperature 0 where the provider takes one (OpenAI and compatible

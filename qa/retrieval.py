@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -23,6 +23,10 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from articleqa.index.store import IndexStore, published_ord
+from articleqa.qa.defaults import DEFAULT_K as DEFAULT_K
+from articleqa.qa.defaults import DEFAULT_RETRIEVAL_MODE as DEFAULT_RETRIEVAL_MODE
+from articleqa.qa.defaults import RETRIEVAL_MODES as RETRIEVAL_MODES
+from articleqa.qa.defaults import RetrievalMode as RetrievalMode
 from articleqa.qa.models import Passage
 from articleqa.qa.timecues import DateWindow, time_window
 
@@ -33,11 +37,8 @@ from articleqa.qa.timecues import DateWindow, time_window
 # weights and 87.4% (0.918, 97.7%) for dense alone. Tuned on the same set it is measured on:
 # differences of one or two questions, so treat them as "no worse than dense, better at k".
 RRF_K = 30
-# Passages retrieved per question: the default of the settings, `ArticleQA` and the web app.
-DEFAULT_K = 6
-RetrievalMode = Literal["hybrid", "dense", "lexical"]
-RETRIEVAL_MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
-DEFAULT_RETRIEVAL_MODE: RetrievalMode = "hybrid"
+# k, the retrieval modes and the default mode are declared in `qa.defaults` (constants the
+# command line reads without importing this module) and re-exported here.
 DEFAULT_WEIGHTS = {"dense": 1.0, "lexical": 0.5}
 
 

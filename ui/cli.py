@@ -4,6 +4,11 @@ and prints what they return; every operation it offers is a library function.
 Settings are built here once (environment, `.env`, flags) and passed inward; library errors
 become one-line messages with a non-zero exit code, never tracebacks. The offline defaults
 are set here, at the entry point (`index.offline`), before any Hugging Face or Gradio import.
+
+Cold start: at module level this imports only typer, rich and constant-only modules
+(`index.defaults`, `qa.defaults`, `index.offline`); each command imports the libraries it runs
+(Chroma, LangChain, the model libraries, Gradio) when it is called, so `articleqa --help` and an
+argument error load none of them (tests/test_cold_start.py).
 """
 
 from __future__ import annotations
@@ -11,12 +16,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from articleqa.index.offline import apply_offline_environment
 
-# Offline by default: set before any Hugging Face or Gradio import can read them (importing
-# `index` imports Chroma, but not those; Chroma's clients turn telemetry off themselves).
+# Offline by default: set before any Hugging Face or Gradio import can read them (the commands
+# import those later, when they run; Chroma's clients turn telemetry off themselves).
 apply_offline_environment()
 
 import typer  # noqa: E402
@@ -24,7 +29,11 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from articleqa.qa.settings import Settings, load_settings  # noqa: E402
+from articleqa.index.defaults import DEFAULT_INDEX_DIR  # noqa: E402
+from articleqa.qa.defaults import DEFAULT_K, DEFAULT_LLM_TIMEOUT, DEFAULT_RETRIEVAL_MODE, RETRIEVAL_MODES  # noqa: E402
+
+if TYPE_CHECKING:  # `qa.settings` imports the index and qa libraries: each command loads it when run
+    from articleqa.qa.settings import Settings
 
 app = typer.Typer(
     name="articleqa",
@@ -45,7 +54,7 @@ out = Console(soft_wrap=True)  # answers and quotes are never hard-wrapped
 
 IndexDir = Annotated[
     Path | None,
-    typer.Option("--index-dir", help="Index folder [env: ARTICLEQA_INDEX_DIR; default .articleqa]."),
+    typer.Option("--index-dir", help=f"Index folder [env: ARTICLEQA_INDEX_DIR; default {DEFAULT_INDEX_DIR}]."),
 ]
 ChromaUrl = Annotated[
     str | None,
@@ -64,6 +73,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 def settings_from(**flags: object) -> Settings:
     from pydantic import ValidationError
+
+    from articleqa.qa.settings import load_settings
 
     try:
         return load_settings(**flags)
@@ -299,7 +310,7 @@ BeforeOpt = Annotated[str | None, typer.Option("--before", help="Only articles p
 TodayOpt = Annotated[
     str | None, typer.Option("--today", help='The date relative cues count from ("last week"); default: today.')
 ]
-KOpt = Annotated[int | None, typer.Option("--k", help="Passages to retrieve [env: ARTICLEQA_K; default 6].")]
+KOpt = Annotated[int | None, typer.Option("--k", help=f"Passages to retrieve [env: ARTICLEQA_K; default {DEFAULT_K}].")]
 LlmOpt = Annotated[
     str | None,
     typer.Option(
@@ -318,7 +329,8 @@ LlmTimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--llm-timeout",
-        help="Seconds for one complete LLM reply, then the extractive answer [env: ARTICLEQA_LLM_TIMEOUT; default 60].",
+        help="Seconds for one complete LLM reply, then the extractive answer "
+        f"[env: ARTICLEQA_LLM_TIMEOUT; default {DEFAULT_LLM_TIMEOUT:g}].",
     ),
 ]
 
@@ -462,7 +474,9 @@ def eval_command(
     ] = None,
     index_dir: IndexDir = None,
     k: KOpt = None,
-    mode: Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, dense or lexical.")] = "hybrid",
+    mode: Annotated[
+        str, typer.Option("--mode", help=f"Retrieval: {', '.join(RETRIEVAL_MODES)}.")
+    ] = DEFAULT_RETRIEVAL_MODE,
     baseline: Annotated[
         bool,
         typer.Option(
@@ -479,11 +493,10 @@ def eval_command(
     the same embedding model, Chroma.from_documents, similarity_search, the top chunk as the
     answer) over the same articles, in the same run.
     """
-    from articleqa.qa.api import RETRIEVAL_MODES
-    from articleqa.qa.evaluation import evaluate_qa, load_questions
-
     if mode not in RETRIEVAL_MODES:
         raise fail(f"--mode {mode!r} is not one of {', '.join(RETRIEVAL_MODES)}")
+    from articleqa.qa.evaluation import evaluate_qa, load_questions
+
     settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k)
     try:
         qs = load_questions(questions)
@@ -613,16 +626,29 @@ def serve_command(
         raise fail(f"cannot serve on {host}:{port}: {exc}") from None
 
 
+# The errors of a model that cannot be loaded or run as configured: (module, class name).
+_MODEL_ERRORS = (
+    ("articleqa.index.embeddings", "ModelNotFoundError"),
+    ("articleqa.index.openvino_backend", "BackendUnavailable"),
+)
+
+
+def _model_errors() -> tuple[type[BaseException], ...]:
+    """The classes of `_MODEL_ERRORS` whose modules were imported. Importing them here would load
+    the model libraries on every run (`--help` included), and an error of a class whose module
+    was never imported cannot have been raised."""
+    return tuple(getattr(sys.modules[module], name) for module, name in _MODEL_ERRORS if module in sys.modules)
+
+
 def main() -> None:
     """The `articleqa` command. The embedding model loads on first use, deep inside a command,
     so a model that cannot be loaded or run as configured is reported here: a one-line error
     and exit code 2, not a traceback."""
-    from articleqa.index.embeddings import ModelNotFoundError
-    from articleqa.index.openvino_backend import BackendUnavailable
-
     try:
         app()
-    except (ModelNotFoundError, BackendUnavailable) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _model_errors()):
+            raise
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_USAGE)
 
