@@ -10,10 +10,10 @@ model can serve both the index (documents, queries) and the answerer (sentence s
 with normalised vectors and one cache per process.
 
 Backends: `auto` (the default) runs the model through OpenVINO when it can
-(`index.openvino_backend`: 3.8x PyTorch's speed on a CPU with bfloat16 instructions, 1.4x in
-float32, same vectors to 4 decimals) and through PyTorch otherwise, saying why in
-`backend_note`; `openvino` insists (an error if it cannot); `torch` is plain
-sentence-transformers.
+(`index.openvino_backend`, in the precision the CPU runs fastest: `index.precision`) and
+through PyTorch otherwise, saying why in `backend_note`; `openvino` insists (an error if it
+cannot); `torch` is plain sentence-transformers. When the model is a local folder (the bundled
+one is) and its OpenVINO export is already cached, PyTorch is never imported.
 """
 
 from __future__ import annotations
@@ -26,9 +26,17 @@ from typing import TYPE_CHECKING, Literal
 
 from langchain_core.embeddings import Embeddings
 
-from articleqa.index.encoding import SpanVectors, TokenEncoder, UnsupportedModelError, layout_of, torch_runner
+from articleqa.index.encoding import (
+    SpanVectors,
+    TokenEncoder,
+    UnsupportedModelError,
+    layout_of,
+    tokenizer_of,
+    torch_runner,
+)
 from articleqa.index.offline import HUB_OFFLINE, apply_offline_environment
-from articleqa.index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
+from articleqa.index.openvino_backend import BackendUnavailable, ModelSource, OpenVINORunner, default_cache_dir
+from articleqa.index.precision import DEFAULT_PRECISION, PRECISIONS, Precision
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,6 +96,8 @@ class SentenceTransformerEmbeddings(Embeddings):
         device: Torch device; CPU by default, the product must run without a GPU.
         backend: `auto`, `openvino` or `torch` (see the module docstring).
         cache_dir: Where the OpenVINO export is kept (default `default_cache_dir()`).
+        precision: `auto`, `fp32`, `bf16` or `int8`: what OpenVINO computes in
+            (`index.precision`; PyTorch always runs float32).
     """
 
     def __init__(
@@ -98,9 +108,13 @@ class SentenceTransformerEmbeddings(Embeddings):
         *,
         backend: Backend = DEFAULT_BACKEND,
         cache_dir: Path | None = None,
+        precision: Precision = DEFAULT_PRECISION,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self.requested_precision = precision
         self.model_name = model
         self.batch_size = batch_size
         self.device = device
@@ -150,29 +164,42 @@ class SentenceTransformerEmbeddings(Embeddings):
             self.backend_note = "PyTorch requested" if self.requested_backend == "torch" else f"device {self.device}"
             return None
         try:
-            runner = OpenVINORunner.load(self.model, self.cache_dir)
+            runner = OpenVINORunner.load(self._source(), self.cache_dir, self.requested_precision)
         except BackendUnavailable as exc:
             if self.requested_backend == "openvino":
                 raise
             self.backend_note = f"OpenVINO unavailable, using PyTorch: {exc}"
             log.warning("%s", self.backend_note)
             return None
-        self.backend_note = f"OpenVINO ({'exported to' if runner.exported else 'cached in'} {runner.model_dir})"
+        self.backend_note = (
+            f"OpenVINO, {runner.precision} ({'exported to' if runner.exported else 'cached in'} {runner.model_dir})"
+        )
         return runner
+
+    def _source(self) -> ModelSource | SentenceTransformer:
+        """The model as OpenVINO's export sees it: read from its folder (no PyTorch) when it is
+        a local sentence-transformers folder, else from the loaded model."""
+        path = Path(resolve_model_path(self.model_name))
+        if path.is_dir():
+            try:
+                return ModelSource.from_folder(path, lambda: self.model)
+            except UnsupportedModelError as exc:
+                log.info("reading the model through PyTorch: %s", exc)
+        return self.model
 
     @cached_property
     def _token_encoder(self) -> TokenEncoder | None:
         """Our own tokenise-run-pool path (needed for span vectors), or None if the model's
         pipeline is not one it can reproduce."""
         runner = self._openvino
+        if runner is not None:
+            return runner.encoder()
         try:
-            layout = layout_of(self.model)
+            layout, tokenizer = layout_of(self.model), tokenizer_of(self.model)
         except UnsupportedModelError:
             return None
-        tokenizer = self.model[0].tokenizer
-        if runner is not None:
-            return TokenEncoder(tokenizer, runner, layout, runner.input_names)
-        return TokenEncoder(tokenizer, torch_runner(self.model), layout)
+        names = set(self.model[0].tokenizer.model_input_names)
+        return TokenEncoder(tokenizer, torch_runner(self.model), layout, names)
 
     @property
     def backend(self) -> str:
@@ -180,7 +207,16 @@ class SentenceTransformerEmbeddings(Embeddings):
         return "openvino" if self._openvino is not None else "torch"
 
     @property
+    def precision(self) -> str:
+        """What the model computes in: `fp32`, `bf16` or `int8` (PyTorch: `fp32`)."""
+        runner = self._openvino
+        return runner.precision if runner is not None else "fp32"
+
+    @property
     def dimension(self) -> int:
+        runner = self._openvino
+        if runner is not None:
+            return runner.layout.dimension
         return int(self.model.get_embedding_dimension())
 
     @property
@@ -223,7 +259,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         return self.encode([text])[0].tolist()
 
 
-_CACHE: dict[tuple[str, str, str, Path | None], SentenceTransformerEmbeddings] = {}
+_CACHE: dict[tuple[str, str, str, Path | None, str], SentenceTransformerEmbeddings] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -233,10 +269,14 @@ def get_embeddings(
     *,
     backend: Backend = DEFAULT_BACKEND,
     cache_dir: Path | None = None,
+    precision: Precision = DEFAULT_PRECISION,
 ) -> SentenceTransformerEmbeddings:
-    """One shared embeddings object per (model, device, backend) in this process: the model loads once."""
+    """One shared embeddings object per (model, device, backend, cache, precision) in this
+    process: the model loads once."""
     with _CACHE_LOCK:
-        key = (model, device, backend, Path(cache_dir) if cache_dir else None)
+        key = (model, device, backend, Path(cache_dir) if cache_dir else None, precision)
         if key not in _CACHE:
-            _CACHE[key] = SentenceTransformerEmbeddings(model, device=device, backend=backend, cache_dir=cache_dir)
+            _CACHE[key] = SentenceTransformerEmbeddings(
+                model, device=device, backend=backend, cache_dir=cache_dir, precision=precision
+            )
         return _CACHE[key]

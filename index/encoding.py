@@ -12,19 +12,25 @@ and `max_seq_length`, mean pooling over the attention mask, unit length) so that
   (0.632 both, abstention rates unchanged; docs/BENCHMARKS.md).
 
 Only models made of exactly Transformer -> mean Pooling [-> Normalize] are re-done here;
-`layout_of` names anything else (`UnsupportedModelError`).
+`layout_of` (a loaded model) and `layout_from_folder` (its files, without loading PyTorch) name
+anything else (`UnsupportedModelError`). Tokenising uses the `tokenizers` library directly
+(the Rust tokenizer inside every Hugging Face fast tokenizer), so a process whose model runs
+on OpenVINO never imports PyTorch or transformers.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
 Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Token ids (input_ids, attention_mask, ... as int64 (batch, length)) -> states (batch, length, dim).
@@ -48,30 +54,106 @@ class Layout:
 
     max_seq_length: int
     lowercase: bool
+    dimension: int
 
 
-def layout_of(st_model: SentenceTransformer) -> Layout:
-    """The model's pre- and post-processing, or `UnsupportedModelError` naming what was found."""
-    modules = list(st_model)
-    names = [type(m).__name__ for m in modules]
-    if len(modules) not in (2, 3) or names[0] != "Transformer" or names[1] != "Pooling":
-        raise UnsupportedModelError(
-            f"only Transformer -> Pooling [-> Normalize] models are supported, not {' -> '.join(names)}"
-        )
-    if len(modules) == 3 and names[2] != "Normalize":
-        raise UnsupportedModelError(f"unsupported last module {names[2]!r} (expected Normalize)")
-    pooling = modules[1].get_config_dict()
+def _check_pooling(pooling: dict[str, Any]) -> None:
     mode = pooling.get("pooling_mode")
     if mode is None:  # sentence-transformers < 6 spells the mode as one flag per mode
         modes = [k.removeprefix("pooling_mode_") for k, v in pooling.items() if k.startswith("pooling_mode_") and v]
         mode = modes[0] if len(modes) == 1 else "+".join(modes)
     if mode not in ("mean", "mean_tokens"):
         raise UnsupportedModelError(f"unsupported pooling mode {mode!r} (only mean pooling is)")
+
+
+def _check_module_names(names: list[str]) -> None:
+    if len(names) not in (2, 3) or names[0] != "Transformer" or names[1] != "Pooling":
+        raise UnsupportedModelError(
+            f"only Transformer -> Pooling [-> Normalize] models are supported, not {' -> '.join(names)}"
+        )
+    if len(names) == 3 and names[2] != "Normalize":
+        raise UnsupportedModelError(f"unsupported last module {names[2]!r} (expected Normalize)")
+
+
+def layout_from_folder(folder: Path) -> Layout:
+    """The layout of a sentence-transformers model folder, read from its configuration files
+    (modules.json, sentence_bert_config.json, the pooling config) without loading the model.
+
+    Raises:
+        UnsupportedModelError: The folder is not such a model, or not one `TokenEncoder` re-does.
+    """
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        _check_module_names([m["type"].rsplit(".", 1)[-1] for m in modules])
+        if modules[0].get("path", ""):
+            raise UnsupportedModelError("the Transformer module is not at the top of the model folder")
+        config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+        if not (folder / "tokenizer.json").is_file():
+            raise UnsupportedModelError("the model folder has no tokenizer.json (a fast tokenizer)")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, UnsupportedModelError):
+            raise
+        raise UnsupportedModelError(f"{folder} is not a readable sentence-transformers model folder: {exc}") from exc
+    _check_pooling(pooling)
+    return Layout(
+        max_seq_length=int(config["max_seq_length"]),
+        lowercase=bool(config.get("do_lower_case", False)),
+        dimension=int(pooling["word_embedding_dimension"]),
+    )
+
+
+def configure_tokenizer(tokenizer: Tokenizer, layout: Layout, pad_id: int, pad_token: str) -> Tokenizer:
+    """`tokenizer` set to truncate at the model's window and pad each batch to its longest text,
+    as sentence-transformers calls it (`padding=True, truncation=True, max_length=...`)."""
+    tokenizer.enable_truncation(max_length=layout.max_seq_length)
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+    return tokenizer
+
+
+def load_tokenizer(folder: Path, layout: Layout) -> Tokenizer:
+    """The model folder's tokenizer.json as a `tokenizers.Tokenizer`, configured for `layout`."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    padding = tokenizer.padding or {}
+    pad_token = padding.get("pad_token") or _special_token(folder, "pad_token") or "[PAD]"
+    pad_id = tokenizer.token_to_id(pad_token)
+    if pad_id is None:
+        raise UnsupportedModelError(f"the tokenizer in {folder} has no padding token {pad_token!r}")
+    return configure_tokenizer(tokenizer, layout, pad_id, pad_token)
+
+
+def _special_token(folder: Path, name: str) -> str | None:
+    try:
+        value = json.loads((folder / "special_tokens_map.json").read_text(encoding="utf-8")).get(name)
+    except (OSError, ValueError):
+        return None
+    return value.get("content") if isinstance(value, dict) else value
+
+
+def tokenizer_of(st_model: SentenceTransformer) -> Tokenizer:
+    """A copy of a loaded model's Rust tokenizer, configured for its layout."""
+    from tokenizers import Tokenizer
+
+    hf = st_model[0].tokenizer
+    if not getattr(hf, "is_fast", False):
+        raise UnsupportedModelError("the model has no fast tokenizer (needed for token offsets)")
+    copy = Tokenizer.from_str(hf.backend_tokenizer.to_str())
+    return configure_tokenizer(copy, layout_of(st_model), hf.pad_token_id, hf.pad_token)
+
+
+def layout_of(st_model: SentenceTransformer) -> Layout:
+    """The model's pre- and post-processing, or `UnsupportedModelError` naming what was found."""
+    modules = list(st_model)
+    _check_module_names([type(m).__name__ for m in modules])
+    _check_pooling(modules[1].get_config_dict())
     if not hasattr(modules[0], "auto_model"):
         raise UnsupportedModelError("the Transformer module has no Hugging Face model to run")
     return Layout(
         max_seq_length=int(st_model.max_seq_length),
         lowercase=bool(getattr(modules[0], "do_lower_case", False)),
+        dimension=int(st_model.get_embedding_dimension()),
     )
 
 
@@ -118,10 +200,12 @@ class TokenEncoder:
     """Texts to unit vectors through `runner`, batched by length like sentence-transformers.
 
     Args:
-        tokenizer: The model's Hugging Face tokenizer (a fast one, for span offsets).
+        tokenizer: The model's `tokenizers.Tokenizer`, configured by `load_tokenizer` or
+            `tokenizer_of` (padding and truncation as sentence-transformers does them).
         runner: Runs the transformer (see `Runner`).
-        layout: From `layout_of`.
-        input_names: The inputs `runner` takes (default: what the tokenizer returns).
+        layout: From `layout_of` or `layout_from_folder`.
+        input_names: The inputs `runner` takes (default: input_ids, attention_mask and
+            token_type_ids).
     """
 
     def __init__(self, tokenizer: Any, runner: Runner, layout: Layout, input_names: set[str] | None = None):
@@ -139,21 +223,17 @@ class TokenEncoder:
     def _tokenize(self, texts: list[str], offsets: bool) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
         if self.layout.lowercase:
             texts = [t.lower() for t in texts]
-        features = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.layout.max_seq_length,
-            return_tensors="np",
-            return_offsets_mapping=offsets,
-        )
-        spans = features.pop("offset_mapping", None)
-        inputs = {
-            name: np.asarray(value, dtype=np.int64)
-            for name, value in features.items()
-            if self.input_names is None or name in self.input_names
+        encodings = self.tokenizer.encode_batch(texts)
+        features = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
-        return inputs, np.asarray(features["attention_mask"]).astype(bool), spans
+        spans = np.array([e.offsets for e in encodings], dtype=np.int64) if offsets else None
+        inputs = {
+            name: value for name, value in features.items() if self.input_names is None or name in self.input_names
+        }
+        return inputs, features["attention_mask"].astype(bool), spans
 
     def _run(self, texts: Sequence[str], batch_size: int, offsets: bool):
         """(indices, token states, attention mask, offsets) per batch, in batch order.

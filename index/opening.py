@@ -7,6 +7,7 @@ from pathlib import Path
 
 from articleqa.index.defaults import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from articleqa.index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL, Backend, get_embeddings
+from articleqa.index.precision import DEFAULT_PRECISION, Precision
 from articleqa.index.store import DEFAULT_COLLECTION, IndexStore
 
 
@@ -15,6 +16,7 @@ def open_index(
     *,
     embedding_model: str = DEFAULT_MODEL,
     embedding_backend: Backend = DEFAULT_BACKEND,
+    embedding_precision: Precision = DEFAULT_PRECISION,
     cache_dir: Path | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
@@ -25,12 +27,12 @@ def open_index(
     """Open (or create) an index folder with the shared embedding model for `embedding_model`.
 
     The model itself loads on first use, so opening an index to read its statistics is cheap.
-    `embedding_backend` and `cache_dir`: see `index.embeddings.SentenceTransformerEmbeddings`.
+    `embedding_backend`, `embedding_precision` and `cache_dir`: see `index.embeddings.SentenceTransformerEmbeddings`.
     `check_model=False` opens an index built with another model (to rebuild it).
     """
     return IndexStore(
         index_dir,
-        get_embeddings(embedding_model, backend=embedding_backend, cache_dir=cache_dir),
+        get_embeddings(embedding_model, backend=embedding_backend, cache_dir=cache_dir, precision=embedding_precision),
         embedding_model=embedding_model,
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,

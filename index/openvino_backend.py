@@ -1,16 +1,25 @@
 """Run a sentence-transformers model's transformer through OpenVINO on the CPU.
 
-Same model, same weights, faster execution: on 2 CPU cores OpenVINO's CPU runtime encoded
-the bundled MiniLM's chunks 3.8x faster than PyTorch on a CPU with bfloat16 instructions
-(AVX512-BF16/AMX, which OpenVINO uses by default) and 1.4x when held to float32, with vectors
-at cosine >= 0.9999 to PyTorch's (docs/BENCHMARKS.md; tests/test_embedding_backends.py).
+Same model, same weights, faster execution, in the precision the CPU runs fastest
+(index/precision.py): bfloat16 where the CPU has bfloat16 instructions, int8 where it has
+VNNI, float32 otherwise. On 2 cores OpenVINO encoded the bundled MiniLM's chunks 3.8x faster
+than PyTorch with bfloat16 and 1.4x in float32 (docs/BENCHMARKS.md has the current table per
+precision).
 
-- Export once: the loaded PyTorch module is converted (`openvino.convert_model`, about 5 s)
-  and saved as OpenVINO IR in the cache folder under a key made of the weights, the config
-  and the library versions; later processes only read the IR. A damaged cache entry is
-  exported again, never trusted.
-- Checked before use: a fresh export encodes a few probe texts with both backends and is
-  used only if they agree (cosine >= MIN_PROBE_COSINE).
+- Export once: the PyTorch module is converted (`openvino.convert_model`, about 5 s) and saved
+  as OpenVINO IR in the cache folder under a key made of the model's files (weights, config,
+  tokenizer) and the library versions; PyTorch's own vectors for `check_texts()` are saved
+  beside it. Later processes only read the IR: they never import PyTorch or transformers
+  (tokenising is `tokenizers`', index/encoding.py). A damaged entry is exported again.
+- int8: the float32 IR is quantized once with NNCF's post-training quantization, calibrated on
+  128 chunks of news articles shipped in index/calibration/ (training/make_calibration.py),
+  and kept beside it (`int8/`).
+- Checked before first use, per precision: the model's vectors for `check_texts()` must agree
+  with PyTorch's (cosine >= MIN_PROBE_COSINE for float32 and bfloat16, >= INT8_MIN_COSINE for
+  int8), else the entry is deleted and `BackendUnavailable` says why. A passed check is
+  recorded (`checked-<precision>.json`), so later processes skip it.
+- Compiled models are cached too (OpenVINO's `CACHE_DIR`, `compiled/`): a later process loads
+  the compiled blob instead of compiling the graph again.
 - Only the transformer runs here (`OpenVINORunner`: token ids in, token states out);
   tokenisation and pooling are `index.encoding.TokenEncoder`'s, for models made of
   Transformer -> mean Pooling [-> Normalize] (`BackendUnavailable` names anything else).
@@ -23,29 +32,55 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from articleqa.index.encoding import Layout, TokenEncoder, UnsupportedModelError, layout_of
+from articleqa.index.encoding import (
+    Layout,
+    TokenEncoder,
+    UnsupportedModelError,
+    layout_from_folder,
+    layout_of,
+    load_tokenizer,
+    tokenizer_of,
+)
+from articleqa.index.precision import choose_precision
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
 # Bump when the export recipe changes, so old cache entries are not reused.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
+# float32 and bfloat16 against PyTorch: bfloat16 measured >= 0.99995 on 300 news chunks.
 MIN_PROBE_COSINE = 0.999
+# int8 against PyTorch. Measured on 300 news chunks that calibration did not see: min 0.9895,
+# 1st percentile 0.9908, mean 0.9965 (docs/BENCHMARKS.md, "int8"). 0.98 leaves room for other
+# CPUs' int8 kernels while refusing a broken quantization (a wrong scale drops whole layers
+# and cosines fall below 0.9); retrieval and answer metrics are measured in docs/EVALUATION.md.
+INT8_MIN_COSINE = 0.98
 PROBE_TEXTS = [
     "Who called the meeting a waste of time?",
     "Another senior European official was even more blunt in his assessment.",
     "The earthquake struck at 10:17 local time, 30 km south-west of the city, and was followed by several aftershocks.",
 ]
+# OpenVINO's INFERENCE_PRECISION_HINT per precision. int8 keeps the layers NNCF leaves
+# unquantized in float32, as on a CPU without bfloat16.
+_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+log = logging.getLogger(__name__)
 
 
 class BackendUnavailable(RuntimeError):
@@ -71,26 +106,83 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "articleqa"
 
 
-def _export_key(st_model: SentenceTransformer, openvino: Any) -> str:
-    """A digest of everything the exported graph depends on: weights, config, versions."""
-    import torch
-    import transformers
+@cache
+def calibration_texts() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(calibration, held-out) news chunks shipped in index/calibration/news.jsonl."""
+    lines = resources.files("articleqa.index.calibration").joinpath("news.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in lines.splitlines() if line.strip()]
+    calibration = tuple(r["text"] for r in rows if r["split"] == "calibration")
+    held_out = tuple(r["text"] for r in rows if r["split"] == "held_out")
+    return calibration, held_out
 
-    auto = st_model[0].auto_model
-    digest = hashlib.sha256()
-    for part in (
-        f"format={EXPORT_FORMAT}",
-        f"openvino={openvino.__version__}",
-        f"torch={torch.__version__}",
-        f"transformers={transformers.__version__}",
-        type(auto).__name__,
-        auto.config.to_json_string(use_diff=False),
-    ):
-        digest.update(part.encode() + b"\0")
-    for name, tensor in sorted(auto.state_dict().items()):
-        digest.update(name.encode() + b"\0")
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()[:24]
+
+def check_texts() -> list[str]:
+    """What a precision's vectors are checked on: the probe sentences and 32 held-out chunks."""
+    return [*PROBE_TEXTS, *calibration_texts()[1]]
+
+
+def _versions(*packages: str) -> list[str]:
+    found = []
+    for package in packages:
+        try:
+            found.append(f"{package}={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{package}=none")
+    return found
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What an export is made from: its cache key, layout and tokenizer, and how to load the
+    PyTorch model when (only when) an export or its reference vectors must be made.
+
+    Build with `from_folder` (a sentence-transformers folder: nothing heavy is loaded) or
+    `from_model` (an already loaded model, e.g. one whose weights were changed in memory).
+    """
+
+    key: str
+    layout: Layout
+    tokenizer: Callable[[], Tokenizer]
+    reference_model: Callable[[], SentenceTransformer]
+
+    @classmethod
+    def from_folder(cls, folder: Path, load: Callable[[], SentenceTransformer]) -> ModelSource:
+        """Raises `UnsupportedModelError` if the folder is not a model `TokenEncoder` re-does."""
+        folder = Path(folder)
+        layout = layout_from_folder(folder)
+        digest = hashlib.sha256()
+        for part in (f"format={EXPORT_FORMAT}", *_versions("openvino", "torch", "transformers")):
+            digest.update(part.encode() + b"\0")
+        names = ["modules.json", "sentence_bert_config.json", "config.json", "tokenizer.json"]
+        names += [n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()]
+        for name in names:
+            digest.update(name.encode() + b"\0")
+            with open(folder / name, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+        return cls(digest.hexdigest()[:24], layout, lambda: load_tokenizer(folder, layout), load)
+
+    @classmethod
+    def from_model(cls, st_model: SentenceTransformer) -> ModelSource:
+        """Keyed by the loaded weights themselves. Raises `UnsupportedModelError`."""
+        import torch
+        import transformers
+
+        layout = layout_of(st_model)
+        auto = st_model[0].auto_model
+        digest = hashlib.sha256()
+        for part in (
+            f"format={EXPORT_FORMAT}",
+            *_versions("openvino"),
+            f"torch={torch.__version__}",
+            f"transformers={transformers.__version__}",
+            type(auto).__name__,
+            auto.config.to_json_string(use_diff=False),
+        ):
+            digest.update(part.encode() + b"\0")
+        for name, tensor in sorted(auto.state_dict().items()):
+            digest.update(name.encode() + b"\0")
+            digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        return cls(digest.hexdigest()[:24], layout, lambda: tokenizer_of(st_model), lambda: st_model)
 
 
 class OpenVINORunner:
@@ -102,20 +194,31 @@ class OpenVINORunner:
     first use, with one request per core in parallel: 11% faster on 2 cores.
 
     Attributes:
-        model_dir: The cache entry holding model.xml / model.bin / meta.json.
-        exported: True if this call exported the model, False if it was read from the cache.
+        model_dir: The cache entry holding model.xml / model.bin / meta.json (for int8, its
+            `int8/` folder).
+        precision: `fp32`, `bf16` or `int8`.
+        exported: True if this call exported (or quantized) the model, False if it was read
+            from the cache.
         input_names: The inputs the exported graph takes.
+        tokenizer: The model's tokenizer, configured for its layout.
+        layout: The model's layout.
     """
 
-    def __init__(self, core: Any, model: Any, compiled: Any, model_dir: Path, exported: bool):
+    def __init__(
+        self, core: Any, model: Any, compiled: Any, model_dir: Path, precision: str, exported: bool, config: dict
+    ):
         self._core = core
         self._model = model
+        self._config = config
         self._request = compiled.create_infer_request()
         self._queue: Any = None
         self._lock = threading.Lock()
         self.input_names = {p.get_any_name() for p in compiled.inputs}
         self.model_dir = model_dir
+        self.precision = precision
         self.exported = exported
+        self.tokenizer: Tokenizer | None = None
+        self.layout: Layout | None = None
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         with self._lock:
@@ -127,7 +230,9 @@ class OpenVINORunner:
         openvino = import_openvino()
         with self._lock:
             if self._queue is None:
-                compiled = self._core.compile_model(self._model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+                compiled = self._core.compile_model(
+                    self._model, "CPU", {**self._config, "PERFORMANCE_HINT": "THROUGHPUT"}
+                )
                 self._queue = openvino.AsyncInferQueue(compiled)
             results: list[np.ndarray | None] = [None] * len(batches)
 
@@ -143,56 +248,81 @@ class OpenVINORunner:
                 self._queue.wait_all()
         return results  # type: ignore[return-value]
 
+    def encoder(self) -> TokenEncoder:
+        """A `TokenEncoder` running this model with its own tokenizer and layout."""
+        return TokenEncoder(self.tokenizer, self, self.layout, self.input_names)
+
     @classmethod
-    def load(cls, st_model: SentenceTransformer, cache_dir: Path) -> OpenVINORunner:
-        """Read the cached export for `st_model`, exporting (and checking) it first if needed.
+    def load(
+        cls, source: ModelSource | SentenceTransformer, cache_dir: Path, precision: str = "auto"
+    ) -> OpenVINORunner:
+        """The cached export of `source` in `precision` (`auto`: index/precision.py), exported,
+        quantized and checked first where this cache has not done so yet.
 
         Raises:
-            BackendUnavailable: OpenVINO is missing, the model's pipeline is unsupported, the
-                export failed, or the export's vectors disagree with PyTorch's.
+            BackendUnavailable: OpenVINO (or NNCF, for int8) is missing, the model's pipeline is
+                unsupported, the export failed, or its vectors disagree with PyTorch's.
+            ValueError: `precision` is not a precision this CPU runs (index/precision.py).
         """
         openvino = import_openvino()
-        try:
-            layout = layout_of(st_model)
-        except UnsupportedModelError as exc:
-            raise BackendUnavailable(str(exc)) from exc
-        tokenizer = st_model[0].tokenizer
-        key = _export_key(st_model, openvino)
-        model_dir = Path(cache_dir).expanduser() / "openvino" / key
+        chosen = choose_precision(precision)
+        if not isinstance(source, ModelSource):
+            try:
+                source = ModelSource.from_model(source)
+            except UnsupportedModelError as exc:
+                raise BackendUnavailable(str(exc)) from exc
+        entry = Path(cache_dir).expanduser() / "openvino" / source.key
         core = openvino.Core()
         exported = False
-        if not (model_dir / "meta.json").is_file():
-            _export(st_model, tokenizer, layout, model_dir, openvino)
+        if not (entry / "meta.json").is_file():
+            _export(source, entry, openvino)
             exported = True
-        try:
+        model_dir = entry / "int8" if chosen == "int8" else entry
+        config = {"INFERENCE_PRECISION_HINT": _HINTS[chosen], "CACHE_DIR": str(entry / "compiled")}
+
+        def compile_entry() -> tuple[Any, Any]:
+            nonlocal exported
+            if chosen == "int8" and not (model_dir / "meta.json").is_file():
+                _quantize(source, entry, model_dir, openvino)
+                exported = True
             model = core.read_model(model_dir / "model.xml")
-            compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+            return model, core.compile_model(model, "CPU", {**config, "PERFORMANCE_HINT": "LATENCY"})
+
+        try:
+            model, compiled = compile_entry()
+        except BackendUnavailable:
+            raise
         except Exception as first:  # noqa: BLE001 - a damaged cache entry: export again, once
             if exported:
                 raise BackendUnavailable(f"OpenVINO cannot compile the exported model: {first}") from first
-            shutil.rmtree(model_dir, ignore_errors=True)
-            _export(st_model, tokenizer, layout, model_dir, openvino)
+            shutil.rmtree(entry, ignore_errors=True)
+            _export(source, entry, openvino)
             exported = True
             try:
-                model = core.read_model(model_dir / "model.xml")
-                compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+                model, compiled = compile_entry()
+            except BackendUnavailable:
+                raise
             except Exception as exc:  # noqa: BLE001
                 raise BackendUnavailable(f"OpenVINO cannot compile the exported model: {exc}") from exc
-        runner = cls(core, model, compiled, model_dir, exported)
-        if exported:
-            _check_against_pytorch(st_model, TokenEncoder(tokenizer, runner, layout, runner.input_names), model_dir)
+        runner = cls(core, model, compiled, model_dir, chosen, exported, config)
+        runner.tokenizer, runner.layout = source.tokenizer(), source.layout
+        _check(runner, entry, model_dir)
         return runner
 
 
-def _export(st_model: SentenceTransformer, tokenizer: Any, layout: Layout, model_dir: Path, openvino: Any) -> None:
-    """Convert the transformer to OpenVINO IR in a temporary folder, then move it into place."""
+def _export(source: ModelSource, entry: Path, openvino: Any) -> None:
+    """Convert the transformer to OpenVINO IR in a temporary folder, then move it into place,
+    with PyTorch's own vectors for `check_texts()` beside it (reference.npy)."""
     import warnings
 
     import torch
 
+    st_model = source.reference_model()
     auto = st_model[0].auto_model.eval()
     example = dict(
-        tokenizer(PROBE_TEXTS[:2], padding=True, truncation=True, max_length=layout.max_seq_length, return_tensors="pt")
+        st_model[0].tokenizer(
+            PROBE_TEXTS[:2], padding=True, truncation=True, max_length=source.layout.max_seq_length, return_tensors="pt"
+        )
     )
 
     class LastHiddenState(torch.nn.Module):
@@ -204,34 +334,93 @@ def _export(st_model: SentenceTransformer, tokenizer: Any, layout: Layout, model
             extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
             return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
 
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=model_dir.parent))
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=entry.parent))
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about constant shapes
             converted = openvino.convert_model(LastHiddenState(auto), example_input=example)
         openvino.save_model(converted, staging / "model.xml")
+        reference = st_model.encode(
+            check_texts(), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        np.save(staging / "reference.npy", reference.astype(np.float32))
         (staging / "meta.json").write_text(
             json.dumps({"format": EXPORT_FORMAT, "openvino": openvino.__version__, "inputs": sorted(example)}),
             encoding="utf-8",
         )
-        try:
-            os.replace(staging, model_dir)
-        except OSError:  # another process finished the same export first
-            if not (model_dir / "meta.json").is_file():
-                raise
+        _move_into_place(staging, entry)
     except Exception as exc:
         raise BackendUnavailable(f"exporting the model to OpenVINO failed: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _check_against_pytorch(st_model: SentenceTransformer, encoder: TokenEncoder, model_dir: Path) -> None:
-    """Refuse (and delete) an export whose vectors differ from sentence-transformers' own."""
-    reference = st_model.encode(PROBE_TEXTS, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    cosine = float(np.min(np.sum(reference * encoder.encode(PROBE_TEXTS), axis=1)))
-    if cosine < MIN_PROBE_COSINE:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        raise BackendUnavailable(
-            f"the OpenVINO export disagrees with PyTorch (cosine {cosine:.5f} < {MIN_PROBE_COSINE})"
+def _move_into_place(staging: Path, target: Path) -> None:
+    try:
+        os.replace(staging, target)
+    except OSError:  # another process finished the same work first
+        if not (target / "meta.json").is_file():
+            raise
+
+
+def _quantize(source: ModelSource, entry: Path, target: Path, openvino: Any) -> None:
+    """Quantize the float32 IR to int8 with NNCF, calibrated on the shipped news chunks."""
+    try:
+        import nncf
+    except ImportError as exc:
+        raise BackendUnavailable(f"int8 needs the 'nncf' package, which is not installed ({exc})") from exc
+    calibration = calibration_texts()[0]
+    log.warning("quantizing the embedding model to int8 once, on %d news chunks (about 30 s)", len(calibration))
+    tokenizer = source.tokenizer()
+    model = openvino.Core().read_model(entry / "model.xml")
+    names = {p.get_any_name() for p in model.inputs}
+    encoder = TokenEncoder(tokenizer, lambda inputs: inputs, source.layout, names)
+    items = [encoder._tokenize([text], offsets=False)[0] for text in calibration]
+    staging = Path(tempfile.mkdtemp(prefix=".int8-", dir=entry))
+    try:
+        quantized = nncf.quantize(
+            model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items)
         )
+        openvino.save_model(quantized, staging / "model.xml")
+        (staging / "meta.json").write_text(
+            json.dumps(
+                {
+                    "format": EXPORT_FORMAT,
+                    "nncf": nncf.__version__,
+                    "calibration_chunks": len(items),
+                    "inputs": sorted(names),
+                }
+            ),
+            encoding="utf-8",
+        )
+        _move_into_place(staging, target)
+    except BackendUnavailable:
+        raise
+    except Exception as exc:
+        raise BackendUnavailable(f"quantizing the model to int8 failed: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check(runner: OpenVINORunner, entry: Path, model_dir: Path) -> None:
+    """Refuse (and delete) a model whose vectors in this precision differ from PyTorch's.
+
+    Runs once per cache entry and precision; a pass is recorded in `checked-<precision>.json`.
+    """
+    record = model_dir / f"checked-{runner.precision}.json"
+    if record.is_file():
+        return
+    reference = np.load(entry / "reference.npy")
+    cosines = np.sum(reference * runner.encoder().encode(check_texts()), axis=1)
+    floor = INT8_MIN_COSINE if runner.precision == "int8" else MIN_PROBE_COSINE
+    if float(cosines.min()) < floor:
+        shutil.rmtree(model_dir if runner.precision == "int8" else entry, ignore_errors=True)
+        raise BackendUnavailable(
+            f"the OpenVINO model in {runner.precision} disagrees with PyTorch "
+            f"(cosine {float(cosines.min()):.5f} < {floor})"
+        )
+    stats = {"min": float(cosines.min()), "mean": float(cosines.mean()), "texts": len(cosines)}
+    tmp = record.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"precision": runner.precision, "cosine": stats}), encoding="utf-8")
+    os.replace(tmp, record)

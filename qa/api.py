@@ -28,6 +28,7 @@ from articleqa.index import (
     open_index,
 )
 from articleqa.index.embeddings import Backend
+from articleqa.index.precision import DEFAULT_PRECISION, Precision
 from articleqa.index.store import Manifest
 from articleqa.qa.answerer import ExtractiveAnswerer
 from articleqa.qa.answering import AnswerContext, Answerer, StreamEvent
@@ -148,6 +149,7 @@ class ArticleQA:
         *,
         embedding_model: str = DEFAULT_MODEL,
         embedding_backend: Backend = DEFAULT_BACKEND,
+        embedding_precision: Precision = DEFAULT_PRECISION,
         cache_dir: Path | None = None,
         chroma_url: str | None = None,
         collection: str = DEFAULT_COLLECTION,
@@ -166,6 +168,8 @@ class ArticleQA:
         Args:
             embedding_backend: "auto" (OpenVINO when it can run the model, else PyTorch),
                 "openvino" or "torch"; `cache_dir` keeps the OpenVINO export.
+            embedding_precision: "auto" (what the CPU runs fastest), "fp32", "bf16" or "int8"
+                (`index.precision`).
             llm: None or "extractive" (default): the offline extractive answerer. Otherwise a
                 LangChain chat model as "provider:model" ("ollama:llama3.2",
                 "openai:gpt-4o-mini"); its answers are verified, and it falls back to the
@@ -181,6 +185,7 @@ class ArticleQA:
         options = QAOptions(
             embedding_model=embedding_model,
             embedding_backend=embedding_backend,
+            embedding_precision=embedding_precision,
             cache_dir=cache_dir,
             chroma_url=chroma_url,
             collection=collection,
@@ -235,6 +240,7 @@ class ArticleQA:
             path,
             embedding_model=options.embedding_model,
             embedding_backend=options.embedding_backend,
+            embedding_precision=options.embedding_precision,
             cache_dir=options.cache_dir,
             chroma_url=options.chroma_url,
             collection=options.collection,

@@ -32,6 +32,7 @@ import numpy as np
 from articleqa.index.encoding import torch_runner
 from articleqa.index.offline import HUB_OFFLINE, apply_offline_environment
 from articleqa.index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
+from articleqa.index.precision import float_precision
 
 if TYPE_CHECKING:
     from articleqa.qa.features import Candidate
@@ -157,7 +158,7 @@ class CrossEncoder:
         runner: Any = None
         if self.requested_backend != "torch":
             try:
-                runner = OpenVINORunner.load(st, self.cache_dir)
+                runner = OpenVINORunner.load(st, self.cache_dir, float_precision())
                 self.backend = "openvino"
             except BackendUnavailable as exc:
                 if self.requested_backend == "openvino":

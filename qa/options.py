@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from articleqa.index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL, Backend
+from articleqa.index.precision import DEFAULT_PRECISION, Precision
 from articleqa.index.store import DEFAULT_COLLECTION
 from articleqa.qa.llm import DEFAULT_TIMEOUT as DEFAULT_LLM_TIMEOUT
 from articleqa.qa.retrieval import DEFAULT_K
@@ -26,6 +27,7 @@ class QAOptions:
     Attributes:
         embedding_model: The model the index was built with (see `index.open_index`).
         embedding_backend: "auto", "openvino" or "torch"; `cache_dir` keeps the OpenVINO export.
+        embedding_precision: "auto", "fp32", "bf16" or "int8" (`index.precision`).
         chroma_url: A Chroma server's URL; None: embedded Chroma in the index folder.
         collection: The Chroma collection name.
         k: Passages retrieved per question.
@@ -38,6 +40,7 @@ class QAOptions:
 
     embedding_model: str = DEFAULT_MODEL
     embedding_backend: Backend = DEFAULT_BACKEND
+    embedding_precision: Precision = DEFAULT_PRECISION
     cache_dir: Path | None = None
     chroma_url: str | None = None
     collection: str = DEFAULT_COLLECTION

@@ -20,6 +20,7 @@ from articleqa.index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL
 from articleqa.index.folder import DEFAULT_INDEX_DIR
 from articleqa.index.offline import apply_offline_environment
 from articleqa.index.openvino_backend import default_cache_dir
+from articleqa.index.precision import DEFAULT_PRECISION, choose_precision
 from articleqa.index.sources import (
     DEFAULT_FETCH_TIMEOUT,
     MAX_INPUT_BYTES,
@@ -50,7 +51,13 @@ class Settings(BaseSettings):
     embedding_backend: Literal["auto", "openvino", "torch"] = Field(
         DEFAULT_BACKEND,
         description="How the embedding model runs: 'auto' (OpenVINO when it can run the model, "
-        "3.8x faster with bfloat16 CPU instructions, 1.4x without; else PyTorch), 'openvino' (an error if it cannot) or 'torch'.",
+        "else PyTorch), 'openvino' (an error if it cannot) or 'torch'.",
+    )
+    embedding_precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        DEFAULT_PRECISION,
+        description="What OpenVINO computes the embeddings in: 'auto' (bf16 on CPUs with bfloat16 "
+        "instructions, int8 on CPUs with VNNI, else fp32), or one of 'fp32', 'bf16', 'int8' "
+        "(to measure another path; bf16 only where the CPU has it).",
     )
     cache_dir: Path = Field(
         default_factory=default_cache_dir,
@@ -116,6 +123,7 @@ class Settings(BaseSettings):
         return QAOptions(
             embedding_model=self.embedding_model,
             embedding_backend=self.embedding_backend,
+            embedding_precision=self.embedding_precision,
             cache_dir=self.cache_dir,
             chroma_url=self.chroma_url,
             collection=self.collection,
@@ -125,6 +133,12 @@ class Settings(BaseSettings):
             llm_base_url=self.llm_base_url,
             llm_timeout=self.llm_timeout,
         )
+
+    @field_validator("embedding_precision")
+    @classmethod
+    def _precision_runs_here(cls, value: str) -> str:
+        choose_precision(value)  # raises ValueError for bf16 on a CPU without it, naming the CPU
+        return value
 
     @field_validator("allowed_networks")
     @classmethod

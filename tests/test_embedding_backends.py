@@ -13,8 +13,8 @@ import pytest
 
 from articleqa.index import openvino_backend
 from articleqa.index.embeddings import SentenceTransformerEmbeddings
-from articleqa.index.encoding import TokenEncoder, layout_of
-from articleqa.index.openvino_backend import BackendUnavailable, OpenVINORunner
+from articleqa.index.encoding import layout_from_folder, layout_of, load_tokenizer
+from articleqa.index.openvino_backend import INT8_MIN_COSINE, BackendUnavailable, ModelSource, OpenVINORunner
 from tests.conftest import CORPUS, ROOT, SEED, WASTE_SENTENCE
 
 
@@ -53,8 +53,8 @@ def test_openvino_gives_the_same_vectors_as_pytorch(embeddings, torch_model):
     assert np.argmax(ours @ reference[1]) == 1
 
 
-def _encode(runner: OpenVINORunner, st_model, texts: list[str]) -> np.ndarray:
-    return TokenEncoder(st_model[0].tokenizer, runner, layout_of(st_model), runner.input_names).encode(texts)
+def _encode(runner: OpenVINORunner, texts: list[str]) -> np.ndarray:
+    return runner.encoder().encode(texts)
 
 
 def test_openvino_batches_do_not_change_vectors(embeddings):
@@ -66,34 +66,121 @@ def test_openvino_batches_do_not_change_vectors(embeddings):
 
 
 def test_export_is_made_once_then_read_from_the_cache(torch_model, tmp_path: Path):
-    first = OpenVINORunner.load(torch_model.model, tmp_path)
-    assert first.exported
-    assert {p.name for p in first.model_dir.iterdir()} == {"model.xml", "model.bin", "meta.json"}
+    first = OpenVINORunner.load(torch_model.model, tmp_path, "fp32")
+    assert first.exported and first.precision == "fp32"
+    made = {p.name for p in first.model_dir.iterdir()}
+    assert {"model.xml", "model.bin", "meta.json", "reference.npy", "checked-fp32.json", "compiled"} == made
     assert first.model_dir.parent == tmp_path / "openvino"
+    assert list((first.model_dir / "compiled").iterdir())  # OpenVINO's compiled-model cache
     stamp = (first.model_dir / "model.bin").stat().st_mtime_ns
-    second = OpenVINORunner.load(torch_model.model, tmp_path)
+    second = OpenVINORunner.load(torch_model.model, tmp_path, "fp32")
     assert not second.exported
     assert second.model_dir == first.model_dir
     assert (second.model_dir / "model.bin").stat().st_mtime_ns == stamp
-    np.testing.assert_allclose(
-        _encode(second, torch_model.model, ["a test"]), _encode(first, torch_model.model, ["a test"]), atol=1e-6
+    np.testing.assert_allclose(_encode(second, ["a test"]), _encode(first, ["a test"]), atol=1e-6)
+
+
+def test_a_model_folder_is_keyed_and_read_without_loading_it(torch_model, tmp_path: Path):
+    """The bundled folder's layout and tokenizer, read from its files, are the loaded model's."""
+    from articleqa.index.embeddings import DEFAULT_MODEL, resolve_model_path
+
+    folder = Path(resolve_model_path(DEFAULT_MODEL))
+    assert layout_from_folder(folder) == layout_of(torch_model.model)
+    tokenizer = load_tokenizer(folder, layout_from_folder(folder))
+    texts = _texts()
+    ours = tokenizer.encode_batch(texts)
+    theirs = torch_model.model[0].tokenizer(
+        texts, padding=True, truncation=True, max_length=256, return_offsets_mapping=True
     )
+    assert [e.ids for e in ours] == theirs["input_ids"]
+    assert [e.attention_mask for e in ours] == theirs["attention_mask"]
+    assert [[tuple(o) for o in e.offsets] for e in ours] == [
+        [tuple(o) for o in row] for row in theirs["offset_mapping"]
+    ]
+    loaded = []
+    source = ModelSource.from_folder(folder, lambda: loaded.append(1) or torch_model.model)
+    assert source.key == ModelSource.from_folder(folder, lambda: torch_model.model).key
+    runner = OpenVINORunner.load(source, tmp_path, "fp32")
+    assert loaded == [1]  # the export needed PyTorch once
+    again = OpenVINORunner.load(ModelSource.from_folder(folder, lambda: loaded.append(2)), tmp_path, "fp32")
+    assert loaded == [1] and not again.exported  # the cached export did not
+    assert float(_encode(runner, [WASTE_SENTENCE])[0] @ torch_model.encode([WASTE_SENTENCE])[0]) >= 0.9999
 
 
 def test_a_damaged_cache_entry_is_exported_again(torch_model, tmp_path: Path):
-    entry = OpenVINORunner.load(torch_model.model, tmp_path).model_dir
+    entry = OpenVINORunner.load(torch_model.model, tmp_path, "fp32").model_dir
     (entry / "model.xml").write_text("<not a model", encoding="utf-8")
-    again = OpenVINORunner.load(torch_model.model, tmp_path)
+    again = OpenVINORunner.load(torch_model.model, tmp_path, "fp32")
     assert again.exported
     reference = torch_model.encode([WASTE_SENTENCE])
-    assert float(_encode(again, torch_model.model, [WASTE_SENTENCE])[0] @ reference[0]) >= 0.9999
+    assert float(_encode(again, [WASTE_SENTENCE])[0] @ reference[0]) >= 0.9999
 
 
 def test_an_export_that_disagrees_with_pytorch_is_refused(torch_model, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(openvino_backend, "MIN_PROBE_COSINE", 1.5)  # no export can pass
     with pytest.raises(BackendUnavailable, match="disagrees with PyTorch"):
-        OpenVINORunner.load(torch_model.model, tmp_path)
+        OpenVINORunner.load(torch_model.model, tmp_path, "fp32")
     assert list((tmp_path / "openvino").iterdir()) == []  # nothing left to be trusted later
+
+
+@pytest.fixture(scope="module")
+def int8_runner(torch_model, tmp_path_factory) -> OpenVINORunner:
+    """The bundled model quantized to int8 (NNCF, about 20 s on 2 cores), in a cache of its own."""
+    runner = OpenVINORunner.load(torch_model.model, tmp_path_factory.mktemp("int8-cache"), "int8")
+    assert runner.exported and runner.precision == "int8"
+    return runner
+
+
+def test_int8_is_quantized_once_checked_and_close_to_pytorch(int8_runner, torch_model):
+    assert int8_runner.model_dir.name == "int8"
+    check = json.loads((int8_runner.model_dir / "checked-int8.json").read_text(encoding="utf-8"))
+    assert check["cosine"]["min"] >= INT8_MIN_COSINE and check["cosine"]["texts"] == 35
+    # Quantized for real: the graph has int8 FakeQuantize nodes the float32 export lacks.
+    xml = (int8_runner.model_dir / "model.xml").read_text(encoding="utf-8")
+    assert "FakeQuantize" in xml and "FakeQuantize" not in (int8_runner.model_dir.parent / "model.xml").read_text()
+    # The empty text (only [CLS] and [SEP], 0.93) is left out: nothing real is empty, and a
+    # one-word question still gives 0.996.
+    texts = [text for text in _texts() if text]
+    cosines = np.sum(_encode(int8_runner, texts) * torch_model.encode(texts), axis=1)
+    assert cosines.min() >= INT8_MIN_COSINE, cosines
+    assert cosines.min() < 0.99999  # not the float32 model under another name
+    again = OpenVINORunner.load(torch_model.model, int8_runner.model_dir.parent.parent.parent, "int8")
+    assert not again.exported and again.model_dir == int8_runner.model_dir
+
+
+def test_a_broken_int8_model_is_refused_and_removed(torch_model, int8_runner, monkeypatch):
+    cache = int8_runner.model_dir.parent.parent.parent
+    (int8_runner.model_dir / "checked-int8.json").unlink()  # as if never checked here
+    monkeypatch.setattr(openvino_backend, "INT8_MIN_COSINE", 1.5)
+    with pytest.raises(BackendUnavailable, match="in int8 disagrees with PyTorch"):
+        OpenVINORunner.load(torch_model.model, cache, "int8")
+    assert not int8_runner.model_dir.exists()
+    assert (int8_runner.model_dir.parent / "model.xml").is_file()  # the float32 export stays
+
+
+def test_a_cached_export_runs_without_pytorch(tmp_path: Path):
+    """Once exported, a new process tokenises with `tokenizers` and runs OpenVINO: neither
+    PyTorch nor transformers nor sentence-transformers is imported."""
+    script = """
+import json, sys
+from articleqa.index.embeddings import SentenceTransformerEmbeddings
+model = SentenceTransformerEmbeddings(backend="openvino", cache_dir=sys.argv[1], precision="fp32")
+vector = model.encode(["Who called the meeting a waste of time?"])[0]
+heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)
+print(json.dumps({"note": model.backend_note, "heavy": heavy, "vector": vector[:4].tolist(), "dim": model.dimension}))
+"""
+    runs = []
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert "exported to" in first["note"] and first["heavy"]  # the export needs PyTorch
+    assert "cached in" in second["note"] and second["heavy"] == [], second
+    assert second["dim"] == 384
+    np.testing.assert_allclose(second["vector"], first["vector"], atol=1e-5)
 
 
 def test_unsupported_pipelines_are_named(torch_model):

@@ -55,6 +55,7 @@ def test_the_wheel_holds_one_top_level_name(wheel):
     assert {"articleqa/qa/__init__.py", "articleqa/index/__init__.py", "articleqa/ui/cli.py"} <= set(names)
     assert "articleqa/qa/weights/answer_scorer.json" in names
     assert "articleqa/prompts/answer.txt" in names
+    assert {"articleqa/index/calibration/news.jsonl", "articleqa/index/calibration/LICENSE-NOTE.txt"} <= set(names)
     assert not [n for n in names if n.startswith(("articleqa/tests", "articleqa/training", "tests/"))]
 
 

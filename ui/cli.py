@@ -92,6 +92,7 @@ def open_store(settings: Settings, *, check_model: bool = True):
             settings.index_dir,
             embedding_model=settings.embedding_model,
             embedding_backend=settings.embedding_backend,
+            embedding_precision=settings.embedding_precision,
             cache_dir=settings.cache_dir,
             chunk_size=settings.chunk_size,
             chunk_overlap=settings.chunk_overlap,

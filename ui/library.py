@@ -114,6 +114,7 @@ class Library:
             self.index_dir,
             embedding_model=options.embedding_model,
             embedding_backend=options.embedding_backend,
+            embedding_precision=options.embedding_precision,
             cache_dir=options.cache_dir,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
