@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports each on first use
     from articleqa.qa.answerer import NO_ANSWER, ExtractiveAnswerer
-    from articleqa.qa.answering import AnswerContext, Answerer
+    from articleqa.qa.answering import AnswerContext, Answerer, Condensed
     from articleqa.qa.api import ArticleQA, EmptyIndexError, EmptyQuestionError, LLMConfigError, QAError, StreamEvent
     from articleqa.qa.conversation import Turn
     from articleqa.qa.models import Answer, Citation, Passage
@@ -30,6 +30,7 @@ __all__ = [
     "Answerer",
     "ArticleQA",
     "Citation",
+    "Condensed",
     "EmptyIndexError",
     "EmptyQuestionError",
     "ExtractiveAnswerer",
@@ -53,6 +54,7 @@ _SOURCES: dict[str, str] = {
     "Answerer": "answering",
     "ArticleQA": "api",
     "Citation": "models",
+    "Condensed": "answering",
     "EmptyIndexError": "api",
     "EmptyQuestionError": "api",
     "ExtractiveAnswerer": "answerer",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from articleqa.qa.answering import AnswerContext, StreamEvent
+from articleqa.qa.answering import AnswerContext, Condensed, StreamEvent
 from articleqa.qa.features import FEATURES, DocumentFrequencySource, SentenceVectorSource
 from articleqa.qa.metadata import SourceCatalog
 from articleqa.qa.models import Answer, Citation, Passage
@@ -91,6 +91,8 @@ class ExtractiveAnswerer:
             sentences stand in for the corpus).
     """
 
+    llm: str | None = None  # generates nothing: the answer is quoted sentences, complete at once
+
     def __init__(
         self,
         embeddings: _Encoder,
@@ -130,10 +132,10 @@ class ExtractiveAnswerer:
 
     # ---- answering -------------------------------------------------------------------------
 
-    def condense(self, question: str, history: Sequence[Turn]) -> tuple[str | None, str | None]:
-        """(None, None): no model to rewrite follow-ups; `qa.conversation.condense_query`'s
+    def condense(self, question: str, history: Sequence[Turn]) -> Condensed:
+        """`Condensed()`: no model to rewrite follow-ups; `qa.conversation.condense_query`'s
         heuristic widens retrieval instead."""
-        return None, None
+        return Condensed()
 
     def stream(self, context: AnswerContext) -> Iterator[StreamEvent]:
         """The whole answer text as one "delta" event (it is complete at once), then the answer."""

@@ -5,9 +5,10 @@ Two answerers implement it: the offline `qa.answerer.ExtractiveAnswerer` and the
 `ArticleQA` only ever talks to this interface:
 
     vectors = answerer.question_vectors(question)    # once per question; row 0 also retrieves
-    standalone, failure = answerer.condense(question, turns)   # follow-ups, before retrieval
+    condensed = answerer.condense(question, turns)   # follow-ups, before retrieval: a `Condensed`
     answer = answerer.answer(AnswerContext(question, passages, question_vectors=vectors, ...))
     for event in answerer.stream(context): ...        # "delta" events, then one "answer"
+    answerer.llm                                     # the chat model's spec, or None (extractive)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from articleqa.qa.conversation import Turn
 
-__all__ = ["AnswerContext", "Answerer", "StreamEvent"]
+__all__ = ["AnswerContext", "Answerer", "Condensed", "StreamEvent"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,27 @@ class AnswerContext:
 
 
 @dataclass(frozen=True)
+class Condensed:
+    """What `Answerer.condense` made of a follow-up question.
+
+    `Condensed()` (all empty): the answerer does not condense follow-ups (the caller's
+    heuristic, `qa.conversation.condense_query`, does).
+
+    Attributes:
+        standalone: The follow-up rewritten as a standalone question.
+        failure: Why it was not rewritten, for a note; None when it was, or was not tried.
+        unavailable: The failure is the model itself (unreachable, no API key, too slow), and
+            `failure` is the reason: the answer then falls back at once instead of calling it
+            again (`AnswerContext.unavailable`). False: the model replied, but its reply was
+            unusable.
+    """
+
+    standalone: str | None = None
+    failure: str | None = None
+    unavailable: bool = False
+
+
+@dataclass(frozen=True)
 class StreamEvent:
     """One step of a streamed answer: `delta` text as it is produced, then the final answer.
 
@@ -75,16 +97,22 @@ class StreamEvent:
 class Answerer(Protocol):
     """Turns an `AnswerContext` into an `Answer`, at once or as a stream of events."""
 
+    @property
+    def llm(self) -> str | None:
+        """The chat model that generates the answers, as its spec ("openai:gpt-4o-mini"), or
+        None when the answerer generates none (the extractive one; a plain class attribute
+        `llm = None` declares that). Callers print a streamed answer token by token only
+        when it is set."""
+        ...
+
     def question_vectors(self, question: str) -> np.ndarray | None:
         """The question's unit vector (row 0, which retrieval uses too) and any further rows
         the answerer scores with, from one encode; None when it needs none (retrieval then
         embeds the question itself)."""
         ...
 
-    def condense(self, question: str, history: Sequence[Turn]) -> tuple[str | None, str | None]:
-        """A follow-up rewritten as a standalone question: `(standalone, None)`, or
-        `(None, reason)` when that failed, or `(None, None)` when the answerer does not
-        condense (the caller's heuristic, `qa.conversation.condense_query`, does)."""
+    def condense(self, question: str, history: Sequence[Turn]) -> Condensed:
+        """A follow-up rewritten as a standalone question, or why it was not (`Condensed`)."""
         ...
 
     def answer(self, context: AnswerContext) -> Answer:

@@ -279,9 +279,10 @@ class ArticleQA:
         return self.retriever.mode
 
     @property
-    def llm(self) -> LLMAnswerer | None:
-        """The LLM answerer, when answers are generated (None: extractive answers)."""
-        return self.answerer if isinstance(self.answerer, LLMAnswerer) else None
+    def llm(self) -> str | None:
+        """The chat model that generates the answers, as its spec ("openai:gpt-4o-mini");
+        None: extractive answers. The answerer says (`Answerer.llm`)."""
+        return self.answerer.llm
 
     def close(self) -> None:
         self.store.close()
@@ -321,19 +322,19 @@ class ArticleQA:
         prepared = _Prepared(question=question, result=None)  # type: ignore[arg-type]
         condensed = condense_query(question, turns)
         if turns:
-            standalone, failure = self.answerer.condense(question, turns)
-            if standalone:
-                prepared.standalone = standalone
+            rewrite = self.answerer.condense(question, turns)
+            if rewrite.standalone:
+                prepared.standalone = rewrite.standalone
                 # An unchanged question means the LLM judged it standalone; the heuristic
                 # query (if any) then only widens retrieval, which costs nothing.
-                condensed = standalone if normalise_space(standalone) != question else condensed
-            elif failure and failure.startswith("LLM unavailable"):
+                condensed = rewrite.standalone if normalise_space(rewrite.standalone) != question else condensed
+            elif rewrite.unavailable:
                 # Same server, same question: do not wait for it a second time. The answer's
                 # fallback note gives the reason once.
-                prepared.unavailable = failure.removeprefix("LLM unavailable: ")
+                prepared.unavailable = rewrite.failure
                 prepared.notes.append("the follow-up was condensed without the LLM")
-            elif failure:
-                prepared.notes.append(f"{failure}; the follow-up was condensed without it")
+            elif rewrite.failure:
+                prepared.notes.append(f"{rewrite.failure}; the follow-up was condensed without it")
         follow_up = condensed != question
         # Encoded once: row 0 is the retrieval's query vector, and the answerer gets all of
         # them (with its clause rows) through the context, so nothing is encoded twice.

@@ -34,7 +34,7 @@ from langchain_core.messages import HumanMessage
 
 from articleqa.prompts import render_prompt
 from articleqa.qa.answerer import NO_ANSWER
-from articleqa.qa.answering import AnswerContext, Answerer, StreamEvent
+from articleqa.qa.answering import AnswerContext, Answerer, Condensed, StreamEvent
 from articleqa.qa.conversation import Turn
 from articleqa.qa.defaults import DEFAULT_LLM_TIMEOUT
 from articleqa.qa.features import question_form
@@ -359,6 +359,11 @@ class LLMAnswerer:
         self.unavailable = unavailable
         self.base_url = base_url
 
+    @property
+    def llm(self) -> str:
+        """The model's spec ("openai:gpt-4o-mini"): this answerer generates its answers."""
+        return self.name
+
     @classmethod
     def from_spec(
         cls,
@@ -411,7 +416,7 @@ class LLMAnswerer:
         """
         reason = context.unavailable or self.unavailable
         if reason:
-            yield _final(self._fallback(context, f"LLM unavailable: {reason}"))
+            yield _final(self._fallback(context, _unavailable_note(reason)))
             return
         if not context.passages:
             yield _final(self._fallback(context, "no passages retrieved; the LLM was not asked"))
@@ -430,7 +435,7 @@ class LLMAnswerer:
                 yield StreamEvent("delta", text=piece)
         except Exception as exc:
             reason = describe_failure(exc, spec=self.name, base_url=self.base_url, timeout=self.timeout)
-            answer = self._fallback(context, f"LLM unavailable: {reason}")
+            answer = self._fallback(context, _unavailable_note(reason))
             if streamed:
                 answer.notes.append("the LLM stopped mid-answer; the partial text shown was discarded")
             yield _final(answer)
@@ -473,22 +478,21 @@ class LLMAnswerer:
         answer = self.fallback.answer(context)
         if context.retrieval_query:
             answer.retrieval_query = context.retrieval_query
-        if note.startswith("LLM unavailable") and "extractive answer" not in note:
-            note += "; showing the extractive answer"
         answer.notes.insert(0, note)
         return answer
 
     # ---- follow-ups ------------------------------------------------------------------------
 
-    def condense(self, question: str, history: Sequence[Turn]) -> tuple[str | None, str | None]:
+    def condense(self, question: str, history: Sequence[Turn]) -> Condensed:
         """The follow-up `question` rewritten as a standalone question with the model.
 
         Returns:
-            `(standalone, None)`, or `(None, reason)` when the model failed or its reply is
-            unusable (the caller falls back to `qa.conversation.condense_query`).
+            `Condensed(standalone)`, or the failure when the model could not be reached
+            (`unavailable=True`, with the reason) or its reply is unusable (the caller falls
+            back to `qa.conversation.condense_query`).
         """
         if self.unavailable:
-            return None, f"LLM unavailable: {self.unavailable}"
+            return Condensed(failure=self.unavailable, unavailable=True)
         lines = []
         for turn in list(history)[-CONDENSE_TURNS:]:
             lines.append(f"User: {turn.question}")
@@ -499,17 +503,22 @@ class LLMAnswerer:
         try:
             reply = "".join(stream_with_deadline(self.model, prompt, self.timeout))
         except Exception as exc:
-            return None, "LLM unavailable: " + describe_failure(
-                exc, spec=self.name, base_url=self.base_url, timeout=self.timeout
-            )
+            reason = describe_failure(exc, spec=self.name, base_url=self.base_url, timeout=self.timeout)
+            return Condensed(failure=reason, unavailable=True)
         standalone = _first_question(reply)
         if not standalone or len(standalone) > MAX_CONDENSED_CHARS:
-            return None, f"the LLM's condensed question was unusable ({reply.strip()[:80]!r})"
-        return standalone, None
+            return Condensed(failure=f"the LLM's condensed question was unusable ({reply.strip()[:80]!r})")
+        return Condensed(standalone=standalone)
 
 
 def _final(answer: Answer) -> StreamEvent:
     return StreamEvent("answer", answer=answer)
+
+
+def _unavailable_note(reason: str) -> str:
+    """The note of an answer that fell back because the model could not answer at all."""
+    note = f"LLM unavailable: {reason}"
+    return note if "extractive answer" in note else note + "; showing the extractive answer"
 
 
 def _first_question(reply: str) -> str:

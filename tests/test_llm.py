@@ -29,8 +29,8 @@ from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field
 from typer.testing import CliRunner
 
-from articleqa.qa import NO_ANSWER, Answer, ArticleQA, Passage, QAError
-from articleqa.qa.answering import AnswerContext
+from articleqa.qa import NO_ANSWER, Answer, ArticleQA, Passage, QAError, Turn
+from articleqa.qa.answering import AnswerContext, Condensed
 from articleqa.qa.api import LLMConfigError
 from articleqa.qa.llm import (
     DEFAULT_SEED,
@@ -541,7 +541,7 @@ def test_server_down_gives_the_extractive_answer_with_a_clear_note(index_dir, mo
     elapsed, _ = llm_seconds(create_chat_model("openai:smollm2", base_url=url, timeout=5), 5, base_url=url)
     assert elapsed < 1.0  # refused at once: no waiting for the timeout
     with ArticleQA.open(index_dir, llm="openai:smollm2", llm_base_url=url, llm_timeout=5) as qa:
-        assert qa.llm is not None
+        assert qa.llm == "openai:smollm2"
         answer = qa.ask(WASTE_Q)
         events = list(qa.stream(WASTE_Q))
     assert answer.answerer == "extractive" and answer.citations[0].quote == WASTE_SENTENCE
@@ -616,6 +616,31 @@ def test_follow_up_falls_back_to_the_heuristic_when_the_llm_fails(index_dir):
     assert answer.notes[0].startswith("LLM unavailable: fake:scripted failed")
     assert "the follow-up was condensed without the LLM" in answer.notes
     assert model.i == 1  # asked once (condensing), not a second time for the answer
+
+
+def test_condense_says_whether_the_model_itself_failed():
+    """`condense` returns a `Condensed`: the model unreachable (`unavailable`, with the bare
+    reason, so the answer is not asked of it again) is told apart from an unusable reply."""
+    history = [Turn(question="Who called the meeting a waste of time?", answer=WASTE_SENTENCE)]
+    failing = LLMAnswerer(FakeListChatModel(responses=["x"], error_on_chunk_number=0), StubFallback(), name="fake:x")
+    down = failing.condense("What did he say about it?", history)
+    assert down.unavailable and down.standalone is None
+    assert down.failure.startswith("fake:x failed: FakeListChatModelError")
+    no_key = LLMAnswerer(None, StubFallback(), unavailable="no API key").condense("And then?", history)
+    assert no_key == Condensed(failure="no API key", unavailable=True)
+    unusable = LLMAnswerer(scripted("word " * 100), StubFallback()).condense("And then?", history)
+    assert not unusable.unavailable and unusable.failure.startswith("the LLM's condensed question was unusable")
+    rewritten = LLMAnswerer(scripted("Who met Trump in Washington?"), StubFallback()).condense("And then?", history)
+    assert rewritten == Condensed(standalone="Who met Trump in Washington?")
+
+
+def test_the_answerers_say_whether_they_generate():
+    """`Answerer.llm`: the model's spec, or None for the extractive answerer."""
+    from articleqa.qa import Answerer, ExtractiveAnswerer
+
+    assert ExtractiveAnswerer.llm is None
+    llm = LLMAnswerer(scripted("unused"), StubFallback(), name="ollama:llama3.2")
+    assert llm.llm == "ollama:llama3.2" and isinstance(llm, Answerer)
 
 
 # ---- prompt injection ------------------------------------------------------------------
