@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def run_cli(tmp_path: Path, *args: str) -> Run:
     [
         ((), ("Usage: articleqa", "index", "ask", "serve")),  # no arguments: the help
         (("--help",), ("Usage: articleqa", "index", "ask", "chat", "eval", "serve")),
-        (("ask", "--help"), ("Usage: articleqa ask", "--k", "--source", "--llm")),
+        (("ask", "--help"), ("Usage: articleqa ask", "--k", "--source", "--llm", "ARTICLEQA_K")),
         (("index", "--help"), ("Usage: articleqa index", "--prune", "--rebuild", "--exclude")),
         (("eval", "--help"), ("Usage: articleqa eval", "--mode", "hybrid, dense, lexical")),
     ],
@@ -102,6 +103,26 @@ def test_help_shows_the_declared_defaults(tmp_path):
     assert run.code == 0 and run.loaded == []
     text = " ".join(run.stdout.split())
     assert f"Retrieval: {', '.join(RETRIEVAL_MODES)}. [default: {DEFAULT_RETRIEVAL_MODE}]" in text
+
+
+def test_help_shows_the_environment_variables(tmp_path):
+    """Typer renders help as rich markup, where an unescaped "[env: ...]" is read as a style
+    and dropped ("Passages to retrieve ."): each option's variable and default must show."""
+    from articleqa.qa.defaults import DEFAULT_K, DEFAULT_LLM_TIMEOUT
+
+    run = run_cli(tmp_path, "ask", "--help")
+    assert run.code == 0 and run.loaded == []
+    text = " ".join(run.stdout.split())
+    for hint in (
+        f"Passages to retrieve [env: ARTICLEQA_K; default {DEFAULT_K}].",
+        "Index folder [env: ARTICLEQA_INDEX_DIR; default ",
+        "[env: ARTICLEQA_CHROMA_URL].",
+        "[env: ARTICLEQA_LLM].",
+        "[env: ARTICLEQA_LLM_BASE_URL].",
+        f"[env: ARTICLEQA_LLM_TIMEOUT; default {DEFAULT_LLM_TIMEOUT:g}].",
+    ):
+        assert hint in text, hint
+    assert not re.search(r" \.(?!\w)", text)  # no hint dropped, leaving its space before the full stop
 
 
 @pytest.mark.parametrize(

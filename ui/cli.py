@@ -52,13 +52,55 @@ def _main() -> None:
 
 out = Console(soft_wrap=True)  # answers and quotes are never hard-wrapped
 
+
+def env_hint(variable: str, default: object = None) -> str:
+    """The end of an option's help that names its environment variable and default, shown as
+    " [env: VARIABLE; default X]". The flag's own default is None (the settings apply theirs),
+    so this is where the help shows it. The bracket is escaped: typer renders help as rich
+    markup, which would take "[env: ...]" for a style and drop it."""
+    return rf" \[env: {variable}" + (f"; default {default}]" if default is not None else "]")
+
+
+# The options that several commands take, each declared once (its flag, type and help).
 IndexDir = Annotated[
-    Path | None,
-    typer.Option("--index-dir", help=f"Index folder [env: ARTICLEQA_INDEX_DIR; default {DEFAULT_INDEX_DIR}]."),
+    Path | None, typer.Option("--index-dir", help=f"Index folder{env_hint('ARTICLEQA_INDEX_DIR', DEFAULT_INDEX_DIR)}.")
 ]
 ChromaUrl = Annotated[
     str | None,
-    typer.Option("--chroma-url", help="Use a Chroma server, e.g. http://127.0.0.1:8000 [env: ARTICLEQA_CHROMA_URL]."),
+    typer.Option(
+        "--chroma-url", help=f"Use a Chroma server, e.g. http://127.0.0.1:8000{env_hint('ARTICLEQA_CHROMA_URL')}."
+    ),
+]
+KOpt = Annotated[int | None, typer.Option("--k", help=f"Passages to retrieve{env_hint('ARTICLEQA_K', DEFAULT_K)}.")]
+SourceOpt = Annotated[list[str] | None, typer.Option("--source", help="Only articles from this source (repeatable).")]
+AfterOpt = Annotated[str | None, typer.Option("--after", help="Only articles published on or after YYYY-MM-DD.")]
+BeforeOpt = Annotated[str | None, typer.Option("--before", help="Only articles published on or before YYYY-MM-DD.")]
+TodayOpt = Annotated[
+    str | None, typer.Option("--today", help='The date relative cues count from ("last week"); default: today.')
+]
+LlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="Answerer: extractive (default) or a LangChain chat model PROVIDER:MODEL, e.g. ollama:llama3.2, "
+        f"openai:gpt-4o-mini{env_hint('ARTICLEQA_LLM')}. Keys come from the provider's environment variable.",
+    ),
+]
+LlmBaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-base-url",
+        help="The LLM server, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible one (llama.cpp, vLLM, "
+        f"LM Studio){env_hint('ARTICLEQA_LLM_BASE_URL')}.",
+    ),
+]
+LlmTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--llm-timeout",
+        help="Seconds for one complete LLM reply, then the extractive answer"
+        f"{env_hint('ARTICLEQA_LLM_TIMEOUT', f'{DEFAULT_LLM_TIMEOUT:g}')}.",
+    ),
 ]
 
 EXIT_FAILED_INPUT = 1
@@ -303,37 +345,6 @@ def print_answer(answer, *, text: bool = True) -> None:
         if c.url:
             out.print(f"    {c.url}", highlight=False, soft_wrap=True)
         out.print(f"    “{c.quote}” (chars {c.start}-{c.end} of {c.article_id})", highlight=False)
-
-
-SourceOpt = Annotated[list[str] | None, typer.Option("--source", help="Only articles from this source (repeatable).")]
-AfterOpt = Annotated[str | None, typer.Option("--after", help="Only articles published on or after YYYY-MM-DD.")]
-BeforeOpt = Annotated[str | None, typer.Option("--before", help="Only articles published on or before YYYY-MM-DD.")]
-TodayOpt = Annotated[
-    str | None, typer.Option("--today", help='The date relative cues count from ("last week"); default: today.')
-]
-KOpt = Annotated[int | None, typer.Option("--k", help=f"Passages to retrieve [env: ARTICLEQA_K; default {DEFAULT_K}].")]
-LlmOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--llm",
-        help="Answerer: extractive (default) or a LangChain chat model PROVIDER:MODEL, e.g. ollama:llama3.2, openai:gpt-4o-mini [env: ARTICLEQA_LLM]. Keys come from the provider's environment variable.",
-    ),
-]
-LlmBaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--llm-base-url",
-        help="The LLM server, e.g. http://127.0.0.1:8080/v1 for an OpenAI-compatible one (llama.cpp, vLLM, LM Studio) [env: ARTICLEQA_LLM_BASE_URL].",
-    ),
-]
-LlmTimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--llm-timeout",
-        help="Seconds for one complete LLM reply, then the extractive answer "
-        f"[env: ARTICLEQA_LLM_TIMEOUT; default {DEFAULT_LLM_TIMEOUT:g}].",
-    ),
-]
 
 
 def stream_answer(qa, question: str, **kwargs):
