@@ -85,7 +85,7 @@ def measure_baseline(articles: str) -> dict:
     embeddings.encode(["warm up"])
     recipe = BaselineRecipe(embeddings)
     seconds = recipe.index(loaded)
-    chunks = recipe.store._collection.count()
+    chunks = recipe.chunk_count()
     recipe.close()
     return {
         "articles": len(loaded),

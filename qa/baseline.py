@@ -40,6 +40,7 @@ class BaselineRecipe:
         self.persist_dir = Path(persist_dir or self._tmp.name)
         self.articles: dict[str, Article] = {}
         self.store: Chroma | None = None
+        self._collection: chromadb.Collection | None = None
 
     def index(self, articles: Sequence[Article]) -> float:
         """Split, embed and store the articles as the recipe does; returns the seconds taken."""
@@ -49,14 +50,17 @@ class BaselineRecipe:
         client = chromadb.PersistentClient(
             path=str(self.persist_dir), settings=ChromaSettings(anonymized_telemetry=False)
         )
-        self.store = Chroma.from_documents(
-            docs,
-            self.embeddings,
-            client=client,
-            collection_name=f"baseline-{uuid.uuid4().hex[:8]}",
-        )
+        name = f"baseline-{uuid.uuid4().hex[:8]}"
+        self.store = Chroma.from_documents(docs, self.embeddings, client=client, collection_name=name)
+        # langchain-chroma offers no public count: the collection is asked through Chroma's own
+        # client, not through the vector store's private `_collection`.
+        self._collection = client.get_collection(name)
         self.articles.update({a.id: a for a in articles})
         return time.perf_counter() - started
+
+    def chunk_count(self) -> int:
+        """The chunks the recipe stored (0 before `index`)."""
+        return self._collection.count() if self._collection is not None else 0
 
     def retrieve(self, question: str, k: int = DEFAULT_K) -> list[Passage]:
         if self.store is None:
