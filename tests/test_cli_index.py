@@ -37,6 +37,7 @@ def run(*args: str, env: dict | None = None):
     return runner.invoke(app, list(args), env=env or {})
 
 
+@pytest.mark.integration
 def test_private_addresses_are_refused_by_default_with_the_setting_that_allows_them(news_site, tmp_path):
     result = run("index", f"{news_site}/news/bridge-reopens", "--index-dir", str(tmp_path / "ix"), "--json")
     assert result.exit_code == 1
@@ -160,6 +161,7 @@ def news_site():
     server.shutdown()
 
 
+@pytest.mark.integration
 def test_index_urls_from_a_real_local_server(news_site, tmp_path):
     index_dir = tmp_path / "ix"
     result = run(

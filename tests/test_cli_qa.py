@@ -171,6 +171,7 @@ def test_eval_with_articles_and_baseline_side_by_side(tmp_path):
     assert "articleqa" in table.stdout and "baseline" in table.stdout and "abstention on unanswerable" in table.stdout
 
 
+@pytest.mark.integration
 def test_serve_starts_the_web_chat_on_loopback(tmp_path):
     """The console script's `serve` on an empty folder: the page answers on 127.0.0.1."""
     import socket

@@ -10,6 +10,8 @@ from articleqa.index.embeddings import SentenceTransformerEmbeddings
 from articleqa.index.encoding import SpanVectors
 from tests.conftest import SEED, WASTE_SENTENCE
 
+pytestmark = pytest.mark.slow  # the real embedding model
+
 
 def _chunk_with_waste_sentence() -> str:
     text = SEED.read_text(encoding="utf-8")

@@ -230,6 +230,7 @@ def fetch_error(url: str, policy: FetchPolicy = SITE_ONLY) -> str:
 # --- the allowed path works ------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_an_allowed_network_is_fetched_and_gzip_is_decoded(news: Site):
     html, final = fetch_page(news.url("/page"), policy=SITE_ONLY)
     assert "forty minutes" in html and final == news.url("/page")
@@ -238,12 +239,14 @@ def test_an_allowed_network_is_fetched_and_gzip_is_decoded(news: Site):
     assert news.hosts == [f"127.0.0.2:{news.port}"] * 2
 
 
+@pytest.mark.integration
 def test_allow_private_lets_loopback_through(internal: Site):
     html, _ = fetch_page(internal.url("/secret"), policy=FetchPolicy(allow_private=True))
     assert "forty minutes" in html
     assert internal.paths == ["/secret"]
 
 
+@pytest.mark.integration
 def test_redirects_within_the_limit_are_followed(news: Site):
     html, final = fetch_page(
         news.url("/chain?n=3"), policy=FetchPolicy(allowed_networks=("127.0.0.2/32",), max_redirects=3)
@@ -255,6 +258,7 @@ def test_redirects_within_the_limit_are_followed(news: Site):
 # --- addresses that are refused ----------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_the_default_policy_refuses_the_loopback_site_without_a_request(internal: Site):
     message = fetch_error(internal.url("/secret"), FetchPolicy())
     assert message == f"refused: 127.0.0.1 is a loopback address {HINT}"
@@ -293,6 +297,7 @@ def test_a_name_with_one_private_address_among_public_ones_is_refused(monkeypatc
     assert no_connections == []
 
 
+@pytest.mark.integration
 def test_allowed_networks_allow_only_those_networks(internal: Site):
     policy = FetchPolicy(allowed_networks=("127.0.0.2/32",))
     assert fetch_error(internal.url("/secret"), policy) == f"refused: 127.0.0.1 is a loopback address {HINT}"
@@ -308,6 +313,7 @@ def test_non_http_schemes_are_refused(no_connections):
 # --- redirects ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_redirect_to_loopback_is_refused_and_never_requested(news: Site, internal: Site):
     message = fetch_error(news.url("/to-internal"))
     target = internal.url("/secret")
@@ -320,6 +326,7 @@ def test_a_redirect_to_loopback_is_refused_and_never_requested(news: Site, inter
     ("path", "named"),
     [("/to-localhost", "localhost resolves to 127.0.0.1"), ("/to-mapped", "::ffff:127.0.0.1 is")],
 )
+@pytest.mark.integration
 def test_a_redirect_to_loopback_by_another_spelling_is_refused(news: Site, internal: Site, path, named):
     message = fetch_error(news.url(path))
     assert message.startswith("refused: the page redirects to ") and f"; {named}" in message
@@ -327,6 +334,7 @@ def test_a_redirect_to_loopback_by_another_spelling_is_refused(news: Site, inter
     assert internal.paths == []
 
 
+@pytest.mark.integration
 def test_a_redirect_chain_over_the_limit_fails(news: Site):
     policy = FetchPolicy(allowed_networks=("127.0.0.2/32",), max_redirects=2)
     assert fetch_error(news.url("/chain?n=3"), policy) == "too many redirects (more than 2)"
@@ -336,6 +344,7 @@ def test_a_redirect_chain_over_the_limit_fails(news: Site):
 @pytest.mark.parametrize(
     ("path", "location"), [("/to-file", "file:///etc/passwd"), ("/to-gopher", "gopher://127.0.0.2/")]
 )
+@pytest.mark.integration
 def test_a_redirect_to_another_scheme_is_refused(news: Site, path, location):
     message = fetch_error(news.url(path))
     assert message == f"refused: the page redirects to {location!r}; only http:// and https:// redirects are followed"
@@ -344,6 +353,7 @@ def test_a_redirect_to_another_scheme_is_refused(news: Site, path, location):
 # --- DNS rebinding ----------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_the_connection_goes_to_the_checked_address_not_a_second_lookup(monkeypatch, news: Site, internal: Site):
     """A name that answers 127.0.0.2 (allowed) to the check and 127.0.0.1 afterwards."""
     answers = iter([["127.0.0.2"], ["127.0.0.1"], ["127.0.0.1"]])
@@ -429,6 +439,7 @@ def tls_news(tls_files, monkeypatch) -> Iterator[Site]:
     site.close()
 
 
+@pytest.mark.integration
 def test_https_is_verified_against_the_host_name_while_connecting_to_the_checked_address(monkeypatch, tls_news: Site):
     fake_dns(monkeypatch, {"news.test": lambda: ["127.0.0.2"], "other.test": lambda: ["127.0.0.2"]})
     html, _ = fetch_page(f"https://news.test:{tls_news.port}/page", policy=SITE_ONLY)
@@ -450,6 +461,7 @@ def timed_error(url: str, policy: FetchPolicy) -> tuple[str, float]:
 
 
 @pytest.mark.parametrize("path", ["/never", "/drip", "/drip-headers"])
+@pytest.mark.integration
 def test_a_slow_server_fails_at_the_deadline(news: Site, path):
     policy = FetchPolicy(timeout=1.0, allowed_networks=("127.0.0.2/32",))
     message, seconds = timed_error(news.url(path), policy)
@@ -467,6 +479,7 @@ def test_a_resolver_that_hangs_fails_at_the_deadline(monkeypatch):
 # --- the size cap ----------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_gzip_bomb_fails_at_the_limit_without_inflating(news: Site):
     policy = FetchPolicy(max_bytes=LIMIT, allowed_networks=("127.0.0.2/32",))
     tracemalloc.start()
@@ -488,6 +501,7 @@ def test_a_gzip_bomb_fails_at_the_limit_without_inflating(news: Site):
         ("/brotli", "unsupported content encoding 'br' (accepted: gzip, deflate)"),
     ],
 )
+@pytest.mark.integration
 def test_pages_over_the_limit_or_in_unbounded_encodings_fail(news: Site, path, expected):
     assert fetch_error(news.url(path), FetchPolicy(max_bytes=LIMIT, allowed_networks=("127.0.0.2/32",))) == expected
 

@@ -374,6 +374,7 @@ def entries(battery: Battery, case: Hostile) -> list[dict]:
     return [entry for entry in battery.report(battery.first)[case.where] if entry["origin"] == origin]
 
 
+@pytest.mark.integration
 def test_the_batch_fails_with_exit_code_1_and_no_traceback(battery: Battery):
     for run in (battery.first, battery.second):
         assert run.returncode == 1, run.stderr[-3000:]
@@ -387,12 +388,14 @@ def test_there_are_at_least_30_hostile_inputs():
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=[case.name for case in HOSTILE])
+@pytest.mark.integration
 def test_each_hostile_input_is_named_with_its_reason(battery: Battery, case: Hostile):
     found = entries(battery, case)
     assert found, f"{battery.origin(case)!r} is not in {case.where}"
     assert any(battery.reason(case) in entry["reason"] for entry in found), found
 
 
+@pytest.mark.integration
 def test_nothing_else_failed_and_the_good_articles_were_added(battery: Battery):
     report = battery.report(battery.first)
     expected = {(case.where, battery.origin(case)) for case in HOSTILE}
@@ -406,6 +409,7 @@ def test_nothing_else_failed_and_the_good_articles_were_added(battery: Battery):
         assert any(article_id.startswith(good) for article_id in added), (good, added)
 
 
+@pytest.mark.integration
 def test_each_hostile_input_gives_one_failure_except_a_capped_record_list(battery: Battery):
     counts: dict[str, int] = {}
     for entry in battery.report(battery.first)["failed"]:
@@ -413,10 +417,12 @@ def test_each_hostile_input_gives_one_failure_except_a_capped_record_list(batter
     assert {origin: n for origin, n in counts.items() if n > 1} == {str(battery.root / "inbox" / "junk.jsonl"): 21}
 
 
+@pytest.mark.integration
 def test_the_internal_service_was_never_reached(battery: Battery):
     assert battery.internal.paths == []
 
 
+@pytest.mark.integration
 def test_a_good_article_answers_with_a_citation(battery: Battery):
     assert battery.answer.returncode == 0, battery.answer.stderr[-3000:]
     answer = json.loads(battery.answer.stdout)
@@ -425,6 +431,7 @@ def test_a_good_article_answers_with_a_citation(battery: Battery):
     assert "waste of time" in answer["citations"][0]["quote"]
 
 
+@pytest.mark.integration
 def test_a_second_identical_run_adds_nothing(battery: Battery):
     first, second = battery.report(battery.first), battery.report(battery.second)
     summary = second["summary"]

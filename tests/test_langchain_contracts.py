@@ -52,6 +52,7 @@ def small_index(tmp_path_factory, embeddings) -> Iterator[IndexStore]:
     store.close()
 
 
+@pytest.mark.slow  # a small real index, embedded with the bundled model
 class TestHybridRetrieverContract(RetrieversIntegrationTests):
     """Every test of the suite runs unmodified (none skipped or xfailed)."""
 

@@ -12,7 +12,7 @@ import pytest
 
 from bench.load import cpu_info, measure_load
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # a real `articleqa serve` on 127.0.0.1
 
 
 @pytest.mark.timeout(300)

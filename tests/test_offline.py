@@ -27,8 +27,6 @@ import pytest
 
 from tests.conftest import SEED, SEED_ID, WASTE_SENTENCE, corpus_rows, write_jsonl
 
-pytestmark = pytest.mark.slow
-
 ARTICLEQA = str(Path(sys.executable).with_name("articleqa"))
 QUESTION = "Who called the meeting a waste of time?"
 # The example articles' two formats, cut to keep the test well under 2 minutes on 2 busy cores
@@ -200,6 +198,8 @@ def test_unshare_gives_a_namespace_without_network():
     assert inside["connect"] == "ENETUNREACH"  # no route anywhere: the network is gone
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_index_ask_and_serve_work_with_no_network_and_connect_nowhere(tmp_path):
     command = unshare_command()
     hook_dir = tmp_path / "hook"

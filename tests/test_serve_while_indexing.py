@@ -22,7 +22,7 @@ from tests.conftest import (
     write_jsonl,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # a real `articleqa serve` on 127.0.0.1
 
 
 def ask_once(url: str, question: str) -> dict:
