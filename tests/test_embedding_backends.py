@@ -17,6 +17,8 @@ from articleqa.index.encoding import layout_from_folder, layout_of, load_tokeniz
 from articleqa.index.openvino_backend import INT8_MIN_COSINE, BackendUnavailable, ModelSource, OpenVINORunner
 from tests.conftest import CORPUS, ROOT, SEED, WASTE_SENTENCE
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def torch_model():

@@ -199,21 +199,7 @@ def conftest() -> Module:
     return parse((TESTS / "conftest.py").read_text(encoding="utf-8"))
 
 
-# Modules that lack marks but are being changed by someone else right now; strict, so the entry
-# must go once the module is fixed.
-PENDING = {
-    "test_embedding_backends.py": "needs `pytestmark = pytest.mark.slow`: its fixtures load the real model",
-}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=PENDING[p.name])) if p.name in PENDING else p
-        for p in sorted(TESTS.glob("test_*.py"))
-    ],
-    ids=lambda p: p.name,
-)
+@pytest.mark.parametrize("path", sorted(TESTS.glob("test_*.py")), ids=lambda p: p.name)
 def test_tests_carry_the_marks_of_what_they_start(path, conftest):
     assert missing_marks(path.read_text(encoding="utf-8"), conftest) == []
 
