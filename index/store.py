@@ -22,13 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
-from langchain_classic.indexes import SQLRecordManager
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
@@ -40,6 +39,9 @@ from articleqa.index.encoding import SpanVectors
 from articleqa.index.folder import IndexFolder, IndexStoreError
 from articleqa.index.lexical import LexicalIndex, LexicalRow
 from articleqa.index.sqlite_db import BUSY_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from langchain_classic.indexes import SQLRecordManager
 
 SCHEMA_VERSION = 1
 DEFAULT_COLLECTION = "articleqa"
@@ -402,10 +404,8 @@ class IndexStore:
         self.dense = self._open_dense()
         self.lexical = LexicalIndex(self.dir / "lexical.sqlite")
         self.articles = ArticleStore(self.dir / "articles.sqlite")
-        self.records = SQLRecordManager(
-            namespace=f"articleqa/{collection}", engine=records_engine(self.dir / "records.sqlite")
-        )
-        self.records.create_schema()
+        self._records: SQLRecordManager | None = None
+        self._records_namespace = f"articleqa/{collection}"
         self.hybrid = HybridStore(self.dense, self.lexical)
 
     def reopen(self) -> None:
@@ -471,6 +471,20 @@ class IndexStore:
         )
         self.manifest.write(self.manifest_path)
 
+    @property
+    def records(self) -> SQLRecordManager:
+        """LangChain's record manager (records.sqlite), made on first use: only writes need it,
+        so a process that only asks never imports langchain_classic's indexing API."""
+        if self._records is None:
+            from langchain_classic.indexes import SQLRecordManager
+
+            records = SQLRecordManager(
+                namespace=self._records_namespace, engine=records_engine(self.dir / "records.sqlite")
+            )
+            records.create_schema()
+            self._records = records
+        return self._records
+
     def dense_ids(self) -> set[str]:
         return set(self.dense.get(include=[])["ids"])
 
@@ -490,7 +504,9 @@ class IndexStore:
         Closing twice is harmless."""
         self.lexical.close()
         self.articles.close()
-        self.records.engine.dispose()
+        if self._records is not None:
+            self._records.engine.dispose()
+            self._records = None
         try:
             self.client.close()
         except Exception:  # already closed, or a server that went away
