@@ -212,7 +212,16 @@ class OpenVINORunner:
     """
 
     def __init__(
-        self, core: Any, model: Any, compiled: Any, model_dir: Path, precision: str, exported: bool, config: dict
+        self,
+        core: Any,
+        model: Any,
+        compiled: Any,
+        model_dir: Path,
+        precision: str,
+        exported: bool,
+        config: dict,
+        tokenizer: Tokenizer,
+        layout: Layout,
     ):
         self._core = core
         self._model = model
@@ -224,8 +233,8 @@ class OpenVINORunner:
         self.model_dir = model_dir
         self.precision = precision
         self.exported = exported
-        self.tokenizer: Tokenizer | None = None
-        self.layout: Layout | None = None
+        self.tokenizer = tokenizer
+        self.layout = layout
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         with self._lock:
@@ -281,7 +290,8 @@ class OpenVINORunner:
         entry = Path(cache_dir).expanduser() / "openvino" / source.key
         core = openvino.Core()
         exported = False
-        if not (entry / "meta.json").is_file():
+        if not (entry / "meta.json").is_file() or not (entry / "reference.npy").is_file():
+            shutil.rmtree(entry, ignore_errors=True)  # missing, or damaged: made again
             _export(source, entry, openvino)
             exported = True
         model_dir = entry / "int8" if chosen == "int8" else entry
@@ -311,8 +321,7 @@ class OpenVINORunner:
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise BackendUnavailable(f"OpenVINO cannot compile the exported model: {exc}") from exc
-        runner = cls(core, model, compiled, model_dir, chosen, exported, config)
-        runner.tokenizer, runner.layout = source.tokenizer(), source.layout
+        runner = cls(core, model, compiled, model_dir, chosen, exported, config, source.tokenizer(), source.layout)
         _check(runner, entry, model_dir)
         return runner
 

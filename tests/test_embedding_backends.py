@@ -118,6 +118,13 @@ def test_a_damaged_cache_entry_is_exported_again(torch_model, tmp_path: Path):
     assert float(_encode(again, [WASTE_SENTENCE])[0] @ reference[0]) >= 0.9999
 
 
+def test_an_entry_without_its_reference_vectors_is_exported_again(torch_model, tmp_path: Path):
+    entry = OpenVINORunner.load(torch_model.model, tmp_path, "fp32").model_dir
+    (entry / "reference.npy").unlink()
+    again = OpenVINORunner.load(torch_model.model, tmp_path, "fp32")
+    assert again.exported and (entry / "reference.npy").is_file()
+
+
 def test_an_export_that_disagrees_with_pytorch_is_refused(torch_model, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(openvino_backend, "MIN_PROBE_COSINE", 1.5)  # no export can pass
     with pytest.raises(BackendUnavailable, match="disagrees with PyTorch"):
