@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -226,7 +227,7 @@ def test_statistics_say_how_the_embedding_model_runs_and_show_no_paths(library):
     stats = library.stats()
     assert stats["articles"] == 4
     assert stats["embedding model"] == "bundled:all-MiniLM-L6-v2"
-    assert stats["embedding backend"].startswith("OpenVINO (")
+    assert re.match(r"OpenVINO, (fp32|bf16|int8) \(", stats["embedding backend"]), stats["embedding backend"]
     assert not any(str(library.index_dir) in str(v) for v in stats.values())
 
 
