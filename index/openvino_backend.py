@@ -2,9 +2,7 @@
 
 Same model, same weights, faster execution, in the precision the CPU runs fastest
 (index/precision.py): bfloat16 where the CPU has bfloat16 instructions, int8 where it has
-VNNI, float32 otherwise. On 2 cores OpenVINO encoded the bundled MiniLM's chunks 3.8x faster
-than PyTorch with bfloat16 and 1.4x in float32 (docs/BENCHMARKS.md has the current table per
-precision).
+VNNI, float32 otherwise (speed per precision: docs/BENCHMARKS.md).
 
 - Export once: the PyTorch module is converted (`openvino.convert_model`, about 5 s) and saved
   as OpenVINO IR in the cache folder under a key made of the model's files (weights, config,
@@ -30,6 +28,7 @@ precision).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -386,6 +385,14 @@ def _quantize(source: ModelSource, entry: Path, target: Path, openvino: Any) -> 
         import nncf
     except ImportError as exc:
         raise BackendUnavailable(f"int8 needs the 'nncf' package, which is not installed ({exc})") from exc
+    from nncf.common.logging import nncf_logger
+
+    # NNCF logs to its own stdout handler; its records go to this process's logging instead
+    # (stderr), and only warnings: its INFO lines list ignored nodes and statistics.
+    for handler in list(nncf_logger.handlers):
+        nncf_logger.removeHandler(handler)
+    nncf_logger.propagate = True
+    nncf_logger.setLevel(logging.WARNING)
     calibration = calibration_texts()[0]
     log.warning("quantizing the embedding model to int8 once, on %d news chunks (about 30 s)", len(calibration))
     tokenizer = source.tokenizer()
@@ -395,13 +402,16 @@ def _quantize(source: ModelSource, entry: Path, target: Path, openvino: Any) -> 
     items = [encoder._tokenize([text], offsets=False)[0] for text in calibration]
     staging = Path(tempfile.mkdtemp(prefix=".int8-", dir=entry))
     try:
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(items),
-            model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(items),
-            ignored_scope=nncf.IgnoredScope(patterns=list(INT8_FLOAT_LAYERS), validate=False),
-        )
+        # NNCF draws its progress bars on stdout; stdout belongs to the command's output
+        # (`articleqa ask --json`), so they go to stderr with the other progress.
+        with contextlib.redirect_stdout(sys.stderr):
+            quantized = nncf.quantize(
+                model,
+                nncf.Dataset(items),
+                model_type=nncf.ModelType.TRANSFORMER,
+                subset_size=len(items),
+                ignored_scope=nncf.IgnoredScope(patterns=list(INT8_FLOAT_LAYERS), validate=False),
+            )
         openvino.save_model(quantized, staging / "model.xml")
         (staging / "meta.json").write_text(
             json.dumps(
