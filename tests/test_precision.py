@@ -112,3 +112,25 @@ def test_a_bad_precision_setting_is_refused_by_the_cli(tmp_path):
     assert result.exit_code == 2
     assert "embedding_precision" in result.output and "'auto', 'fp32', 'bf16' or 'int8'" in result.output
     assert not (tmp_path / "ix").exists()
+
+
+@pytest.mark.slow
+def test_quantizing_writes_nothing_to_stdout(tmp_path):
+    """The first int8 run on a machine quantizes (NNCF draws progress bars and logs); stdout
+    belongs to the command's output (`articleqa ask --json`), so all of that goes to stderr."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from articleqa.index.embeddings import SentenceTransformerEmbeddings\n"
+        "model = SentenceTransformerEmbeddings(backend='openvino', precision='int8', cache_dir=sys.argv[1])\n"
+        "model.encode(['Who called the meeting a waste of time?'])\n"
+        "print(model.precision)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == "int8\n"
+    assert "quantizing the embedding model to int8" in out.stderr
