@@ -36,7 +36,7 @@ from articleqa.index.encoding import (
 )
 from articleqa.index.offline import HUB_OFFLINE, apply_offline_environment
 from articleqa.index.openvino_backend import BackendUnavailable, ModelSource, OpenVINORunner, default_cache_dir
-from articleqa.index.precision import DEFAULT_PRECISION, PRECISIONS, Precision
+from articleqa.index.precision import DEFAULT_PRECISION, Precision, choose_precision
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,8 +112,7 @@ class SentenceTransformerEmbeddings(Embeddings):
     ):
         if backend not in BACKENDS:
             raise ValueError(f"embedding backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        choose_precision(precision)  # a bad name, or bf16 on a CPU without it: an error now, not at first use
         self.requested_precision = precision
         self.model_name = model
         self.batch_size = batch_size
