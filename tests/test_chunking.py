@@ -81,3 +81,24 @@ def test_a_sentence_longer_than_the_chunk_is_kept_whole():
 def test_bad_chunking_settings_name_the_value(size, overlap):
     with pytest.raises(ValueError, match=str(size if size < 50 else overlap)):
         chunk_article(article("A sentence."), chunk_size=size, overlap=overlap)
+
+
+def test_sentence_offsets_equal_blingfires_own_on_real_and_unusual_text():
+    """`sentence_offsets` re-does blingfire's byte-to-character mapping; it must agree exactly."""
+    import blingfire
+
+    from articleqa.index.chunking import sentence_offsets
+
+    lines = [line for row in corpus_rows() for line in row["body"].split("\n") if line.strip()]
+    lines += [
+        "Zoë said „hi“. 日本語の文。次の文！ Ünïcödé 🎉 end. Next one",
+        "a\x00b. c.",
+        "\ufeffBOM first. Then this.",
+        "Hello.\u2028World.",
+        "é",
+        "🎉🎉. x.",
+        "word " * 2000 + ". end.",
+    ]
+    assert sum(len(line.encode()) != len(line) for line in lines) > 10, "the corpus must include non-ASCII lines"
+    for line in lines:
+        assert sentence_offsets(line) == blingfire.text_to_sentences_and_offsets(line)[1], line[:80]
