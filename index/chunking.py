@@ -10,6 +10,7 @@ sentences up to `chunk_size` characters; consecutive chunks share their last/fir
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from ctypes import POINTER, c_char_p, c_int, c_int32
 from dataclasses import dataclass
 
@@ -98,7 +99,10 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def chunk_article(
-    article: Article, chunk_size: int = DEFAULT_CHUNK_SIZE, overlap: int = DEFAULT_CHUNK_OVERLAP
+    article: Article,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    overlap: int = DEFAULT_CHUNK_OVERLAP,
+    skip: Sequence[tuple[int, int]] = (),
 ) -> list[Chunk]:
     """Cut an article into chunks of whole sentences.
 
@@ -108,6 +112,10 @@ def chunk_article(
             chunk of its own rather than being cut mid-sentence.
         overlap: Characters of whole trailing sentences repeated at the start of the next
             chunk (0 disables overlap). Must be smaller than `chunk_size`.
+        skip: (start, end) spans of `article.text` whose sentences are not grouped (the
+            site's boilerplate lines, `index.boilerplate`): no chunk begins or ends in one,
+            and none is made of them alone; one between two kept sentences of a chunk stays
+            inside its slice. Ignored when it would leave no sentence at all.
 
     Returns:
         Chunks in order, each with `article.text[start:end] == text`.
@@ -120,6 +128,9 @@ def chunk_article(
     if not 0 <= overlap < chunk_size:
         raise ValueError(f"overlap must be in [0, chunk_size={chunk_size}), got {overlap}")
     sentences = split_sentences(article.text)
+    if skip:
+        kept = [s for s in sentences if not _inside(s, skip)]
+        sentences = kept or sentences
     groups: list[list[Span]] = []
     current: list[Span] = []
     for sentence in sentences:
@@ -139,6 +150,10 @@ def chunk_article(
         )
         for i, group in enumerate(groups)
     ]
+
+
+def _inside(sentence: Span, spans: Sequence[tuple[int, int]]) -> bool:
+    return any(start <= sentence.start and sentence.end <= end for start, end in spans)
 
 
 def _overlap_tail(group: list[Span], overlap: int, following: Span, chunk_size: int) -> list[Span]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from langchain_core.documents import Document
 from langchain_core.indexing import index as langchain_index
 
+from articleqa.index.boilerplate import boilerplate_spans
 from articleqa.index.chunking import chunk_article
 from articleqa.index.loaders import DEFAULT_EXCLUDES, FetchPolicy, LoadResult, load_articles
 from articleqa.index.models import Article, Chunk, IndexReport
@@ -103,10 +104,14 @@ class Indexer:
                 if force:
                     todo.append(article)
         total = len(todo)
+        # Found over all the run's articles (a site's lines repeat across batches), left out of chunks.
+        boilerplate = boilerplate_spans(todo)
         self.progress("indexing", 0, total)
         for start in range(0, total, ARTICLES_PER_BATCH):
             batch = todo[start : start + ARTICLES_PER_BATCH]
-            chunked = [(a, chunk_article(a, store.chunk_size, store.chunk_overlap)) for a in batch]
+            chunked = [
+                (a, chunk_article(a, store.chunk_size, store.chunk_overlap, boilerplate.get(a.id, ()))) for a in batch
+            ]
             docs = [doc for a, chunks in chunked for doc in chunk_documents(a, chunks)]
             if docs:
                 # One call per batch of whole articles, batch_size covering all their chunks:
