@@ -128,5 +128,5 @@ def test_every_layer_has_the_same_defaults(monkeypatch):
         assert (defaults["chunk_size"], defaults["chunk_overlap"]) == (DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_OVERLAP)
         assert defaults["collection"] == options.collection
     assert (settings.chunk_size, settings.chunk_overlap) == (DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_OVERLAP)
-    assert _defaults(chunk_article) == {"chunk_size": DEFAULT_CHUNK_SIZE, "overlap": DEFAULT_CHUNK_OVERLAP}
+    assert _defaults(chunk_article) == {"chunk_size": DEFAULT_CHUNK_SIZE, "overlap": DEFAULT_CHUNK_OVERLAP, "skip": ()}
     assert settings.fetch_policy() == FetchPolicy()
