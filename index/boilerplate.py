@@ -12,9 +12,11 @@ inside it, because a chunk is one exact slice of the article. (Breaking chunks a
 instead fragmented the New York Times articles, whose "Advertisement" lines sit between
 paragraphs, and lost two retrieval hits on MultiHop-RAG's fitting questions.)
 
-A run sees only the articles it chunks (new and changed ones; `--rebuild` sees all), so an
-article indexed alone keeps its site's boilerplate. That costs tokens, never text, and an
-unchanged article is never re-chunked because a later run saw more of its site.
+What counts is decided over the articles one run reads (`articleqa index` inputs, unchanged
+ones included; a feed poll's batch), so a run killed half-way and run again chunks exactly
+as the uninterrupted run would have. An article indexed with few others of its site keeps
+its site's boilerplate: that costs tokens, never text, and an unchanged article is never
+re-chunked because a later run saw more of its site.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 from langchain_core.documents import Document
 from langchain_core.indexing import index as langchain_index
 
-from articleqa.index.boilerplate import boilerplate_spans
+from articleqa.index.boilerplate import boilerplate_spans, site_of
 from articleqa.index.chunking import chunk_article
 from articleqa.index.loaders import DEFAULT_EXCLUDES, FetchPolicy, LoadResult, load_articles
 from articleqa.index.models import Article, Chunk, IndexReport
@@ -104,8 +104,7 @@ class Indexer:
                 if force:
                     todo.append(article)
         total = len(todo)
-        # Found over all the run's articles (a site's lines repeat across batches), left out of chunks.
-        boilerplate = boilerplate_spans(todo)
+        boilerplate = _boilerplate(articles, todo)
         self.progress("indexing", 0, total)
         for start in range(0, total, ARTICLES_PER_BATCH):
             batch = todo[start : start + ARTICLES_PER_BATCH]
@@ -158,6 +157,17 @@ class Indexer:
             if article_id in origins:
                 report.removed.append(article_id)
             self.progress("pruning", done, len(targets))
+
+
+def _boilerplate(articles: Sequence[Article], todo: Sequence[Article]) -> dict[str, list[tuple[int, int]]]:
+    """The boilerplate lines of the articles to chunk, found over every article of their sites
+    that this run read (unchanged ones included), not just the ones to chunk: a run killed
+    half-way and run again reads the same inputs, so it chunks exactly as the uninterrupted
+    run would have."""
+    if not todo:
+        return {}
+    sites = {site_of(a) for a in todo} - {None}
+    return boilerplate_spans([a for a in articles if site_of(a) in sites])
 
 
 def index_paths(

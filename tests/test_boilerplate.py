@@ -108,3 +108,21 @@ def test_indexing_leaves_a_sites_boilerplate_out_of_the_index(open_store, tmp_pa
         assert PROMPT not in chunk.text and not chunk.text.startswith(AD)
     assert not store.lexical.search("newsletter", k=5), "no chunk holds the newsletter prompt"
     assert store.lexical.search("Example2", k=5), "the reporting around it is indexed"
+
+
+@pytest.mark.slow
+def test_a_new_article_is_judged_with_the_unchanged_ones_the_run_read(open_store, tmp_path):
+    """The run that adds one article of a site also reads the site's unchanged articles: its
+    boilerplate is found among them although it is the only article chunked (and a re-run after
+    a kill, reading the same inputs, chunks the same way)."""
+
+    def row(i: int) -> dict:
+        a = story(i)
+        return {"id": a.id, "title": a.title, "body": a.text, "source": a.source}
+
+    store = open_store()
+    index_paths(store, [write_jsonl(tmp_path / "first.jsonl", [row(i) for i in range(3)])])
+    report = index_paths(store, [write_jsonl(tmp_path / "all.jsonl", [row(i) for i in range(4)])])
+    assert report.added == ["a3"] and len(report.unchanged) == 3
+    new_chunks = [c for c in store.lexical.get(sorted(store.lexical.chunk_ids())).values() if c.article_id == "a3"]
+    assert new_chunks and all(PROMPT not in c.text for c in new_chunks)
