@@ -23,12 +23,15 @@ INDEX_DIR ?= .articleqa
 EXAMPLES  := examples/articles
 # System packages beyond Python. `make run` needs python3-venv; `make test` also needs Debian's
 # Chromium (tests/test_ui.py drives it through Playwright at this fixed path, no browser
-# download) with a font for its pages, and a C++ compiler for llama-cpp-python (the LLM test's
-# server). The *-packages targets install what is missing when they can (root with apt-get),
+# download) with a font for its pages, a C++ compiler for llama-cpp-python (the LLM test's
+# server) and PostgreSQL's server binaries (tests/test_postgres.py starts a throwaway server).
+# The *-packages targets install what is missing when they can (root with apt-get),
 # else stop at once with the command to run. README: "System packages".
 CHROMIUM      := /usr/bin/chromium
 TEST_FONT     := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
-TEST_PACKAGES := chromium fonts-dejavu-core g++ openssl
+TEST_PACKAGES := chromium fonts-dejavu-core g++ openssl postgresql
+# PostgreSQL's server binaries (Debian: /usr/lib/postgresql/VERSION/bin), for tests/test_postgres.py.
+PG_INITDB     := /usr/lib/postgresql/*/bin/initdb
 APT_INSTALL   := apt-get install -y --no-install-recommends
 # Installs the packages named in $$PKGS as root with apt-get, or stops with the command to run.
 APT = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -76,8 +79,9 @@ run-packages:
 		PKGS="python3-venv"; WHY="$(PYTHON) cannot create a virtual environment"; $(APT); }
 
 test-packages:
-	@[ -x $(CHROMIUM) ] && [ -f $(TEST_FONT) ] && command -v c++ >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || { \
-		PKGS="$(TEST_PACKAGES)"; WHY="the tests need Chromium at $(CHROMIUM), the DejaVu fonts, a C++ compiler and openssl"; $(APT); }
+	@[ -x $(CHROMIUM) ] && [ -f $(TEST_FONT) ] && command -v c++ >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 \
+		&& ls $(PG_INITDB) >/dev/null 2>&1 || { \
+		PKGS="$(TEST_PACKAGES)"; WHY="the tests need Chromium at $(CHROMIUM), the DejaVu fonts, a C++ compiler, openssl and PostgreSQL's server"; $(APT); }
 
 # test-packages first: a missing browser stops `make test` before the long install.
 test: test-packages install $(VENV)/.llm-test-installed

@@ -21,6 +21,7 @@ def open_index(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
     chroma_url: str | None = None,
+    database_url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
     check_model: bool = True,
 ) -> IndexStore:
@@ -29,6 +30,7 @@ def open_index(
     The model itself loads on first use, so opening an index to read its statistics is cheap.
     `embedding_backend`, `embedding_precision` and `cache_dir`: see `index.embeddings.SentenceTransformerEmbeddings`.
     `check_model=False` opens an index built with another model (to rebuild it).
+    `chroma_url`, `database_url`: a Chroma server, a PostgreSQL database (see `IndexStore`).
     """
     return IndexStore(
         index_dir,
@@ -37,6 +39,7 @@ def open_index(
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,
         chroma_url=chroma_url,
+        database_url=database_url,
         collection=collection,
         check_model=check_model,
     )

@@ -8,6 +8,9 @@ Layout of an index folder:
     articles.sqlite   full article texts (index.articles)
     records.sqlite    LangChain's SQLRecordManager: which chunk hashes are indexed
 
+With a database URL, the manifest, the lexical index, the articles and the record manager live
+in that database instead (`index.database`), and the folder holds at most `chroma/`.
+
 `HybridStore` is the LangChain `VectorStore` that LangChain's indexing API writes to: every
 add and delete goes to Chroma and to the lexical index with the same ids, so the two never
 disagree about which chunks exist once a run (or its re-run) has finished.
@@ -43,8 +46,12 @@ from articleqa.index.sqlite_db import BUSY_TIMEOUT_S
 if TYPE_CHECKING:
     from langchain_classic.indexes import SQLRecordManager
 
+    from articleqa.index.database import Database
+
 SCHEMA_VERSION = 1
 DEFAULT_COLLECTION = "articleqa"
+# The manifest's key in the database's articleqa_meta table (index.database).
+MANIFEST_KEY = "manifest"
 
 
 class IndexMismatchError(IndexStoreError):
@@ -68,7 +75,10 @@ class Manifest:
     def read(cls, path: Path) -> Manifest | None:
         if not path.exists():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def write(self, path: Path) -> None:
@@ -347,6 +357,8 @@ class IndexStore:
         embedding_model: Name recorded in the manifest; a different name on open is an error.
         chunk_size, chunk_overlap: Chunking settings recorded in the manifest.
         chroma_url: A Chroma server instead of the embedded `chroma/` folder.
+        database_url: A PostgreSQL database (SQLAlchemy URL) holding the manifest, lexical
+            index, articles and record manager instead of the folder's files (`index.database`).
         collection: Chroma collection name (one per index when several share a server).
         generation: Open this generation folder (a rebuild being built) instead of the live data.
         check_model: Refuse data built with another embedding model (off for a rebuild, which
@@ -355,6 +367,8 @@ class IndexStore:
     Raises:
         IndexMismatchError: The data was built with another embedding model.
         ChromaUnavailableError: `chroma_url` is set and no server answers there.
+        index.database.DatabaseUnavailableError: `database_url` is not a PostgreSQL URL, or
+            no server answers there.
     """
 
     def __init__(
@@ -366,11 +380,20 @@ class IndexStore:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         chunk_overlap: int = DEFAULT_CHUNK_OVERLAP,
         chroma_url: str | None = None,
+        database_url: str | None = None,
         collection: str = DEFAULT_COLLECTION,
         generation: Path | None = None,
         check_model: bool = True,
     ):
-        self.folder = IndexFolder(index_dir)
+        self.database_url = database_url
+        self.database: Database | None = None
+        if database_url:  # imported only then: the default path loads nothing more
+            from articleqa.index.database import Database, DatabaseFolder
+
+            self.database = Database(database_url, namespace=f"articleqa/{collection}")
+            self.folder: IndexFolder = DatabaseFolder(index_dir, self.database)
+        else:
+            self.folder = IndexFolder(index_dir)
         self.root = self.folder.root
         self.generation = generation
         self.check_model = check_model
@@ -386,12 +409,13 @@ class IndexStore:
     def _open(self) -> None:
         self.token = self.folder.token()
         self.dir = self.generation or self.folder.live()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.database is None:  # with a database, only embedded Chroma makes (its) folder
+            self.dir.mkdir(parents=True, exist_ok=True)
         # Generations share a Chroma server, so each gets its own collection; embedded, each
         # has its own chroma/ folder and the name stays as configured.
         collection = self.base_collection
         self.collection = f"{collection}.{self.dir.name}" if self.chroma_url and self.dir != self.root else collection
-        self.manifest = Manifest.read(self.manifest_path)
+        self.manifest = self._read_manifest()
         model = self.embedding_model
         if self.check_model and self.manifest and self.manifest.embedding_model != model:
             raise IndexMismatchError(
@@ -402,8 +426,15 @@ class IndexStore:
             )
         self.client = chroma_client(self.dir / "chroma", self.chroma_url)
         self.dense = self._open_dense()
-        self.lexical = LexicalIndex(self.dir / "lexical.sqlite")
-        self.articles = ArticleStore(self.dir / "articles.sqlite")
+        if self.database is None:
+            self.lexical = LexicalIndex(self.dir / "lexical.sqlite")
+            self.articles = ArticleStore(self.dir / "articles.sqlite")
+        else:
+            from articleqa.index.pg_articles import PostgresArticleStore
+            from articleqa.index.pg_lexical import PostgresLexicalIndex
+
+            self.lexical = PostgresLexicalIndex(self.database)
+            self.articles = PostgresArticleStore(self.database)
         self._records: SQLRecordManager | None = None
         self._records_namespace = f"articleqa/{collection}"
         self.hybrid = HybridStore(self.dense, self.lexical)
@@ -447,6 +478,7 @@ class IndexStore:
             chunk_size=self.chunk_size,
             chunk_overlap=self.chunk_overlap,
             chroma_url=self.chroma_url,
+            database_url=self.database_url,
             collection=self.base_collection,
             generation=generation,
             check_model=False,
@@ -461,6 +493,12 @@ class IndexStore:
         m = self.manifest
         return m is not None and (m.chunk_size, m.chunk_overlap) != (self.chunk_size, self.chunk_overlap)
 
+    def _read_manifest(self) -> Manifest | None:
+        if self.database is None:
+            return Manifest.read(self.manifest_path)
+        data = self.database.read_json(MANIFEST_KEY)
+        return Manifest.from_dict(data) if data is not None else None
+
     def write_manifest(self, dimension: int) -> None:
         self.manifest = Manifest(
             embedding_model=self.embedding_model,
@@ -469,19 +507,28 @@ class IndexStore:
             chunk_overlap=self.chunk_overlap,
             collection=self.collection,
         )
-        self.manifest.write(self.manifest_path)
+        if self.database is None:
+            self.manifest.write(self.manifest_path)
+        else:
+            self.database.write_json(MANIFEST_KEY, self.manifest.__dict__)
 
     @property
     def records(self) -> SQLRecordManager:
-        """LangChain's record manager (records.sqlite), made on first use: only writes need it,
-        so a process that only asks never imports langchain_classic's indexing API."""
+        """LangChain's record manager (records.sqlite, or the database's `upsertion_record` table),
+        made on first use: only writes need it, so a process that only asks never imports
+        langchain_classic's indexing API."""
         if self._records is None:
             from langchain_classic.indexes import SQLRecordManager
 
-            records = SQLRecordManager(
-                namespace=self._records_namespace, engine=records_engine(self.dir / "records.sqlite")
-            )
-            records.create_schema()
+            if self.database is None:
+                records = SQLRecordManager(
+                    namespace=self._records_namespace, engine=records_engine(self.dir / "records.sqlite")
+                )
+                records.create_schema()
+            else:
+                records = SQLRecordManager(namespace=self._records_namespace, engine=self.database.engine)
+                with self.database.serialized():
+                    records.create_schema()
             self._records = records
         return self._records
 
@@ -499,14 +546,17 @@ class IndexStore:
             pass
 
     def close(self) -> None:
-        """Close every connection: SQLite files, the record manager's engine, the Chroma client.
+        """Close every connection: SQLite files (or the database's pool), the record manager's
+        engine, the Chroma client.
 
-        Closing twice is harmless."""
+        Closing twice is harmless; a closed store with a database may be opened again (`reopen`)."""
         self.lexical.close()
         self.articles.close()
         if self._records is not None:
             self._records.engine.dispose()
             self._records = None
+        if self.database is not None:
+            self.database.dispose()
         try:
             self.client.close()
         except Exception:  # already closed, or a server that went away
@@ -531,3 +581,18 @@ def records_engine(path: Path) -> Engine:
 def published_ord(value: date | None) -> int | None:
     """Dates as integers, because Chroma's range filters ($gte/$lte) compare numbers only."""
     return value.toordinal() if value else None
+
+
+def read_manifest(index_dir: str | Path, database_url: str | None = None) -> Manifest | None:
+    """The manifest of the index in `index_dir` (or in the database at `database_url`), None
+    when there is no index yet; opens nothing else (no Chroma, no model)."""
+    if not database_url:
+        return Manifest.read(IndexFolder(index_dir).live() / "manifest.json")
+    from articleqa.index.database import Database
+
+    database = Database(database_url, namespace="")
+    try:
+        data = database.read_json(MANIFEST_KEY)
+    finally:
+        database.dispose()
+    return Manifest.from_dict(data) if data is not None else None

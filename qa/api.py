@@ -22,14 +22,13 @@ from articleqa.index import (
     DEFAULT_COLLECTION,
     DEFAULT_INDEX_DIR,
     DEFAULT_MODEL,
-    IndexFolder,
     IndexStore,
     apply_offline_environment,
     open_index,
 )
 from articleqa.index.embeddings import Backend
 from articleqa.index.precision import DEFAULT_PRECISION, Precision
-from articleqa.index.store import Manifest
+from articleqa.index.store import read_manifest
 from articleqa.qa.answerer import ExtractiveAnswerer
 from articleqa.qa.answering import AnswerContext, Answerer, StreamEvent
 from articleqa.qa.conversation import Turn, as_turns, condense_query
@@ -152,6 +151,7 @@ class ArticleQA:
         embedding_precision: Precision = DEFAULT_PRECISION,
         cache_dir: Path | None = None,
         chroma_url: str | None = None,
+        database_url: str | None = None,
         collection: str = DEFAULT_COLLECTION,
         k: int = DEFAULT_K,
         answer_threshold: float | None = None,
@@ -188,6 +188,7 @@ class ArticleQA:
             embedding_precision=embedding_precision,
             cache_dir=cache_dir,
             chroma_url=chroma_url,
+            database_url=database_url,
             collection=collection,
             k=k,
             answer_threshold=answer_threshold,
@@ -234,8 +235,13 @@ class ArticleQA:
             except _LLMSpecError as exc:
                 raise LLMConfigError(str(exc)) from None
         path = Path(index_dir).expanduser()
-        if Manifest.read(IndexFolder(path).live() / "manifest.json") is None:
-            raise EmptyIndexError(f"no index in {path}. Build one first: articleqa index PATH... --index-dir {path}")
+        where: object = path
+        if options.database_url:  # imported only then: the default path loads no database code
+            from articleqa.index.database import safe_url
+
+            where = safe_url(options.database_url)
+        if read_manifest(path, options.database_url) is None:
+            raise EmptyIndexError(f"no index in {where}. Build one first: articleqa index PATH... --index-dir {path}")
         store = open_index(
             path,
             embedding_model=options.embedding_model,
@@ -243,12 +249,13 @@ class ArticleQA:
             embedding_precision=options.embedding_precision,
             cache_dir=options.cache_dir,
             chroma_url=options.chroma_url,
+            database_url=options.database_url,
             collection=options.collection,
         )
         if store.articles.count() == 0:
             store.close()
             raise EmptyIndexError(
-                f"the index in {path} holds no articles. Add some: articleqa index PATH... --index-dir {path}"
+                f"the index in {where} holds no articles. Add some: articleqa index PATH... --index-dir {path}"
             )
         answerer = None
         if options.answer_threshold is not None:

@@ -29,6 +29,8 @@ class QAOptions:
         embedding_backend: "auto", "openvino" or "torch"; `cache_dir` keeps the OpenVINO export.
         embedding_precision: "auto", "fp32", "bf16" or "int8" (`index.precision`).
         chroma_url: A Chroma server's URL; None: embedded Chroma in the index folder.
+        database_url: A PostgreSQL database's SQLAlchemy URL holding the articles, lexical
+            index and record manager; None: SQLite files in the index folder.
         collection: The Chroma collection name.
         k: Passages retrieved per question.
         answer_threshold: Abstain below this probability that the articles answer (None: the
@@ -43,6 +45,7 @@ class QAOptions:
     embedding_precision: Precision = DEFAULT_PRECISION
     cache_dir: Path | None = None
     chroma_url: str | None = None
+    database_url: str | None = None
     collection: str = DEFAULT_COLLECTION
     k: int = DEFAULT_K
     answer_threshold: float | None = None

@@ -1,15 +1,23 @@
-"""Shared fixtures: a clean environment, the real bundled model (loaded once), real stores."""
+"""Shared fixtures: a clean environment, the real bundled model (loaded once), real stores, and
+real servers (Chroma, PostgreSQL) on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from langchain_core.embeddings import Embeddings
+
+from tests.postgres_server import PostgresServer, free_port, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "articles"
@@ -128,3 +136,48 @@ def example_index(tmp_path_factory, embeddings) -> Iterator[Path]:
     assert not report.failed, report.failed
     assert len(report.added) == 292
     yield index_dir
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` server (the binary that ships with chromadb) on 127.0.0.1."""
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            assert proc.poll() is None, "chroma run exited early"
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start in 60 s")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's `postgresql` package) on 127.0.0.1, for the session.
+
+    Fails, never skips, when the binaries are missing: CI installs them (.ci/run)."""
+    try:
+        server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres) -> str:
+    """A new, empty database on the session's PostgreSQL server (its SQLAlchemy URL)."""
+    return postgres.create_database(f"test_{uuid.uuid4().hex[:12]}")
