@@ -1,10 +1,12 @@
-"""Fetch an article page safely: public addresses only, one deadline, bounded size.
+"""Fetch an article page, a feed or a sitemap safely: public addresses only, one deadline, bounded size.
 
-`fetch_page` is the only entry point. Every address a host resolves to, including after each
-redirect, must be public unless the policy allows it (`index.sources.FetchPolicy`); the
-connection goes to the address that was checked (a pinned httpcore network backend), so DNS
-rebinding cannot swap it; one deadline covers DNS to the last byte; compressed bodies are
-decoded within the size cap.
+`fetch_url` is the one way out to the network (`fetch_page` is its HTML-page form). Every
+address a host resolves to, including after each redirect, must be public unless the policy
+allows it (`index.sources.FetchPolicy`); the connection goes to the address that was checked (a
+pinned httpcore network backend), so DNS rebinding cannot swap it; one deadline covers DNS to
+the last byte; compressed bodies are decoded within the size cap. Conditional requests (ETag,
+Last-Modified) and the errors worth retrying later (`TransientFetchError`, with the server's
+Retry-After) are here for the feed poller (`index.watch`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpcore
@@ -33,8 +38,21 @@ from articleqa.index.sources import (
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 ADDRESS_HINT = "set ARTICLEQA_ALLOW_PRIVATE_URLS=true or add it to ARTICLEQA_ALLOWED_NETWORKS to allow it"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Statuses that say "not now" rather than "never": the feed poller retries them later.
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Only encodings decoded here, with a bound on the output (see `_bounded_decode`).
 ACCEPT_ENCODING = "gzip, deflate"
+# What news feeds and sitemaps are served as (gzip: a compressed sitemap file, `sitemap.xml.gz`).
+FEED_CONTENT_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/rdf+xml",
+    "application/xml",
+    "text/xml",
+    "application/gzip",
+    "application/x-gzip",
+)
+PAGE_OR_FEED_TYPES = HTML_CONTENT_TYPES + FEED_CONTENT_TYPES
 
 # --- which addresses may be fetched --------------------------------------------------------
 
@@ -91,6 +109,75 @@ def refusal(ip: IPAddress, policy: FetchPolicy) -> str | None:
     if kind is None or policy.allow_private or _in_networks(ip, policy.networks):
         return None
     return kind
+
+
+# --- what a fetch gives --------------------------------------------------------------------
+
+
+class TransientFetchError(FetchError):
+    """A failure worth retrying later: a timeout, a connection problem, or HTTP 408, 425, 429
+    or 5xx. `retry_after` is the server's Retry-After in seconds from now, when it sent one."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One response that `fetch_url` accepted.
+
+    Attributes:
+        url: the URL after redirects.
+        status: 200 (or another 2xx), or 304 when a conditional request found no change.
+        body: the decoded body; empty for 304.
+        content_type: the media type, lower case, without parameters ("" when not sent).
+        charset: the charset the Content-Type names, if any.
+        etag, last_modified: the validators to send next time (If-None-Match,
+            If-Modified-Since), as the server wrote them.
+    """
+
+    url: str
+    status: int
+    body: bytes
+    content_type: str = ""
+    charset: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    def page(self) -> str | bytes:
+        """The body as text when the charset is named and known, else as bytes for trafilatura."""
+        if self.charset:
+            try:
+                return self.body.decode(self.charset, errors="replace")
+            except LookupError:
+                pass  # an unknown charset name: let trafilatura guess
+        return self.body
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header as seconds from now: delay-seconds ("120") or an HTTP date.
+
+    Returns:
+        The seconds to wait (0 for a date in the past), or None for a missing or unreadable value.
+    """
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 # --- the fetch -----------------------------------------------------------------------------
@@ -381,18 +468,27 @@ def _follow(
     raise FetchError(f"too many redirects (more than {policy.max_redirects})")
 
 
-def _check_response(response: httpx.Response, max_bytes: int) -> str:
-    """Refuse an error status, a non-HTML type or a declared size over the cap.
+def _check_response(response: httpx.Response, max_bytes: int, accept: tuple[str, ...]) -> str:
+    """Refuse an error status, a content type not in `accept` or a declared size over the cap.
 
     Returns:
         The Content-Encoding to decode (lower case).
+
+    Raises:
+        TransientFetchError: a status worth retrying later (with the server's Retry-After).
+        FetchError: any other refusal.
     """
     if not response.is_success:
-        raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".strip())
-    mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        message = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+        if response.status_code in RETRY_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise TransientFetchError(message, status=response.status_code, retry_after=retry_after)
+        raise FetchError(message)
+    mime = _media_type(response)
     # A missing content type is given a chance: trafilatura rejects non-HTML.
-    if mime and mime not in HTML_CONTENT_TYPES:
-        raise FetchError(f"unsupported content type {mime!r} (expected an HTML page)")
+    if mime and mime not in accept:
+        expected = "an HTML page" if accept == HTML_CONTENT_TYPES else "an HTML page, a news feed or a sitemap"
+        raise FetchError(f"unsupported content type {mime!r} (expected {expected})")
     encoding = response.headers.get("content-encoding", "").strip().lower()
     _decompressor(encoding)  # refuse an unsupported encoding before reading anything
     declared = response.headers.get("content-length", "")
@@ -401,8 +497,19 @@ def _check_response(response: httpx.Response, max_bytes: int) -> str:
     return encoding
 
 
-def fetch_page(url: str, *, policy: FetchPolicy) -> tuple[str | bytes, str]:
-    """Download an HTML page under `policy`.
+def _media_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def fetch_url(
+    url: str,
+    *,
+    policy: FetchPolicy,
+    accept: tuple[str, ...] = HTML_CONTENT_TYPES,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> Fetched:
+    """Download `url` under `policy`: an HTML page, or a feed or sitemap when `accept` says so.
 
     Only http(s) URLs whose host resolves to allowed addresses only (public ones, unless
     `policy.allow_private` or `policy.allowed_networks` say otherwise) are fetched, and each
@@ -413,19 +520,24 @@ def fetch_page(url: str, *, policy: FetchPolicy) -> tuple[str | bytes, str]:
     Args:
         url: the `http(s)://` URL.
         policy: time and size limits and the addresses that may be fetched.
+        accept: the media types accepted (a response without a Content-Type is accepted too).
+        etag, last_modified: validators from an earlier response; sent as If-None-Match and
+            If-Modified-Since, so that an unchanged document comes back as a bodiless 304.
 
     Returns:
-        `(html, final_url)`: the page as text when the response names its charset, else as
-        bytes for trafilatura to decode; and the URL after redirects.
+        The response: status, body, media type, charset and the validators to send next time.
 
     Raises:
-        FetchError: a refused address or scheme, non-2xx status, unreachable host, the
-            deadline, too many redirects, a non-HTML content type, or a page over the limit;
-            the message names the setting that would change the outcome where there is one.
+        TransientFetchError: the deadline, no connection, or HTTP 408, 425, 429 or 5xx.
+        FetchError: a refused address or scheme, another non-2xx status, too many redirects,
+            a content type not accepted, or a body over the limit; the message names the
+            setting that would change the outcome where there is one.
     """
     deadline = _Deadline(policy.timeout)
     backend = _PinnedBackend(deadline)
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
+    conditional = {"If-None-Match": etag, "If-Modified-Since": last_modified}
+    headers.update({name: value for name, value in conditional.items() if value})
     try:
         start = httpx.URL(url.strip())
         with httpx.Client(
@@ -437,24 +549,45 @@ def fetch_page(url: str, *, policy: FetchPolicy) -> tuple[str | bytes, str]:
         ) as client:
             response, final = _follow(client, backend, start, policy, deadline)
             try:
-                encoding = _check_response(response, policy.max_bytes)
+                validators = _validators(response.headers)
+                if response.status_code == 304 and (etag or last_modified):
+                    return Fetched(url=str(final), status=304, body=b"", **validators)
+                encoding = _check_response(response, policy.max_bytes, accept)
                 body = _bounded_decode(response.iter_raw(), encoding, policy.max_bytes, deadline)
-                charset = response.charset_encoding
+                fetched = Fetched(
+                    url=str(final),
+                    status=response.status_code,
+                    body=body,
+                    content_type=_media_type(response),
+                    charset=response.charset_encoding,
+                    **validators,
+                )
             finally:
                 response.close()
     except (httpx.TimeoutException, httpcore.TimeoutException):
-        raise FetchError(f"timed out after {policy.timeout:g}s (the limit set by {TIMEOUT_SETTING})") from None
+        raise TransientFetchError(f"timed out after {policy.timeout:g}s (the limit set by {TIMEOUT_SETTING})") from None
     except (httpx.ConnectError, httpcore.ConnectError) as exc:
-        raise FetchError(f"could not connect: {exc}") from None
+        raise TransientFetchError(f"could not connect: {exc}") from None
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpcore.UnsupportedProtocol) as exc:
         raise FetchError(f"invalid URL: {exc}") from None
     except (httpx.HTTPError, httpcore.NetworkError, httpcore.ProtocolError) as exc:
-        raise FetchError(f"request failed: {type(exc).__name__}: {exc}") from None
+        raise TransientFetchError(f"request failed: {type(exc).__name__}: {exc}") from None
     if not body.strip():
         raise FetchError("the page is empty")
-    if charset:
-        try:
-            return body.decode(charset, errors="replace"), str(final)
-        except LookupError:
-            pass  # an unknown charset name: let trafilatura guess
-    return body, str(final)
+    return fetched
+
+
+def _validators(headers: Mapping[str, str]) -> dict[str, str | None]:
+    """The ETag and Last-Modified of a response, for the next conditional request."""
+    return {"etag": headers.get("etag") or None, "last_modified": headers.get("last-modified") or None}
+
+
+def fetch_page(url: str, *, policy: FetchPolicy) -> tuple[str | bytes, str]:
+    """Download an HTML page under `policy` (see `fetch_url` for the rules and errors).
+
+    Returns:
+        `(html, final_url)`: the page as text when the response names its charset, else as
+        bytes for trafilatura to decode; and the URL after redirects.
+    """
+    fetched = fetch_url(url, policy=policy)
+    return fetched.page(), fetched.url

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
@@ -31,6 +33,17 @@ Parsed = Article | SourceFailure
 
 class FormatError(ValueError):
     """A problem with the content of an input; its message is the failure reason."""
+
+
+@dataclass(frozen=True)
+class PageHints:
+    """What is known about a web page before it is read (from a news feed's entry); each
+    field fills in for the page's own metadata only where the page gives none."""
+
+    title: str | None = None
+    published_at: date | None = None
+    author: str | None = None
+    source: str | None = None
 
 
 def decode_text(data: bytes) -> str:
@@ -372,8 +385,26 @@ def parse_jsonl(text: str, *, origin: str, default_id: str) -> list[Parsed]:
     return failures.finish(out)
 
 
+def _site_name(found: str | None, url: str | None, known: str | None) -> str | None:
+    """The page's site name; where trafilatura only made one up from the host name (the page
+    names none), the `known` one (a feed's title) is better."""
+    found = (found or "").strip()
+    if known and (not found or (url and found.lower().removeprefix("www.") == _host(url))):
+        return known
+    return found or None
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.lower().removeprefix("www.")
+
+
 def parse_html(
-    html: str | bytes, *, origin: str, article_id: str | None = None, page_url: str | None = None
+    html: str | bytes,
+    *,
+    origin: str,
+    article_id: str | None = None,
+    page_url: str | None = None,
+    known: PageHints | None = None,
 ) -> Article:
     """Extract the main article of an HTML page with trafilatura.
 
@@ -383,6 +414,8 @@ def parse_html(
         article_id: the id to give; None derives it from the page's URL (web pages).
         page_url: the URL the page was fetched from (after redirects), used when the page
             names no canonical URL.
+        known: what a news feed said about the page; each field fills in only where the
+            page's own markup gives nothing (many pages state no date a parser can find).
 
     Returns:
         The article: url is the page's canonical URL (else `page_url`), source its site name.
@@ -393,6 +426,7 @@ def parse_html(
     # Imported here: trafilatura takes about a second to import, and most runs read no HTML.
     import trafilatura
 
+    known = known or PageHints()
     try:
         doc = trafilatura.bare_extraction(
             html,
@@ -407,7 +441,7 @@ def parse_html(
     text = (doc.text or "").strip() if doc is not None else ""
     if not text:
         raise FormatError("no article text found in the HTML")
-    title = (doc.title or "").strip()
+    title = (doc.title or "").strip() or (known.title or "").strip()
     first, rest = _first_line(text)
     if title and first == title and rest.strip():
         # trafilatura keeps the <h1> as the first line; the title is stored separately.
@@ -421,9 +455,9 @@ def parse_html(
         id=article_id,
         title=title,
         text=text,
-        source=(doc.sitename or "").strip() or None,
+        source=_site_name(doc.sitename, url or page_url, known.source),
         url=url,
-        published_at=parse_date(doc.date),
-        author=(doc.author or "").strip() or None,
+        published_at=parse_date(doc.date) or known.published_at,
+        author=(doc.author or "").strip() or known.author,
         origin=origin,
     )

@@ -6,7 +6,9 @@ that one bad input never stops a batch.
 
 Supported inputs: `.txt` and `.md` (optional YAML front matter, headline line, text),
 `.html`/`.htm` and `http(s)://` pages (main text extracted by trafilatura), `.json` (an
-object or a list of objects) and `.jsonl` (one object a line).
+object or a list of objects) and `.jsonl` (one object a line). A URL that turns out to be a
+news feed or sitemap (by its content, not its name), and a feed or sitemap file named directly
+(`.xml`, `.rss`, `.atom`), stands for the articles it lists (`index.feed_reader`).
 
 Hostile inputs give a failure with a reason, never an exception or a hang: files and pages
 over `FetchPolicy.max_bytes`, special files (FIFOs are opened non-blocking and refused), link
@@ -14,7 +16,7 @@ loops, binary or mis-encoded text (any NUL byte counts as binary), JSON nested t
 with numbers too long to convert, lone surrogates, and JSON lists with no object in them
 (one failure, not one per item). A file with many bad records lists the first
 `index.formats.MAX_RECORD_FAILURES` and counts the rest. URLs are fetched under the address
-rules of `index.fetch.fetch_page`.
+rules of `index.fetch.fetch_url`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from articleqa.index.fetch import fetch_page
+from articleqa.index.feed_reader import Skipped, feed_document, read_feed
+from articleqa.index.feeds import FeedError
+from articleqa.index.fetch import PAGE_OR_FEED_TYPES, fetch_url
 from articleqa.index.formats import (
     FormatError,
     decode_text,
@@ -35,6 +39,7 @@ from articleqa.index.formats import (
 from articleqa.index.models import Article, SourceFailure
 from articleqa.index.sources import (
     DEFAULT_EXCLUDES,
+    FEED_EXTENSIONS,
     SUPPORTED_EXTENSIONS,
     USER_AGENT,
     FetchError,
@@ -136,17 +141,23 @@ def read_source(ref: SourceRef, *, policy: FetchPolicy = DEFAULT_POLICY) -> Iter
         policy: time and size limits and the addresses that may be fetched.
 
     Returns:
-        An iterator over the articles read and the failures (one per bad file, page or
-        JSON record), in file order.
+        An iterator over the articles read and the failures (one per bad file, page, JSON
+        record or feed entry), in file order; for a feed, also `feed_reader.Skipped` notices
+        (entries over its limits), which are not failures.
     """
     origin = ref.origin
     try:
         if isinstance(ref, UrlRef):
             try:
-                html, final_url = fetch_page(ref.url, policy=policy)
-                yield parse_html(html, origin=origin, page_url=final_url)
-            except (FetchError, FormatError) as exc:
+                fetched = fetch_url(ref.url, policy=policy, accept=PAGE_OR_FEED_TYPES)
+                feed = feed_document(fetched, policy.max_bytes)
+                if feed is None:
+                    yield parse_html(fetched.page(), origin=origin, page_url=fetched.url)
+                    return
+            except (FetchError, FormatError, FeedError) as exc:
                 yield SourceFailure(origin=origin, reason=str(exc))
+                return
+            yield from read_feed(feed, origin=origin, base_url=fetched.url, policy=policy)
             return
         try:
             data = read_file_bytes(ref, max_bytes=policy.max_bytes)
@@ -155,6 +166,9 @@ def read_source(ref: SourceRef, *, policy: FetchPolicy = DEFAULT_POLICY) -> Iter
             return
         except OSError as exc:
             yield SourceFailure(origin=origin, reason=describe_os_error(exc))
+            return
+        if ref.extension in FEED_EXTENSIONS:
+            yield from read_feed(data, origin=origin, base_url=None, policy=policy)
             return
         yield from _parse_file(data, ref)
     except Exception as exc:  # noqa: BLE001 -- a parser bug on one input must not stop the batch
@@ -188,7 +202,9 @@ def load_articles(
     first_origin: dict[str, str] = {}
     for ref in refs:
         for item in read_source(ref, policy=policy):
-            if isinstance(item, SourceFailure):
+            if isinstance(item, Skipped):
+                skipped.append(SourceFailure(origin=item.origin, reason=item.reason))
+            elif isinstance(item, SourceFailure):
                 failures.append(item)
             elif item.id in first_origin:
                 reason = f"duplicate article id {item.id!r} (already read from {first_origin[item.id]})"

@@ -27,6 +27,9 @@ from articleqa.index.models import SourceFailure
 
 DEFAULT_EXCLUDES: tuple[str, ...] = ("LICENSE*", "README*", ".*")
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
+# News feeds and sitemaps saved as files (their entries' pages are fetched): read when named,
+# never picked up while walking a folder, where they would start downloads nobody asked for.
+FEED_EXTENSIONS: tuple[str, ...] = (".xml", ".rss", ".atom")
 USER_AGENT = "articleqa/0.1"
 HTML_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
 # Article pages and files are far smaller; this bounds memory if an input is something huge.
@@ -306,7 +309,8 @@ def discover(
     Folders are walked recursively in sorted order; hidden entries and names (or relative
     paths) matching an `exclude` glob are skipped, and so are FIFOs, sockets, devices, broken
     links and link loops (never opened). A file named directly is always read when its
-    extension is supported; named directly, those special files are failures. A folder named
+    extension is supported, feeds and sitemaps (`FEED_EXTENSIONS`) included; named directly,
+    those special files are failures. A folder named
     like a file (`a.txt/`) is a folder and is walked. A file whose name is not valid UTF-8
     fails: its id and origin could not be stored. A file reached twice is read once.
 
@@ -343,7 +347,7 @@ def discover(
             _walk(Path(os.path.realpath(path)), exclude, refs, failures, skipped)
         elif not stat.S_ISREG(mode):
             failures.append(SourceFailure(origin=origin, reason=f"not a regular file: {file_kind(mode)}"))
-        elif path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+        elif path.suffix.lower() not in SUPPORTED_EXTENSIONS + FEED_EXTENSIONS:
             what = f"file extension {path.suffix!r}" if path.suffix else "file without extension"
             failures.append(SourceFailure(origin=origin, reason=f"unsupported {what} (supported: {supported_list()})"))
         elif not valid_utf8_name(path):

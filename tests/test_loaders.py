@@ -537,7 +537,9 @@ def test_url_failures_are_named(news_server, closed_port):
     assert [a.origin for a in result.articles] == [good]
     got = reasons(result.failures)
     assert got[missing] == ["HTTP 404 Not Found"]
-    assert got[json_url] == ["unsupported content type 'application/json' (expected an HTML page)"]
+    assert got[json_url] == [
+        "unsupported content type 'application/json' (expected an HTML page, a news feed or a sitemap)"
+    ]
     assert len(got[refused]) == 1 and got[refused][0].startswith("could not connect: ")
     assert got[slow] == ["timed out after 0.5s (the limit set by ARTICLEQA_FETCH_TIMEOUT)"]
     # Both URLs name the same canonical page, so they get the same id.

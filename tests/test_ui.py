@@ -370,3 +370,34 @@ def test_empty_index_shows_how_to_add_articles_then_works_after_upload(browser, 
         context.close()
     finally:
         stop_app(started)
+
+
+def test_articles_tab_follows_and_unfollows_a_feed(browser, tmp_path):
+    """The feeds section of the Articles tab edits the subscriptions `articleqa watch` polls."""
+    from playwright.sync_api import expect
+
+    from articleqa.index.subscriptions import SubscriptionStore
+
+    feed_url = "https://news.example/rss.xml"
+    index_dir = tmp_path / "index"
+    started, url = start_app(index_dir)
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="Articles").click()
+        page.locator("#aqa-feed-url textarea, #aqa-feed-url input").first.fill(feed_url)
+        page.locator("#aqa-follow").click()
+        expect(page.locator("#aqa-feed-note")).to_contain_text(f"Following {feed_url}", timeout=30_000)
+        expect(page.locator("#aqa-feeds")).to_contain_text(feed_url)
+        expect(page.locator("#aqa-feeds")).to_contain_text("not yet")
+        shot(page, "11-feed-followed")
+        assert [s.url for s in SubscriptionStore.in_folder(index_dir).list()] == [feed_url]
+        page.locator("#aqa-feed-url textarea, #aqa-feed-url input").first.fill(feed_url)
+        page.locator("#aqa-unfollow").click()
+        expect(page.locator("#aqa-feed-note")).to_contain_text(f"Stopped following {feed_url}", timeout=30_000)
+        expect(page.locator("#aqa-feeds")).not_to_contain_text(feed_url)
+        assert SubscriptionStore.in_folder(index_dir).list() == []
+        context.close()
+    finally:
+        stop_app(started)

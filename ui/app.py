@@ -6,7 +6,9 @@
 Chat tab: streamed, cited answers (multi-turn: follow-ups use the previous answer's
 articles), a sources panel with each quoted sentence highlighted in its passage, and the
 full article of any citation. Articles tab: the indexed articles, uploads and URLs indexed
-incrementally with a progress bar, prune, rebuild, statistics. API: `/ask` (the JSON answer).
+incrementally with a progress bar, prune, rebuild, statistics, and the news feeds the index
+follows (polled here with `serve(watch_every=...)`, or by `articleqa watch`). API: `/ask`
+(the JSON answer).
 
 No `from __future__ import annotations` here: `gr.api` reads the `/ask` function's type
 hints at run time to describe the endpoint.
@@ -29,7 +31,9 @@ apply_offline_environment()
 import gradio as gr  # noqa: E402
 
 from articleqa.index import DEFAULT_INDEX_DIR, SUPPORTED_EXTENSIONS  # noqa: E402
+from articleqa.index.defaults import DEFAULT_HOST_DELAY  # noqa: E402
 from articleqa.index.sources import FetchPolicy  # noqa: E402
+from articleqa.index.watch import PollResult  # noqa: E402
 from articleqa.qa.api import QAError  # noqa: E402
 from articleqa.qa.models import Answer  # noqa: E402
 from articleqa.qa.options import QAOptions  # noqa: E402
@@ -292,6 +296,38 @@ def search_articles(lib: Library, search):
     return lib.articles(search or "")
 
 
+# ---- callbacks: feeds ---------------------------------------------------------------------
+
+
+def _feed_url(url: Any) -> str:
+    url = (url or "").strip() if isinstance(url, str) else ""
+    if not url:
+        raise _error("Paste the URL of a news feed (RSS, Atom) or sitemap first.")
+    return url
+
+
+def follow_feed(lib: Library, url):
+    """Follow a feed: the note, the cleared URL box and the subscription table."""
+    url = _feed_url(url)
+    try:
+        added = lib.follow(url)
+    except ValueError as exc:
+        raise _error(str(exc)) from None
+    note = render.feed_note("Following" if added else "Already following", url, lib.watching)
+    return note, "", lib.subscription_rows()
+
+
+def unfollow_feed(lib: Library, url):
+    url = _feed_url(url)
+    if not lib.unfollow(url):
+        raise _error(f"{url} is not followed.")
+    return render.feed_note("Stopped following", url, lib.watching), "", lib.subscription_rows()
+
+
+def feed_rows(lib: Library):
+    return lib.subscription_rows()
+
+
 # ---- the public API -----------------------------------------------------------------------
 
 
@@ -334,6 +370,7 @@ class _ChatTab:
 class _ArticlesTab:
     search: gr.Textbox
     after_write: list[gr.components.Component]  # what `refreshed` returns, in its order
+    feeds: gr.Dataframe  # the subscriptions
 
 
 def _chat_tab(lib: Library, default_k: int, turns: gr.State, answer_state: gr.State) -> _ChatTab:
@@ -452,6 +489,7 @@ def _articles_tab(lib: Library, chat: _ChatTab) -> _ArticlesTab:
             max_height=520,
             elem_id="aqa-articles",
         )
+        feeds = _feeds_section(lib)
 
     after_write = [stats, table, chat.source_filter, chat.empty_notice, chat.after, chat.before]
     index_btn.click(
@@ -463,7 +501,38 @@ def _articles_tab(lib: Library, chat: _ChatTab) -> _ArticlesTab:
     prune_btn.click(_bind(prune, lib), [search], [report, *after_write], **_PRIVATE)
     rebuild_btn.click(_bind(rebuild, lib), [search], [report, *after_write], **_PRIVATE)
     search.change(_bind(search_articles, lib), [search], table, show_progress="hidden", **_PRIVATE)
-    return _ArticlesTab(search=search, after_write=after_write)
+    return _ArticlesTab(search=search, after_write=after_write, feeds=feeds)
+
+
+def _feeds_section(lib: Library) -> gr.Dataframe:
+    """News feeds followed: the subscriptions (shared with `articleqa watch`), each with its
+    last poll, last error and article counts; follow or stop following one by URL."""
+    gr.Markdown("### News feeds followed", elem_id="aqa-feeds-heading")
+    with gr.Row():
+        feed_url = gr.Textbox(
+            label="Feed or sitemap URL",
+            placeholder="https://example.org/rss.xml",
+            scale=4,
+            elem_id="aqa-feed-url",
+        )
+        follow_btn = gr.Button("Follow", variant="primary", scale=1, elem_id="aqa-follow")
+        unfollow_btn = gr.Button("Stop following", scale=1, elem_id="aqa-unfollow")
+        refresh_btn = gr.Button("Refresh", scale=1, elem_id="aqa-feeds-refresh")
+    note = gr.Markdown("", elem_id="aqa-feed-note")
+    table = gr.Dataframe(
+        value=lib.subscription_rows(),
+        headers=["feed", "last poll", "last error", "articles added", "updated"],
+        datatype=["str", "str", "str", "str", "str"],
+        interactive=False,
+        wrap=True,
+        column_widths=["40%", "16%", "28%", "8%", "8%"],
+        elem_id="aqa-feeds",
+    )
+    follow_btn.click(_bind(follow_feed, lib), [feed_url], [note, feed_url, table], **_PRIVATE)
+    feed_url.submit(_bind(follow_feed, lib), [feed_url], [note, feed_url, table], **_PRIVATE)
+    unfollow_btn.click(_bind(unfollow_feed, lib), [feed_url], [note, feed_url, table], **_PRIVATE)
+    refresh_btn.click(_bind(feed_rows, lib), None, table, show_progress="hidden", **_PRIVATE)
+    return table
 
 
 def _api(lib: Library, default_k: int) -> None:
@@ -507,6 +576,7 @@ def build_app(library: Library | None = None, *, index_dir: Path | None = None, 
             chat = _chat_tab(lib, default_k, turns, answer_state)
             articles = _articles_tab(lib, chat)
         demo.load(_bind(refreshed, lib), [articles.search], articles.after_write, show_progress="hidden", **_PRIVATE)
+        demo.load(_bind(feed_rows, lib), None, articles.feeds, show_progress="hidden", **_PRIVATE)
         _api(lib, default_k)
 
     demo.library = lib  # type: ignore[attr-defined]
@@ -521,15 +591,21 @@ def serve(
     auth: tuple[str, str] | None = None,
     options: QAOptions | None = None,
     fetch: FetchPolicy | None = None,
+    watch_every: float | None = None,
+    host_delay: float = DEFAULT_HOST_DELAY,
+    on_poll: Callable[[PollResult], None] | None = None,
     prevent_thread_lock: bool = False,
 ) -> gr.Blocks:
     """Open (or create) `index_dir` and serve the web chat on http://host:port.
 
     `options`: how the index is opened and questions answered (default: `QAOptions()`;
     `Settings.qa_options()` gives the configured ones); `fetch`: the limits uploads and URLs
-    are read under. Blocks until interrupted unless `prevent_thread_lock`; then the caller
-    closes it with `app.close()` and `app.library.close()`. No share link, no analytics
-    (the offline switches are set when this module is imported).
+    are read under. `watch_every`: poll the index's feed subscriptions every this many seconds
+    in a background thread (`Library.start_watching`; `host_delay` seconds between requests to
+    one host, `on_poll` gets each poll's result), stopped with the server. Blocks until
+    interrupted unless `prevent_thread_lock`; then the caller closes it with `app.close()` and
+    `app.library.close()` (which stops the poller). No share link, no analytics (the offline
+    switches are set when this module is imported).
 
     Raises:
         index.IndexMismatchError, index.ChromaUnavailableError: the index cannot be opened.
@@ -537,6 +613,8 @@ def serve(
     """
     library = Library(Path(index_dir), options=options or QAOptions(), fetch=fetch or FetchPolicy())
     try:
+        if watch_every is not None:
+            library.start_watching(watch_every, host_delay=host_delay, on_poll=on_poll)
         demo = build_app(library)
         demo.queue(default_concurrency_limit=1)
         demo.launch(

@@ -183,6 +183,16 @@ def report_markdown(summary: dict[str, object], failed: Sequence[tuple[str, str]
     return "\n".join(lines)
 
 
+def feed_note(action: str, url: str, watching: bool) -> str:
+    """What following or unfollowing a feed did, and who polls it."""
+    who = (
+        "This server polls it in the background."
+        if watching
+        else "It is polled by `articleqa watch` (or `articleqa serve --watch`) on this index folder."
+    )
+    return f"{action} `{_md_code(url)}`." + (f" {who}" if action == "Following" else "")
+
+
 def _md_code(text: str) -> str:
     return text.replace("`", "'")
 
