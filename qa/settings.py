@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from articleqa.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
+from articleqa.index.defaults import DEFAULT_HOST_DELAY
 from articleqa.index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL
 from articleqa.index.folder import DEFAULT_INDEX_DIR
 from articleqa.index.offline import apply_offline_environment
@@ -71,6 +72,11 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(
         None, description="Chroma server URL (e.g. http://127.0.0.1:8000); unset: embedded Chroma in the index folder."
     )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL database for the articles, lexical index and record manager, as a SQLAlchemy "
+        "URL (e.g. postgresql+psycopg://user:password@host:5432/articleqa); unset: SQLite files in the index folder.",
+    )
     collection: str = Field(DEFAULT_COLLECTION, description="Chroma collection name.")
     k: int = Field(DEFAULT_K, ge=1, description="Passages retrieved per question.")
     answer_threshold: float | None = Field(
@@ -91,6 +97,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description='CIDR blocks URLs may reach although they are not public, e.g. ["10.1.0.0/16"] '
         "for an intranet news site (JSON list in the environment variable).",
+    )
+
+    watch_host_delay: float = Field(
+        DEFAULT_HOST_DELAY,
+        ge=0,
+        description="Seconds between two requests to the same host while following feeds "
+        "(`articleqa watch`, `serve --watch`); requests to one host are never made in parallel.",
     )
 
     def fetch_policy(self) -> FetchPolicy:
@@ -126,6 +139,7 @@ class Settings(BaseSettings):
             embedding_precision=self.embedding_precision,
             cache_dir=self.cache_dir,
             chroma_url=self.chroma_url,
+            database_url=self.database_url,
             collection=self.collection,
             k=self.k,
             answer_threshold=self.answer_threshold,

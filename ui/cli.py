@@ -29,7 +29,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from articleqa.index.defaults import DEFAULT_INDEX_DIR  # noqa: E402
+from articleqa.index.defaults import DEFAULT_HOST_DELAY, DEFAULT_INDEX_DIR, DEFAULT_WATCH_EVERY  # noqa: E402
 from articleqa.qa.defaults import DEFAULT_K, DEFAULT_LLM_TIMEOUT, DEFAULT_RETRIEVAL_MODE, RETRIEVAL_MODES  # noqa: E402
 
 if TYPE_CHECKING:  # `qa.settings` imports the index and qa libraries: each command loads it when run
@@ -71,6 +71,14 @@ ChromaUrl = Annotated[
         "--chroma-url", help=f"Use a Chroma server, e.g. http://127.0.0.1:8000{env_hint('ARTICLEQA_CHROMA_URL')}."
     ),
 ]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Keep the articles, lexical index and records in PostgreSQL, e.g. "
+        f"postgresql+psycopg://user:password@host/articleqa (docs/DEPLOYMENT.md){env_hint('ARTICLEQA_DATABASE_URL')}.",
+    ),
+]
 KOpt = Annotated[int | None, typer.Option("--k", help=f"Passages to retrieve{env_hint('ARTICLEQA_K', DEFAULT_K)}.")]
 SourceOpt = Annotated[list[str] | None, typer.Option("--source", help="Only articles from this source (repeatable).")]
 AfterOpt = Annotated[str | None, typer.Option("--after", help="Only articles published on or after YYYY-MM-DD.")]
@@ -100,6 +108,16 @@ LlmTimeoutOpt = Annotated[
         "--llm-timeout",
         help="Seconds for one complete LLM reply, then the extractive answer"
         f"{env_hint('ARTICLEQA_LLM_TIMEOUT', f'{DEFAULT_LLM_TIMEOUT:g}')}.",
+    ),
+]
+
+EveryOpt = Annotated[
+    str,
+    typer.Option(
+        "--every",
+        help="Time between two polls of the feeds: 30s, 15m, 1h, 1h30m, ...; a failing feed is polled less "
+        f"often (back-off). Requests to one host wait{env_hint('ARTICLEQA_WATCH_HOST_DELAY', DEFAULT_HOST_DELAY)} "
+        "seconds between them.",
     ),
 ]
 
@@ -139,6 +157,7 @@ def open_store(settings: Settings, *, check_model: bool = True):
             chunk_size=settings.chunk_size,
             chunk_overlap=settings.chunk_overlap,
             chroma_url=settings.chroma_url,
+            database_url=settings.database_url,
             collection=settings.collection,
             check_model=check_model,
         )
@@ -170,7 +189,13 @@ class _RichProgress:
 
 @app.command("index")
 def index_command(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) and http(s) URLs of article pages.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files, folders (recursive) and http(s) URLs of article pages, news feeds (RSS, Atom) and "
+            "sitemaps; a feed or sitemap stands for the articles it lists (also as a named .xml/.rss/.atom file)."
+        ),
+    ],
     index_dir: IndexDir = None,
     prune: Annotated[
         bool,
@@ -194,6 +219,7 @@ def index_command(
         ),
     ] = None,
     chroma_url: ChromaUrl = None,
+    database_url: DatabaseUrl = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     verbose: Annotated[
         bool,
@@ -208,13 +234,19 @@ def index_command(
     """Index articles: new ones are added, changed ones replaced, unchanged ones skipped.
 
     Formats: .txt/.md (first line is the headline, optional YAML front matter), .html/.htm,
-    .json/.jsonl (objects with title and body), and article URLs. Exit code 1 when any
+    .json/.jsonl (objects with title and body), article URLs, and news feeds and sitemaps
+    (URLs or named .xml/.rss/.atom files: every article they list is read). Exit code 1 when any
     input failed (the rest is still indexed), 130 when interrupted (re-run to finish).
     One process writes to an index at a time: a second one waits for the first.
     """
     from articleqa.index import DEFAULT_EXCLUDES, index_paths, rebuild_index
 
-    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url)
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, database_url=database_url)
+    if rebuild and settings.database_url:
+        raise fail(
+            "--rebuild is not supported yet for an index kept in a database: index into a new, empty database "
+            "(and a new Chroma collection) instead; new chunking settings apply without --rebuild"
+        )
     store = open_store(settings, check_model=not rebuild)
     show = not quiet and not as_json
     progress = Progress(
@@ -288,6 +320,154 @@ def _print_report(report, verbose: bool) -> None:
         )
     )
     out.print(table)
+
+
+def parse_every(every: str) -> float:
+    """--every through `index.watch.parse_interval`: seconds, or a usage error naming the forms."""
+    from articleqa.index.watch import parse_interval
+
+    try:
+        return parse_interval(every)
+    except ValueError as exc:
+        raise fail(f"--every: {exc}") from None
+
+
+def open_writer(settings: Settings):
+    """The index for a long-running writer (`watch`): chunked as the index was built (its
+    manifest), so that following feeds never re-chunks the articles already indexed."""
+    from articleqa.index.store import read_manifest
+
+    manifest = read_manifest(settings.index_dir, settings.database_url)
+    if manifest is not None:
+        settings = settings.model_copy(
+            update={"chunk_size": manifest.chunk_size, "chunk_overlap": manifest.chunk_overlap}
+        )
+    return open_store(settings)
+
+
+def poll_line(result) -> str:
+    """A poll's line for the terminal: local time, then `index.watch.PollResult.line`."""
+    from datetime import datetime
+
+    colour = {"new": "green", "updated": "green", "failed": "red", "waiting": "yellow"}.get(result.outcome)
+    line = printable(result.line())
+    return f"{datetime.now():%Y-%m-%d %H:%M:%S} " + (f"[{colour}]{line}[/]" if colour else line)
+
+
+def _print_subscriptions(subscriptions) -> None:
+    table = Table(title="Subscriptions", show_header=True)
+    for column in ("url", "added", "last poll", "articles added", "updated", "last error"):
+        table.add_column(column)
+    for sub in subscriptions:
+        when = f"{sub.last_poll_at:%Y-%m-%d %H:%M} UTC" if sub.last_poll_at else "never"
+        table.add_row(
+            printable(sub.url),
+            f"{sub.added_at:%Y-%m-%d}",
+            when,
+            str(sub.articles_added),
+            str(sub.articles_updated),
+            printable(sub.last_error or ""),
+        )
+    out.print(table)
+
+
+@app.command("watch")
+def watch_command(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="News feed (RSS, Atom) or sitemap URLs to follow; they are added to the index's subscriptions. "
+            "None: poll the subscriptions."
+        ),
+    ] = None,
+    every: EveryOpt = DEFAULT_WATCH_EVERY,
+    once: Annotated[bool, typer.Option("--once", help="Poll once and exit (for cron).")] = False,
+    list_only: Annotated[bool, typer.Option("--list", help="List the subscriptions and exit.")] = False,
+    remove: Annotated[
+        list[str] | None,
+        typer.Option("--remove", help="Stop following this URL (repeatable; its articles stay indexed) and exit."),
+    ] = None,
+    index_dir: IndexDir = None,
+    chroma_url: ChromaUrl = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Follow news feeds and sitemaps: index new and changed articles as they appear.
+
+    Each poll prints one line per feed (new, updated, unchanged, failed). Unchanged feeds cost
+    one conditional request; entries seen before are not fetched again. Exit code 130 on
+    Ctrl-C (the index stays consistent); with --once, 1 when a feed or article failed.
+    """
+    seconds = parse_every(every)
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, database_url=database_url)
+    from articleqa.index.subscriptions import SubscriptionStore
+
+    subscriptions = SubscriptionStore.in_folder(settings.index_dir)
+    try:
+        if remove:
+            for url in remove:
+                if not subscriptions.remove(url):
+                    raise fail(f"{url!r} is not followed (articleqa watch --list shows the subscriptions)")
+                console.print(f"stopped following {printable(url)}", highlight=False)
+            return
+        if list_only:
+            _print_subscriptions(subscriptions.list())
+            return
+        try:
+            for url in subscriptions.add(sources or []):
+                console.print(f"following {printable(url)}", highlight=False)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        if not subscriptions.list():
+            raise fail("no feeds to watch: name feed or sitemap URLs, e.g. articleqa watch https://example.org/rss.xml")
+        _watch(settings, subscriptions, seconds, once)
+    finally:
+        subscriptions.close()
+
+
+def _watch(settings: Settings, subscriptions, seconds: float, once: bool) -> None:
+    from articleqa.index.watch import Poller, index_into
+
+    store = open_writer(settings)
+
+    def on_wait() -> None:
+        console.print(f"waiting for another process writing to {store.root} ...", highlight=False)
+
+    poller = Poller(
+        subscriptions,
+        index_into(store, on_wait=on_wait),
+        policy=settings.fetch_policy(),
+        host_delay=settings.watch_host_delay,
+        every=seconds,
+    )
+    results = []
+
+    def show(result) -> None:
+        results.append(result)
+        out.print(poll_line(result), highlight=False)
+        out.file.flush()  # one line per poll, as it happens, also into a pipe or a log file
+        for failure in result.failed[1:] if result.error is None else result.failed:
+            console.print(f"  [red]failed[/] {printable(failure.origin)}: {printable(failure.reason)}", highlight=False)
+
+    if not once:
+        feeds = len(subscriptions.list())
+        console.print(f"watching {feeds} feed(s), polling every {printable(interval_text(seconds))} (Ctrl-C stops)")
+    try:
+        poller.run(show, once=once)
+    except KeyboardInterrupt:
+        raise fail(
+            "interrupted; the index is consistent. Run the same command again to go on.", EXIT_INTERRUPTED
+        ) from None
+    finally:
+        store.close()
+    if once and any(r.outcome == "failed" for r in results):
+        raise typer.Exit(EXIT_FAILED_INPUT)
+
+
+def interval_text(seconds: float) -> str:
+    """Seconds as the --every form ("15m", "1h30m", "45s")."""
+    whole = int(seconds)
+    parts = [(whole // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or f"{seconds:g}s"
 
 
 def open_qa(settings: Settings, **options: object):
@@ -387,6 +567,7 @@ def ask_command(
     before: BeforeOpt = None,
     today: TodayOpt = None,
     chroma_url: ChromaUrl = None,
+    database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer with its citations as JSON.")] = False,
     llm: LlmOpt = None,
     llm_base_url: LlmBaseUrlOpt = None,
@@ -396,7 +577,13 @@ def ask_command(
     from articleqa.qa.api import QAError
 
     settings = settings_from(
-        index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout
+        index_dir=index_dir,
+        chroma_url=chroma_url,
+        database_url=database_url,
+        k=k,
+        llm=llm,
+        llm_base_url=llm_base_url,
+        llm_timeout=llm_timeout,
     )
     filters = build_filters(source, after, before)
     day = parse_day(today, "--today")
@@ -425,6 +612,7 @@ def chat_command(
     before: BeforeOpt = None,
     today: TodayOpt = None,
     chroma_url: ChromaUrl = None,
+    database_url: DatabaseUrl = None,
     llm: LlmOpt = None,
     llm_base_url: LlmBaseUrlOpt = None,
     llm_timeout: LlmTimeoutOpt = None,
@@ -436,7 +624,13 @@ def chat_command(
     from articleqa.qa.api import QAError
 
     settings = settings_from(
-        index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout
+        index_dir=index_dir,
+        chroma_url=chroma_url,
+        database_url=database_url,
+        k=k,
+        llm=llm,
+        llm_base_url=llm_base_url,
+        llm_timeout=llm_timeout,
     )
     filters = build_filters(source, after, before)
     day = parse_day(today, "--today")
@@ -497,6 +691,7 @@ def eval_command(
         ),
     ] = False,
     chroma_url: ChromaUrl = None,
+    database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
 ) -> None:
     """Evaluate retrieval and answers on a question set (hits@k, accuracy, abstention, latency).
@@ -509,7 +704,7 @@ def eval_command(
         raise fail(f"--mode {mode!r} is not one of {', '.join(RETRIEVAL_MODES)}")
     from articleqa.qa.evaluation import evaluate_qa, load_questions
 
-    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, k=k)
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, database_url=database_url, k=k)
     try:
         qs = load_questions(questions)
     except (OSError, ValueError) as exc:
@@ -598,11 +793,22 @@ def serve_command(
     auth: Annotated[str | None, typer.Option("--auth", help="Require a login, as user:password.")] = None,
     k: KOpt = None,
     chroma_url: ChromaUrl = None,
+    database_url: DatabaseUrl = None,
     llm: LlmOpt = None,
     llm_base_url: LlmBaseUrlOpt = None,
     llm_timeout: LlmTimeoutOpt = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Also poll the index's feed subscriptions (articleqa watch URL adds them; so does the "
+            "Articles tab) in the background, every --every, and index what they bring.",
+        ),
+    ] = False,
+    every: EveryOpt = DEFAULT_WATCH_EVERY,
 ) -> None:
     """Start the web chat (Gradio) on http://HOST:PORT; the index folder is created if missing."""
+    watch_every = parse_every(every) if watch else None
     credentials = None
     if auth is not None:
         user, sep, password = auth.partition(":")
@@ -610,7 +816,13 @@ def serve_command(
             raise fail(f"--auth {auth!r} is not user:password")
         credentials = (user, password)
     settings = settings_from(
-        index_dir=index_dir, chroma_url=chroma_url, k=k, llm=llm, llm_base_url=llm_base_url, llm_timeout=llm_timeout
+        index_dir=index_dir,
+        chroma_url=chroma_url,
+        database_url=database_url,
+        k=k,
+        llm=llm,
+        llm_base_url=llm_base_url,
+        llm_timeout=llm_timeout,
     )
     if host not in {"127.0.0.1", "localhost", "::1"} and credentials is None:
         console.print(
@@ -623,6 +835,8 @@ def serve_command(
     from articleqa.ui.app import serve
 
     console.print(f"Article QA on http://{host}:{port} (index: {settings.index_dir}; Ctrl-C stops it)", highlight=False)
+    if watch_every is not None:
+        console.print(f"polling the feed subscriptions every {interval_text(watch_every)}", highlight=False)
     try:
         serve(
             settings.index_dir,
@@ -631,11 +845,69 @@ def serve_command(
             auth=credentials,
             options=settings.qa_options(),
             fetch=settings.fetch_policy(),
+            watch_every=watch_every,
+            host_delay=settings.watch_host_delay,
+            on_poll=lambda result: console.print(poll_line(result), highlight=False),
         )
     except (IndexStoreError, ModelNotFoundError, QAError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"cannot serve on {host}:{port}: {exc}") from None
+
+
+@app.command("check")
+def check_command(
+    index_dir: IndexDir = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Delete chunks found on one side only, and the rows of their articles (index them again to restore).",
+        ),
+    ] = False,
+    chroma_url: ChromaUrl = None,
+    database_url: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check that Chroma and the lexical index (SQLite or the database) hold the same chunks.
+
+    Exit code 1 when chunks are on one side only and --repair was not given. Runs under the
+    index's write lock, so it waits for an indexer that is running.
+    """
+    from dataclasses import asdict
+
+    from articleqa.index.consistency import check_index
+
+    settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, database_url=database_url)
+    store = open_store(settings)
+    try:
+        report = check_index(store, repair=repair)
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps({**asdict(report), "consistent": report.consistent}))
+    else:
+        out.print(
+            f"Chroma: {report.chroma_chunks} chunks; lexical index: {report.lexical_chunks} chunks; "
+            f"only in Chroma: {len(report.only_in_chroma)}; only in the lexical index: {len(report.only_in_lexical)}",
+            highlight=False,
+        )
+        for label, ids in (
+            ("only in Chroma", report.only_in_chroma),
+            ("only in the lexical index", report.only_in_lexical),
+        ):
+            for chunk_id in ids[:10]:
+                out.print(f"  {label}: {chunk_id}", highlight=False)
+            if len(ids) > 10:
+                out.print(f"  ... and {len(ids) - 10} more {label}", highlight=False)
+        if report.articles_to_reindex:
+            out.print(
+                f"removed; index these {len(report.articles_to_reindex)} article(s) again to restore them: "
+                + ", ".join(report.articles_to_reindex),
+                highlight=False,
+            )
+    if not report.consistent and not repair:
+        raise typer.Exit(EXIT_FAILED_INPUT)
 
 
 # The errors of a model that cannot be loaded or run as configured: (module, class name).

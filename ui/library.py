@@ -30,17 +30,19 @@ from articleqa.index import (
     DEFAULT_CHUNK_SIZE,
     SUPPORTED_EXTENSIONS,
     IndexBusyError,
-    IndexFolder,
     IndexReport,
     IndexStore,
     index_paths,
     open_index,
     rebuild_index,
 )
+from articleqa.index.defaults import DEFAULT_HOST_DELAY
 from articleqa.index.indexer import Indexer
-from articleqa.index.models import SourceFailure
+from articleqa.index.models import Article, SourceFailure
 from articleqa.index.sources import FetchPolicy, is_url
-from articleqa.index.store import Manifest
+from articleqa.index.store import read_manifest
+from articleqa.index.subscriptions import SubscriptionStore
+from articleqa.index.watch import Poller, PollResult, Stopped, index_into
 from articleqa.qa.api import ArticleQA, EmptyIndexError
 from articleqa.qa.options import QAOptions
 
@@ -91,6 +93,9 @@ class Library:
     _token: str = field(init=False, default="")
     _write_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _state: threading.Condition = field(init=False, default_factory=threading.Condition)
+    _subscriptions: SubscriptionStore | None = field(init=False, default=None)
+    _watcher: threading.Thread | None = field(init=False, default=None)
+    _stop_watching: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.index_dir = Path(self.index_dir).expanduser().resolve()
@@ -101,7 +106,7 @@ class Library:
     def _open_store(self) -> IndexStore:
         # Chunking settings default to the ones the index was built with, so that adding a
         # file never re-chunks the whole index as a side effect.
-        manifest = Manifest.read(IndexFolder(self.index_dir).live() / "manifest.json")
+        manifest = read_manifest(self.index_dir, self.options.database_url)
         chunk_size = self.chunk_size or (manifest.chunk_size if manifest else DEFAULT_CHUNK_SIZE)
         chunk_overlap = (
             self.chunk_overlap
@@ -119,6 +124,7 @@ class Library:
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
             chroma_url=options.chroma_url,
+            database_url=options.database_url,
             collection=options.collection,
         )
         store.on_stale = self._reopen_everything
@@ -252,9 +258,10 @@ class Library:
     # ---- writing ------------------------------------------------------------------------
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """One write at a time in this process; readers get a new `ArticleQA` afterwards."""
-        if not self._write_lock.acquire(blocking=False):
+    def _writing(self, wait: bool = False) -> Iterator[None]:
+        """One write at a time in this process; readers get a new `ArticleQA` afterwards.
+        A request is refused while another write runs; `wait` (the feed poller) waits instead."""
+        if not self._write_lock.acquire(blocking=wait):
             raise IndexBusyError("the index is being updated by another request; try again when it finishes")
         try:
             yield
@@ -407,8 +414,95 @@ class Library:
             report.seconds = time.perf_counter() - started
             return report
 
+    # ---- feeds ----------------------------------------------------------------------------
+
+    @property
+    def subscriptions(self) -> SubscriptionStore:
+        """The feeds this index follows (`subscriptions.sqlite` in the index folder: the list
+        `articleqa watch` polls too), opened on first use."""
+        if self._subscriptions is None:
+            self._subscriptions = SubscriptionStore.in_folder(self.index_dir)
+        return self._subscriptions
+
+    def subscription_rows(self) -> list[list[str]]:
+        """Rows (url, last poll, last error, articles added, updated) for the web app."""
+        rows = []
+        for sub in self.subscriptions.list():
+            polled = f"{sub.last_poll_at:%Y-%m-%d %H:%M} UTC" if sub.last_poll_at else "not yet"
+            rows.append([sub.url, polled, sub.last_error or "", str(sub.articles_added), str(sub.articles_updated)])
+        return rows
+
+    def follow(self, url: str) -> bool:
+        """Add a feed or sitemap URL to the subscriptions; False when it was already followed.
+
+        Raises:
+            ValueError: not an http(s) URL.
+        """
+        return bool(self.subscriptions.add([url]))
+
+    def unfollow(self, url: str) -> bool:
+        """Stop following a feed (its articles stay indexed); False when it was not followed."""
+        return self.subscriptions.remove(url)
+
+    def add_articles(self, articles: Sequence[Article]) -> IndexReport:
+        """Index articles the feed poller read, incrementally; waits for a write in progress
+        (an upload, another process's `articleqa index`) rather than failing."""
+        with self._writing(wait=True):
+            return index_into(self.store)(articles)
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None and self._watcher.is_alive()
+
+    def start_watching(
+        self,
+        every: float,
+        *,
+        host_delay: float = DEFAULT_HOST_DELAY,
+        on_poll: Callable[[PollResult], None] | None = None,
+    ) -> None:
+        """Poll the subscriptions every `every` seconds in a background thread, indexing what
+        they bring (`index.watch.Poller`), until `close`."""
+        if self.watching:
+            return
+        poller = Poller(
+            self.subscriptions,
+            self.add_articles,
+            policy=self.fetch,
+            host_delay=host_delay,
+            every=every,
+            stop=self._stop_watching,
+        )
+
+        def loop() -> None:
+            while not self._stop_watching.is_set():
+                try:
+                    poller.run(on_poll or (lambda result: log.info("%s", result.line())))
+                    return
+                except Stopped:
+                    return
+                except Exception:  # noqa: BLE001 -- the poller must outlive one bad poll
+                    log.exception("polling the feeds failed; trying again in %ss", every)
+                    self._stop_watching.wait(every)
+
+        self._watcher = threading.Thread(target=loop, name="articleqa-watch", daemon=True)
+        self._watcher.start()
+
+    def stop_watching(self, timeout: float | None = None) -> None:
+        """Stop the poller: it abandons the request or wait in progress and ends; an indexing
+        batch in progress is finished first (at most `timeout` seconds are waited)."""
+        self._stop_watching.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout if timeout is not None else self.fetch.timeout + DRAIN_GRACE_S)
+            if self._watcher.is_alive():
+                log.warning("the feed poller did not stop in time; closing the index under it")
+            self._watcher = None
+
     def close(self) -> None:
-        """Close every store; questions still running on them fail."""
+        """Stop the feed poller, then close every store; questions still running on them fail."""
+        self.stop_watching()
+        if self._subscriptions is not None:
+            self._subscriptions.close()
         with self._state:
             for qa in [*self._retired, *([self._qa] if self._qa else [])]:
                 try:
