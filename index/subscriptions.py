@@ -8,9 +8,10 @@ and updated. Per entry seen: the entry's canonical URL and fingerprint (a hash o
 says about it, `FeedEntry.fingerprint`), so that an unchanged entry's page is not fetched
 again, and the article it gave (or the error, for a page that could not be read).
 
-SQLAlchemy Core over a database URL: `SubscriptionStore.in_folder` gives the SQLite file of an
+SQLAlchemy Core over a database URL: `SubscriptionStore.for_index` gives the SQLite file of an
 index folder (WAL and a busy timeout, like the index's own SQLite files: a watcher and the web
-app may write at the same time); another URL points it at another database.
+app may write at the same time), or, for an index whose data is in PostgreSQL (`--database-url`),
+two tables in that database, so that watchers and web replicas on any machine share the list.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from articleqa.index.sources import canonical_url, is_url
 
@@ -45,7 +47,7 @@ BUSY_TIMEOUT_S = 30.0
 
 _metadata = MetaData()
 _subscriptions = Table(
-    "subscriptions",
+    "articleqa_subscriptions",
     _metadata,
     Column("id", Integer, primary_key=True),
     Column("key", String, nullable=False, unique=True),  # canonical_url(url): one row per feed
@@ -61,9 +63,9 @@ _subscriptions = Table(
     Column("articles_updated", Integer, nullable=False, default=0),
 )
 _entries = Table(
-    "seen_entries",
+    "articleqa_seen_entries",
     _metadata,
-    Column("subscription_id", Integer, ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True),
+    Column("subscription_id", Integer, ForeignKey("articleqa_subscriptions.id", ondelete="CASCADE"), primary_key=True),
     Column("url", String, primary_key=True),  # canonical_url of the entry's link
     Column("fingerprint", String, nullable=False),
     Column("article_id", Text),
@@ -128,7 +130,18 @@ class SubscriptionStore:
     def __init__(self, database_url: str):
         self.database_url = database_url
         self.engine = _engine(database_url)
-        _metadata.create_all(self.engine)
+        try:
+            _metadata.create_all(self.engine)
+        except (IntegrityError, ProgrammingError):
+            # Another process created the tables between the check and the CREATE (PostgreSQL
+            # has no CREATE TABLE IF NOT EXISTS that is safe against that): they exist now.
+            _metadata.create_all(self.engine)
+
+    @classmethod
+    def for_index(cls, index_dir: str | Path, database_url: str | None = None) -> SubscriptionStore:
+        """The subscriptions of an index: in its database when it has one (`--database-url`),
+        else in its folder's `subscriptions.sqlite`."""
+        return cls(database_url) if database_url else cls.in_folder(index_dir)
 
     @classmethod
     def in_folder(cls, index_dir: str | Path) -> SubscriptionStore:

@@ -419,3 +419,29 @@ def test_check_finds_and_repairs_chunks_on_one_side_only(in_database, request, t
     assert json.loads(cli("check", *where, "--json").stdout)["consistent"]
     asked = cli("ask", BRIDGE_Q, *where, "--json")
     assert "9.7 million euros" in json.loads(asked.stdout)["text"]
+
+
+@pytest.mark.integration
+def test_feed_subscriptions_live_in_the_database_not_the_folder(database_url, tmp_path):
+    """`watch` on one machine and the web app on another read one list: with a database URL the
+    subscriptions are two tables there, and no subscriptions.sqlite is written."""
+    from articleqa.index.subscriptions import SUBSCRIPTIONS_FILE, SubscriptionStore
+
+    url = "https://news.example.org/rss.xml"
+    first = SubscriptionStore.for_index(tmp_path / "a", database_url)
+    try:
+        assert first.add([url]) == [url]
+    finally:
+        first.close()
+    second = SubscriptionStore.for_index(tmp_path / "b", database_url)  # another folder, same database
+    try:
+        assert [s.url for s in second.list()] == [url]
+    finally:
+        second.close()
+    assert not (tmp_path / "a" / SUBSCRIPTIONS_FILE).exists() and not (tmp_path / "b").exists()
+    database = Database(database_url, namespace="")
+    try:
+        with database.begin() as db:
+            assert db.execute(text("SELECT count(*) FROM articleqa_subscriptions")).scalar() == 1
+    finally:
+        database.dispose()

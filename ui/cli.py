@@ -401,7 +401,7 @@ def watch_command(
     settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, database_url=database_url)
     from articleqa.index.subscriptions import SubscriptionStore
 
-    subscriptions = SubscriptionStore.in_folder(settings.index_dir)
+    subscriptions = SubscriptionStore.for_index(settings.index_dir, settings.database_url)
     try:
         if remove:
             for url in remove:

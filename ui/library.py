@@ -418,10 +418,10 @@ class Library:
 
     @property
     def subscriptions(self) -> SubscriptionStore:
-        """The feeds this index follows (`subscriptions.sqlite` in the index folder: the list
-        `articleqa watch` polls too), opened on first use."""
+        """The feeds this index follows (`subscriptions.sqlite` in the index folder, or the
+        index's database: the list `articleqa watch` polls too), opened on first use."""
         if self._subscriptions is None:
-            self._subscriptions = SubscriptionStore.in_folder(self.index_dir)
+            self._subscriptions = SubscriptionStore.for_index(self.index_dir, self.options.database_url)
         return self._subscriptions
 
     def subscription_rows(self) -> list[list[str]]:
