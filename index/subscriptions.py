@@ -141,7 +141,11 @@ class SubscriptionStore:
     def for_index(cls, index_dir: str | Path, database_url: str | None = None) -> SubscriptionStore:
         """The subscriptions of an index: in its database when it has one (`--database-url`),
         else in its folder's `subscriptions.sqlite`."""
-        return cls(database_url) if database_url else cls.in_folder(index_dir)
+        if not database_url:
+            return cls.in_folder(index_dir)
+        from articleqa.index.database import parse_database_url  # the index's own URL rules
+
+        return cls(parse_database_url(database_url).render_as_string(hide_password=False))
 
     @classmethod
     def in_folder(cls, index_dir: str | Path) -> SubscriptionStore:

@@ -433,7 +433,10 @@ def test_feed_subscriptions_live_in_the_database_not_the_folder(database_url, tm
         assert first.add([url]) == [url]
     finally:
         first.close()
-    second = SubscriptionStore.for_index(tmp_path / "b", database_url)  # another folder, same database
+    # Another folder, the same database, its URL without a driver as users write it.
+    plain = database_url.replace("postgresql+psycopg://", "postgresql://")
+    assert plain != database_url
+    second = SubscriptionStore.for_index(tmp_path / "b", plain)
     try:
         assert [s.url for s in second.list()] == [url]
     finally:
