@@ -330,7 +330,26 @@ def main() -> None:
 def _write_docs(results: dict) -> None:
     notes = ROOT / "bench" / "NOTES.md"  # hand-written: targets, caveats, next steps
     extra = "\n" + notes.read_text(encoding="utf-8") if notes.exists() else ""
-    (ROOT / "docs" / "BENCHMARKS.md").write_text(_markdown(results) + extra, encoding="utf-8")
+    (ROOT / "docs" / "BENCHMARKS.md").write_text(_markdown(results) + _server_mode() + extra, encoding="utf-8")
+
+
+def _server_mode() -> str:
+    """The table of `python -m bench.server_mode` (its own run: it takes the better part of an
+    hour), when it has been run."""
+    from bench.server_mode import RESULTS, markdown
+
+    if not RESULTS.exists():
+        return ""
+    results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    when = results.get("date", "")
+    machine = results.get("cpu", "")
+    return (
+        f"\n## Server mode: a Chroma server and PostgreSQL ({when})\n\n"
+        "`python -m bench.server_mode`: the scaling corpus indexed into an index folder (embedded) and "
+        "into a `chroma run` server and a PostgreSQL database started on 127.0.0.1 (server), each "
+        "in a fresh process, the same questions asked of both. The servers share the two cores "
+        f"with the indexer and the questions. CPU: {machine}.\n\n" + markdown(results) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,9 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_size(size: int, index_dir: str) -> dict:
-    """Index the corpus of `size` articles into `index_dir`, then ask every eval question."""
+def measure_size(size: int, index_dir: str, *, chroma_url: str | None = None, database_url: str | None = None) -> dict:
+    """Index the corpus of `size` articles into `index_dir` (or the Chroma server and database
+    given: server mode, `bench.server_mode`), then ask every eval question."""
     from articleqa.index import index_paths, open_index
     from articleqa.qa import ArticleQA
     from articleqa.qa.evaluation import evaluate, load_questions
@@ -84,9 +85,11 @@ def measure_size(size: int, index_dir: str) -> dict:
     real += multihop_count if with_multihop else 0
     if size < real:
         raise ValueError(f"size {size} is below the {real} real articles every corpus holds")
+    Path(index_dir).parent.mkdir(parents=True, exist_ok=True)
     feed = Path(index_dir).parent / f"distractors-{size}.jsonl"
     feed.write_text("".join(json.dumps(row) + "\n" for row in distractors(size - real)), encoding="utf-8")
-    store = open_index(index_dir)
+    servers = {"chroma_url": chroma_url, "database_url": database_url}
+    store = open_index(index_dir, **servers)
     store.embeddings.encode(["warm up"])
     started = time.perf_counter()
     report = index_paths(store, [*inputs, feed])
@@ -98,7 +101,7 @@ def measure_size(size: int, index_dir: str) -> dict:
 
     questions = load_questions(QUESTIONS)
     long_questions = load_questions(MULTIHOP / "questions-report.jsonl")[:LONG_QUESTIONS] if with_multihop else []
-    with ArticleQA.open(index_dir) as qa:
+    with ArticleQA.open(index_dir, **servers) as qa:
         qa.ask("warm up question about the news")
 
         def ask(question, today):

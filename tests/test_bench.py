@@ -45,3 +45,30 @@ def test_the_baseline_recipe_counts_its_chunks(tmp_path):
         assert recipe.chunk_count() == expected
     finally:
         recipe.close()
+
+
+def test_the_server_mode_table_has_a_row_per_size_and_mode():
+    from bench.server_mode import markdown
+
+    numbers = {
+        "articles_per_s": 25.0,
+        "p50_ms": 60.0,
+        "p95_ms": 120.0,
+        "long_p50_ms": 80.0,
+        "long_p95_ms": 150.0,
+        "answer_accuracy": 0.6,
+    }
+    results = {
+        "rows": [
+            {"articles": size, "embedded": numbers, "server": {**numbers, "articles_per_s": 20.0}}
+            for size in (3000, 10000)
+        ]
+    }
+    rows = markdown(results).splitlines()[2:]
+    assert [r.split("|")[1:3] for r in rows] == [
+        [" 3,000 ", " embedded "],
+        [" 3,000 ", " server "],
+        [" 10,000 ", " embedded "],
+        [" 10,000 ", " server "],
+    ]
+    assert "| 20.0 |" in rows[1] and "| 25.0 |" in rows[0]
