@@ -39,6 +39,7 @@ MULTIHOP = ROOT / "tests" / "data" / "multihop-rag"
 LONG_QUESTIONS = 200
 SIZES = (300, 1000, 3000)
 SEED = 20261126
+FILE_ROWS = 2000  # distractors per JSON Lines file (each well under ARTICLEQA_MAX_INPUT_MB)
 
 
 def distractors(count: int, seed: int = SEED) -> list[dict]:
@@ -86,13 +87,18 @@ def measure_size(size: int, index_dir: str, *, chroma_url: str | None = None, da
     if size < real:
         raise ValueError(f"size {size} is below the {real} real articles every corpus holds")
     Path(index_dir).parent.mkdir(parents=True, exist_ok=True)
-    feed = Path(index_dir).parent / f"distractors-{size}.jsonl"
-    feed.write_text("".join(json.dumps(row) + "\n" for row in distractors(size - real)), encoding="utf-8")
+    # Files of at most FILE_ROWS articles: 10,000 distractors in one file pass the input size cap.
+    made = distractors(size - real)
+    feeds = []
+    for at in range(0, len(made), FILE_ROWS):
+        feed = Path(index_dir).parent / f"distractors-{size}-{at // FILE_ROWS:02d}.jsonl"
+        feed.write_text("".join(json.dumps(row) + "\n" for row in made[at : at + FILE_ROWS]), encoding="utf-8")
+        feeds.append(feed)
     servers = {"chroma_url": chroma_url, "database_url": database_url}
     store = open_index(index_dir, **servers)
     store.embeddings.encode(["warm up"])
     started = time.perf_counter()
-    report = index_paths(store, [*inputs, feed])
+    report = index_paths(store, [*inputs, *feeds])
     index_seconds = time.perf_counter() - started
     articles = store.articles.count()
     store.close()

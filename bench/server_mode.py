@@ -61,7 +61,7 @@ def _child(size: int, index_dir: Path, chroma_url: str = "", database_url: str =
     """One size in one mode, in a fresh process (`bench.scaling.measure_size`)."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.server_mode", "--child", str(size), str(index_dir), chroma_url, database_url],
-        capture_output=True,
+        stdout=subprocess.PIPE,  # stderr passes through: a failing child says why
         text=True,
         check=True,
         cwd=ROOT,
@@ -88,6 +88,7 @@ def measure(sizes: list[int]) -> dict:
                     chroma.terminate()
                     chroma.wait(timeout=60)
                 rows.append({"articles": size, "embedded": embedded, "server": server})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # kept if a later size fails
         finally:
             postgres.stop()
     from datetime import UTC, datetime
