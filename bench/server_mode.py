@@ -21,40 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "server_mode.json"
 SIZES = "3000,10000"
-
-
-def start_chroma(folder: Path) -> tuple[subprocess.Popen, str]:
-    """`chroma run` (the server that ships with chromadb) on a free port; (process, URL)."""
-    from tests.postgres_server import free_port
-
-    port = free_port()
-    chroma = Path(sys.executable).with_name("chroma")
-    proc = subprocess.Popen(
-        [str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("chroma run exited at start") from None
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("chroma run did not start in 60 s")
 
 
 def _child(size: int, index_dir: Path, chroma_url: str = "", database_url: str = "") -> dict:
@@ -71,7 +45,7 @@ def _child(size: int, index_dir: Path, chroma_url: str = "", database_url: str =
 
 def measure(sizes: list[int]) -> dict:
     """Embedded and server mode per size (see the module docstring)."""
-    from tests.postgres_server import start_postgres
+    from tests.postgres_server import start_chroma, start_postgres
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="articleqa-server-mode-") as tmp:

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +13,7 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from tests.postgres_server import PostgresServer, free_port, start_postgres
+from tests.postgres_server import PostgresServer, start_chroma, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "articles"
@@ -141,25 +137,11 @@ def example_index(tmp_path_factory, embeddings) -> Iterator[Path]:
 @pytest.fixture
 def chroma_server(tmp_path):
     """A real `chroma run` server (the binary that ships with chromadb) on 127.0.0.1."""
-    port = free_port()
-    chroma = Path(sys.executable).with_name("chroma")
-    proc = subprocess.Popen(
-        [str(chroma), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            assert proc.poll() is None, "chroma run exited early"
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not start in 60 s")
-    yield f"http://127.0.0.1:{port}"
+    try:
+        proc, url = start_chroma(tmp_path / "server-data")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url
     proc.terminate()
     proc.wait(timeout=30)
 

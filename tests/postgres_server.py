@@ -5,6 +5,9 @@ server runs as an unprivileged user (`articleqa-pg`, created with `useradd` when
 owns the data folder; `runuser` starts each command as that user. The binaries come from
 Debian's `postgresql` package (/usr/lib/postgresql/VERSION/bin, not on PATH); without them the
 tests that need a server fail, naming the package, rather than skip.
+
+`start_chroma` starts the other server of server mode, `chroma run`, for the tests and for
+`bench.server_mode`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,3 +152,30 @@ def start_postgres(folder: Path) -> PostgresServer:
                 server.stop()
                 raise
             time.sleep(0.2)
+
+
+def start_chroma(folder: Path, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """`chroma run` (the server that ships with chromadb) on a free port of 127.0.0.1, its data
+    in `folder`; returns (process, URL). Stop it with `terminate()`.
+
+    Raises:
+        RuntimeError: it exited at start or did not answer within `timeout` seconds.
+    """
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    proc = subprocess.Popen(
+        [str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"chroma run exited at start (code {proc.returncode})") from None
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"chroma run did not answer within {timeout:.0f} s")

@@ -40,6 +40,8 @@ SERVER_NAMES = {
     "serve",
     "start_serve",
     "measure_load",
+    "start_chroma",  # tests/postgres_server.py: `chroma run`
+    "start_postgres",  # tests/postgres_server.py: initdb + pg_ctl
 }
 SERVER_COMMANDS = {"serve", "run", "llama_cpp.server"}  # in a Popen'd command line
 
