@@ -194,15 +194,21 @@ def candidates(passages: Sequence[Passage], question: Question | None = None) ->
         asked = set(question.terms)
         adding = [c for c in chosen if not c.terms <= asked]
         chosen = adding or chosen
+    return linked(chosen)
+
+
+def linked(cands: list[Candidate]) -> list[Candidate]:
+    """`cands` with `prev`/`next` set to their neighbours in the same passage (in text order)."""
     by_passage: dict[str, list[int]] = {}
-    for j, cand in enumerate(chosen):
+    for j, cand in enumerate(cands):
+        cand.prev = cand.next = None
         by_passage.setdefault(cand.passage.chunk_id, []).append(j)
     for indices in by_passage.values():
-        indices.sort(key=lambda j: chosen[j].start)
+        indices.sort(key=lambda j: cands[j].start)
         for before, after in zip(indices, indices[1:]):
-            chosen[after].prev = before
-            chosen[before].next = after
-    return chosen
+            cands[after].prev = before
+            cands[before].next = after
+    return cands
 
 
 def question_vectors(question: Question, embeddings: Any) -> np.ndarray:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -46,6 +46,7 @@ from articleqa.qa.features import (
     analyse,
     candidates,
     features,
+    linked,
     question_vectors,
     sentence_vectors,
 )
@@ -320,13 +321,18 @@ class AnswerScorer:
         passages: Sequence[Passage],
         catalog: SourceCatalog | None = None,
         encoded: np.ndarray | None = None,
+        keep: Callable[[Candidate], bool] | None = None,
     ) -> QuestionScores:
         """Analyse `question`, featurise every candidate sentence of `passages`, score them.
 
-        `encoded`: `question_vectors(question)` if the caller already has it.
+        `encoded`: `question_vectors(question)` if the caller already has it. `keep` (training
+        only): score just the candidates it accepts, as if the others were not in the passages
+        (a near miss with the answering sentences cut out, `training.collect`).
         """
         q = analyse(question, catalog)
         cands = candidates(passages, q)
+        if keep is not None:
+            cands = linked([c for c in cands if keep(c)])
         text_vecs = encoded if encoded is not None else question_vectors(q, self.embeddings)
         sent_vecs = sentence_vectors(cands, self.embeddings, self.sentence_vectors)
         corpus = self.document_frequencies(q.terms) if self.document_frequencies and q.terms else None

@@ -14,6 +14,7 @@ from articleqa.qa.features import FEATURES
 from articleqa.qa.models import Passage
 from articleqa.qa.scorer import (
     ANSWERABILITY_FEATURES,
+    UNTRAINED,
     AnswerScorer,
     DenseModel,
     ScorerWeightsError,
@@ -142,3 +143,43 @@ def test_training_script_runs_end_to_end_and_writes_loadable_weights(example_ind
     passage = Passage(chunk_id="x:0", article_id="x", title="T", text=text, start=0, end=len(text), score=1.0)
     scores = scorer.featurise("How much did the bridge repairs cost?", [passage])
     assert scores.proba.shape == (1,) and 0.0 <= scores.proba[0] <= 1.0
+
+
+@pytest.mark.slow
+def test_answer_cut_near_miss_leaves_out_every_sentence_that_answers(example_index, embeddings):
+    """`training.collect` makes, from each answerable question, a near miss with the answering
+    sentences cut out of the same retrieved passages: labelled unanswerable, no sentence left
+    holds the gold answer, and the neighbours are relinked around the gap."""
+    from articleqa.index import open_index
+    from articleqa.qa.api import ArticleQA, extractive_answerer
+    from articleqa.qa.evaluation import normalise
+    from training.collect import OWN, collect, load
+
+    question = next(q for q in load(OWN / "own-wikinews.jsonl") if q["id"] == "own-wn-001")
+    store = open_index(example_index)
+    try:
+        qa = ArticleQA(store, answerer=extractive_answerer(store, weights=UNTRAINED))
+        scorer = AnswerScorer(
+            store.embeddings,
+            store.lexical.sentence_vectors,
+            weights=UNTRAINED,
+            document_frequencies=store.lexical.document_frequencies,
+        )
+        examples = {e.id: e for e in collect(qa, scorer, [question], near_misses=True, answer_cuts=True)}
+    finally:
+        store.close()
+    real, cut = examples["own-wn-001"], examples["own-wn-001-answer-cut"]
+    assert real.answerable and real.labels.any()
+    assert not cut.answerable and not cut.labels.any()
+    assert cut.extra == {"near_miss": True, "kind": "answer_cut", "of": "own-wn-001"}
+    assert examples["own-wn-001-near-miss"].extra["kind"] == "articles_removed"
+    left = {(c.passage.article_id, c.start) for c in cut.scores.candidates}
+    answering = {(c.passage.article_id, c.start) for c, y in zip(real.scores.candidates, real.labels) if y}
+    assert answering and not left & answering
+    assert not any("220 votes" in normalise(c.text) for c in cut.scores.candidates)
+    assert len(cut.scores.candidates) < len(real.scores.candidates)
+    assert cut.scores.features.shape == (len(cut.scores.candidates), len(FEATURES))
+    for j, c in enumerate(cut.scores.candidates):
+        if c.next is not None:
+            after = cut.scores.candidates[c.next]
+            assert after.prev == j and after.passage.chunk_id == c.passage.chunk_id and after.start > c.start

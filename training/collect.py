@@ -35,6 +35,10 @@ TRAINING_SETS = (
 )
 
 
+# An answer-cut near miss needs at least this many sentences left to score.
+MIN_LEFT = 3
+
+
 @dataclass
 class Example:
     """One question's rows: features (n, F), labels (n,), and what the answerer needs later."""
@@ -71,8 +75,47 @@ def is_positive(sentence: str, article_id: str, question: dict) -> bool:
     return False
 
 
+def answer_cut(qa, scorer: AnswerScorer, q: dict, passages, catalog) -> Example | None:
+    """The question asked again of the same passages with every sentence that answers it cut
+    out: its positives, and any sentence holding its short gold answer. The articles still
+    report the event, and no longer give the detail asked for ("What sentence did X receive?"
+    of an article on X's trial that leaves out the sentence): the near miss that topic alone
+    cannot tell from an answer. None when the question has a yes/no answer, or when fewer
+    than `MIN_LEFT` sentences would be left.
+    """
+    gold = fold(q.get("answer") or "")
+    if gold in YES_NO:
+        return None
+    gold_re = re.compile(rf"(?<!\w){re.escape(gold)}(?!\w)") if len(gold) >= 2 else None
+
+    def keep(c) -> bool:
+        if is_positive(c.text, c.passage.article_id, q):
+            return False
+        return gold_re is None or gold_re.search(fold(c.text)) is None
+
+    scores = scorer.featurise(q["question"], passages, catalog, keep=keep)
+    if len(scores.candidates) < MIN_LEFT:
+        return None
+    return Example(
+        id=q["id"] + "-answer-cut",
+        question=q["question"],
+        answerable=False,
+        gold="",
+        gold_articles=[],
+        scores=scores,
+        labels=np.zeros(len(scores.candidates), dtype=np.int8),
+        extra={"near_miss": True, "kind": "answer_cut", "of": q["id"]},
+    )
+
+
 def collect(
-    qa, scorer: AnswerScorer, questions: Iterable[dict], *, near_misses: bool = False, progress=None
+    qa,
+    scorer: AnswerScorer,
+    questions: Iterable[dict],
+    *,
+    near_misses: bool = False,
+    answer_cuts: bool = False,
+    progress=None,
 ) -> list[Example]:
     """Retrieve and featurise every question with `qa` (an `ArticleQA`).
 
@@ -80,7 +123,9 @@ def collect(
     question asked of the articles without its evidence articles (retrieval as usual, the
     evidence articles' passages dropped). Such a question is about something the collection
     nearly covers, the hard case for abstention; MultiHop-RAG's own unanswerable questions
-    mostly name outlets the collection does not have, which is easy to tell.
+    mostly name outlets the collection does not have, which is easy to tell. With
+    `answer_cuts` as well, each answerable question also gives an `answer_cut` near miss
+    (tried, not in the shipped weights: training/README.md).
     """
     examples: list[Example] = []
     questions = list(questions)
@@ -100,7 +145,7 @@ def collect(
                     gold_articles=[],
                     scores=scores,
                     labels=np.zeros(len(scores.candidates), dtype=np.int8),
-                    extra={"near_miss": True},
+                    extra={"near_miss": True, "kind": "articles_removed", "of": q["id"]},
                 )
             )
         scores = scorer.featurise(q["question"], result.passages[:k], catalog)
@@ -116,13 +161,17 @@ def collect(
                 labels=labels,
             )
         )
+        if near_misses and answer_cuts and labels.any():
+            cut = answer_cut(qa, scorer, q, result.passages[:k], catalog)
+            if cut is not None:
+                examples.append(cut)
         if progress:
             progress(i, len(questions))
     return examples
 
 
 def collect_training_sets(
-    index_dir: Path, *, only: Iterable[str] | None = None, limit: int | None = None
+    index_dir: Path, *, only: Iterable[str] | None = None, limit: int | None = None, answer_cuts: bool = False
 ) -> tuple[list[Example], dict[str, str]]:
     """Index each of `TRAINING_SETS` (incrementally, in `index_dir/NAME`) and `collect` its
     questions, near misses included; each example's `extra["set"]` names its question file.
@@ -163,6 +212,7 @@ def collect_training_sets(
                     scorer,
                     questions,
                     near_misses=True,
+                    answer_cuts=answer_cuts,
                     progress=lambda d, t, task=task: progress.update(task, completed=d),
                 )
             for e in from_file:

@@ -258,23 +258,31 @@ def fit_reranker(examples, near_misses, oof_cross, cross_sha256, k, ks=(2, 4, 6,
     return reranker, record
 
 
+# The two kinds of near miss `training.collect` makes (its docstrings say how).
+NEAR_MISS_KINDS = ("articles_removed", "answer_cut")
+
+
 def oof_by_set(pool, q_oof, qy, is_near_miss, threshold) -> dict[str, dict[str, float | int | None]]:
     """Out-of-fold error rates at `threshold` per question file: a threshold that suits the
     fitting data as a whole can suit one kind of question badly."""
     out = {}
     names = np.array([e.extra["set"] for e in pool])
+    kinds = np.array([e.extra.get("kind", "") for e in pool])
     for name in dict.fromkeys(names):
         mine = names == name
         answerable = mine & (qy == 1)
         null = mine & (qy == 0) & ~is_near_miss
-        near = mine & is_near_miss
         out[str(name)] = {
             "answerable": int(answerable.sum()),
             "false_abstention": round(float(np.mean(q_oof[answerable] < threshold)), 3) if answerable.any() else None,
             "unanswerable": int(null.sum()),
             "abstention_on_unanswerable": round(float(np.mean(q_oof[null] < threshold)), 3) if null.any() else None,
-            "abstention_on_near_misses": round(float(np.mean(q_oof[near] < threshold)), 3) if near.any() else None,
         }
+        for kind in NEAR_MISS_KINDS:
+            near = mine & is_near_miss & (kinds == kind)
+            out[str(name)][f"abstention_on_{kind}"] = (
+                round(float(np.mean(q_oof[near] < threshold)), 3) if near.any() else None
+            )
     return out
 
 
@@ -303,6 +311,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0.08,
         help="Highest false-abstention rate allowed on the fitting part (default 0.08: "
         "a margin under the 0.10 target for sampling error on other sets).",
+    )
+    parser.add_argument(
+        "--answer-cut-near-misses",
+        action="store_true",
+        help="Also train abstention on answer-cut near misses (each answerable question asked "
+        "again with its answering sentences cut out; tried, not shipped: training/README.md).",
     )
     parser.add_argument(
         "--cross-encoder",
@@ -339,7 +353,9 @@ def main(argv: list[str] | None = None) -> None:
     from articleqa.qa.scorer import ANSWERABILITY_FEATURES, DenseModel, answerability_features
     from training.collect import collect_training_sets
 
-    collected, data_hashes = collect_training_sets(args.index_dir, only=args.only, limit=args.limit)
+    collected, data_hashes = collect_training_sets(
+        args.index_dir, only=args.only, limit=args.limit, answer_cuts=args.answer_cut_near_misses
+    )
     examples = [e for e in collected if not e.extra.get("near_miss")]
     near_misses = [e for e in collected if e.extra.get("near_miss")]
 
@@ -371,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
         for g in set(groups[test]):
             fold_of[examples[g].id] = f
     for e in near_misses:
-        e.scores.proba = fold_models[fold_of[e.id.removesuffix("-near-miss")]](e.scores.features)
+        e.scores.proba = fold_models[fold_of[e.extra["of"]]](e.scores.features)
 
     # The second stage: the cross-encoder's out-of-fold logits for the feature model's best k
     # candidates, joined by a logistic combiner; k and the combiner are fitted here.

@@ -40,8 +40,8 @@ FROZEN = ("embeddings.word_embeddings.weight",)
 
 
 def fold_of(question_id: str, folds: int = FOLDS) -> int:
-    """The fold of a question (and of its near-miss twin): a hash, so any order gives the same."""
-    base = question_id.removesuffix("-near-miss")
+    """The fold of a question (and of its near-miss twins): a hash, so any order gives the same."""
+    base = question_id.removesuffix("-near-miss").removesuffix("-answer-cut")
     return int(hashlib.sha256(base.encode()).hexdigest(), 16) % folds
 
 
