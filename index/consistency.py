@@ -55,12 +55,15 @@ def check_index(store: IndexStore, *, repair: bool = False, wait: float | None =
         articles: list[str] = []
         if repair and (only_dense or only_lexical):
             articles = sorted(_articles_of_dense(store, only_dense) | _articles_of_lexical(store, only_lexical))
+            # Rows, then records, then chunks: a repair killed part-way leaves chunks that are
+            # still on one side only (found again by the next check), never a row or a record
+            # over chunks already gone (which a check would call consistent and a re-index skip).
+            store.articles.delete(articles)
+            store.records.delete_keys([*only_dense, *only_lexical])
             if only_dense:
                 store.dense.delete(ids=only_dense)
             if only_lexical:
                 store.lexical.delete(only_lexical)
-            store.records.delete_keys([*only_dense, *only_lexical])
-            store.articles.delete(articles)
         return CheckReport(
             chroma_chunks=len(dense),
             lexical_chunks=len(lexical),

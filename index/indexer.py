@@ -11,9 +11,12 @@ Crash safety comes from ordering, not from a transaction across stores:
 1. chunks are written to the lexical index and Chroma with deterministic ids (upserts),
 2. then the record manager records them,
 3. then the article row is written.
+A changed article's old row is deleted before step 1 (its old chunks stay until step 2's
+incremental cleanup), so no row ever stands for a mix of two versions.
 A run killed anywhere leaves at worst chunks that are not yet recorded (re-written with the
 same ids by the re-run: no duplicates) or recorded chunks without an article row (the re-run
-sees the article as new, embeds nothing and writes the row).
+sees the article as new, embeds nothing and writes the row); a changed article caught in the
+killed batch is not answerable until the re-run has written its new version.
 """
 
 from __future__ import annotations
@@ -112,6 +115,13 @@ class Indexer:
                 (a, chunk_article(a, store.chunk_size, store.chunk_overlap, boilerplate.get(a.id, ()))) for a in batch
             ]
             docs = [doc for a, chunks in chunked for doc in chunk_documents(a, chunks)]
+            # A changed (or re-chunked) article loses its row first: until the batch is done the
+            # stores hold its new chunks beside the old ones, and with the old row that mix would
+            # be answerable (new passages cited against the old text). Without a row it is not,
+            # and a killed run's re-run finds it missing and indexes it again.
+            rewritten = [a.id for a in batch if a.id in known]
+            if rewritten:
+                store.articles.delete(rewritten)
             if docs:
                 # One call per batch of whole articles, batch_size covering all their chunks:
                 # incremental cleanup runs per LangChain batch, and an article split across
@@ -149,11 +159,14 @@ class Indexer:
             keys = store.records.list_keys(group_ids=[article_id])
             # Chunks written to the stores but never recorded are found via the lexical index.
             keys = sorted(set(keys) | store.lexical.chunk_ids_of(article_id))
-            if keys:
-                store.hybrid.delete(keys)
-                store.records.delete_keys(keys)
-                report.chunks_deleted += len(keys)
+            # The row first, then the records, then the chunks: a run killed in between leaves
+            # no row over a partly deleted article, and no record of a chunk already gone (the
+            # chunks left are found again through the lexical index, as orphans).
             store.articles.delete([article_id])
+            if keys:
+                store.records.delete_keys(keys)
+                store.hybrid.delete(keys)
+                report.chunks_deleted += len(keys)
             if article_id in origins:
                 report.removed.append(article_id)
             self.progress("pruning", done, len(targets))
