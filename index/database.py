@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 
 from articleqa.index.folder import IndexBusyError, IndexFolder, IndexStoreError
 
@@ -40,6 +41,17 @@ META_TABLE = "articleqa_meta"
 LOCK_POLL_S = 0.2
 # Seconds a new connection may take before the server counts as unreachable.
 CONNECT_TIMEOUT_S = 10
+# Pooled connections are pinged (one round trip) before they are handed out, and replaced if the
+# server does not answer, only for a write transaction or after this many seconds idle: not on
+# every checkout (`pool_pre_ping`), which cost a round trip per call, several per question. A
+# read on a connection the server dropped within this time (a restart) is run again once on a
+# new connection (`Database.read`).
+PING_IDLE_S = 10.0
+# Connections older than this are closed and replaced when next checked out (servers or proxies
+# that drop long-lived sessions).
+POOL_RECYCLE_S = 1800
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailableError(IndexStoreError):
@@ -101,8 +113,11 @@ class Database:
         self.url = parse_database_url(url)
         self.namespace = namespace
         self.engine: Engine = create_engine(
-            self.url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+            self.url, pool_recycle=POOL_RECYCLE_S, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
         )
+        self._pinger = _Pinger(self.engine)
+        # Reads run without a transaction (`read`): no BEGIN and COMMIT round trips.
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.ensure_schema(_META_SCHEMA, META_TABLE)
 
     def __repr__(self) -> str:
@@ -111,13 +126,43 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection in one transaction (committed, or rolled back on error); a server that
-        cannot be reached is a `DatabaseUnavailableError` naming it."""
+        cannot be reached is a `DatabaseUnavailableError` naming it. The connection is pinged
+        first (a write is not run again after a failure, as a read is)."""
+        with self._connect() as connection, connection.begin():
+            yield connection
+
+    def _connect(self) -> Connection:
+        """A pooled connection, pinged first (replaced when the server dropped it)."""
         try:
-            connection = self.engine.connect()
+            with self._pinger.always():
+                return self.engine.connect()
         except OperationalError as exc:
             raise self._unreachable(exc) from None
-        with connection, connection.begin():
-            yield connection
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` on a pooled connection without a transaction (autocommit): each
+        statement is one round trip, with no BEGIN and COMMIT around it. For reads only; at
+        PostgreSQL's default isolation (read committed) each statement sees the data committed
+        when it starts, inside a transaction or not, so reads see what they saw before.
+
+        A connection found dead (the server restarted since it was last used) is replaced and
+        `work` run once more; a server that cannot be reached is a `DatabaseUnavailableError`.
+        `work` must fetch its results before it returns (the connection goes back to the pool).
+        """
+        for attempt in (1, 2):
+            try:
+                connection = self._reader.connect()
+            except OperationalError as exc:
+                raise self._unreachable(exc) from None
+            try:
+                with connection:
+                    return work(connection)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                if attempt == 2:
+                    raise self._unreachable(exc) from None
+        raise AssertionError("unreachable")
 
     def _unreachable(self, exc: Exception) -> DatabaseUnavailableError:
         reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
@@ -133,9 +178,9 @@ class Database:
         of DDL, whose table locks would wait for writers. Several processes creating the schema
         at the same moment take turns under a transaction-level advisory lock (concurrent
         CREATE TABLE IF NOT EXISTS can fail in PostgreSQL)."""
-        with self.begin() as db:
-            if db.execute(text("SELECT to_regclass(:name)"), {"name": last_table}).scalar() is not None:
-                return
+        exists = text("SELECT to_regclass(:name)")
+        if self.read(lambda db: db.execute(exists, {"name": last_table}).scalar()) is not None:
+            return
         with self.serialized() as db:
             for statement in (s.strip() for s in ddl.split(";")):
                 if statement:
@@ -153,8 +198,8 @@ class Database:
     # ---- shared state -------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self.begin() as db:
-            return db.execute(text(f"SELECT value FROM {META_TABLE} WHERE key = :key"), {"key": key}).scalar()
+        query = text(f"SELECT value FROM {META_TABLE} WHERE key = :key")
+        return self.read(lambda db: db.execute(query, {"key": key}).scalar())
 
     def set_meta(self, key: str, value: str) -> None:
         with self.begin() as db:
@@ -186,11 +231,7 @@ class Database:
             busy: The exception to raise when `wait` runs out.
         """
         key = lock_key(f"write:{self.namespace}")
-        try:
-            connection = self.engine.connect()
-        except OperationalError as exc:
-            raise self._unreachable(exc) from None
-        with connection:
+        with self._connect() as connection:
             try_lock = text("SELECT pg_try_advisory_lock(:key)")
             locked = connection.execute(try_lock, {"key": key}).scalar()
             connection.commit()
@@ -215,6 +256,45 @@ class Database:
     def dispose(self) -> None:
         """Close the pooled connections (the engine opens new ones if used again)."""
         self.engine.dispose()
+
+
+class _Pinger:
+    """Pings a pooled connection at checkout when it has been idle for `PING_IDLE_S` or more, or
+    when the checkout is made inside `always()`. One that fails is discarded with the rest of the
+    pool (the server most likely restarted) and a new one connected: SQLAlchemy's pessimistic
+    disconnect handling (a `DisconnectionError` raised at checkout), without its round trip on
+    every checkout."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._local = threading.local()  # checkouts happen in the thread that connects
+        event.listen(engine, "checkin", self._checked_in)
+        event.listen(engine, "checkout", self._checked_out)
+
+    @contextmanager
+    def always(self) -> Iterator[None]:
+        """Ping whatever connection is checked out in this block, idle or not."""
+        self._local.always = True
+        try:
+            yield
+        finally:
+            self._local.always = False
+
+    def _checked_in(self, _dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def _checked_out(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None:  # a new connection: just connected
+            return
+        if time.monotonic() - idle_since < PING_IDLE_S and not getattr(self._local, "always", False):
+            return
+        try:
+            self.engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: the connection is not usable
+            error = DisconnectionError(f"pooled connection failed its ping: {exc}")
+            error.invalidate_pool = True
+            raise error from exc
 
 
 def lock_key(name: str) -> int:

@@ -88,8 +88,9 @@ class PostgresArticleStore:
             db.execute(text(f"DELETE FROM {ARTICLES}"))
 
     def _rows(self, sql: str, params: dict | None = None) -> list[tuple]:
-        with self.database.begin() as db:
-            return [tuple(row) for row in db.execute(text(sql), params or {})]
+        """A read: one statement, no transaction around it (`Database.read`)."""
+        query = text(sql)
+        return self.database.read(lambda db: [tuple(row) for row in db.execute(query, params or {})])
 
     def hashes(self) -> dict[str, str]:
         """Content hash of every stored article, by id."""

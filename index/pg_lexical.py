@@ -30,6 +30,9 @@ rows, same filters, and the same hits with the same scores in the same order as 
   once that is below the k-th best score found, they cannot enter the top k and are never
   read. The hits are exactly those of scoring every chunk (the same as FTS5's for 864 searches
   of the 108 questions, with and without filters, on 55,000 chunks), in 25 ms a search there.
+  Each scored chunk's tsvector is read once, not once per phrase (`_Scorer`), and kept in the
+  row rather than in TOAST storage (`SET STORAGE MAIN`): a question of 35 terms took 0.45 s
+  before, 0.1 s after, on 11,652 chunks (docs/DEPLOYMENT.md, "What a question costs").
 - Document frequencies: read from `articleqa_lexemes`, as SQLite reads FTS5's vocabulary.
 """
 
@@ -38,6 +41,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -56,8 +60,13 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 # The first round of `search` scores the chunks of the rarest terms up to this many postings.
 FIRST_ROUND_POSTINGS = 500
-# ts_rank_cd with every label weighing 1 and normalization 0 counts a phrase's occurrences.
-_COUNT = "round(ts_rank_cd('{1,1,1,1}', tsv, CAST(:q%d AS tsquery), 0))"
+# ts_rank_cd with every label weighing 1 and normalization 0 counts a phrase's occurrences
+# (used for phrases of several words; a one-word phrase's count is its number of positions).
+_COUNT = "round(ts_rank_cd('{1,1,1,1}', terms, CAST(:q%d AS tsquery), 0))"
+# A chunk's tsvector cut down to the query's lexemes (positions kept), read once per chunk: the
+# counts are taken from it instead of from `tsv` once per phrase (each read of `tsv` may fetch
+# and copy it from TOAST storage).
+_TERMS = "ts_filter(setweight(tsv, 'A', CAST(:lexemes AS text[])), '{a}')"
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {CHUNKS} (
@@ -72,6 +81,9 @@ CREATE TABLE IF NOT EXISTS {CHUNKS} (
     tsv TSVECTOR NOT NULL,
     n_tokens INTEGER NOT NULL
 );
+-- The tsvector stays in the row (compressed only if the row would not fit in a page otherwise),
+-- the text goes out of line first: searches read `tsv` of thousands of rows, the text of a few.
+ALTER TABLE {CHUNKS} ALTER COLUMN tsv SET STORAGE MAIN;
 CREATE INDEX IF NOT EXISTS {CHUNKS}_article ON {CHUNKS} (article_id);
 CREATE INDEX IF NOT EXISTS {CHUNKS}_tsv ON {CHUNKS} USING GIN (tsv);
 CREATE TABLE IF NOT EXISTS {VECTORS} (
@@ -167,19 +179,19 @@ class PostgresLexicalIndex:
 
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SpanVectors]:
         """The stored sentence vectors of these chunks (chunks without any are left out)."""
-        with self.database.begin() as db:
-            rows = db.execute(
+        rows = self.database.read(
+            lambda db: db.execute(
                 text(f"SELECT chunk_id, spans, vectors FROM {VECTORS} WHERE chunk_id = ANY(:ids)"),
                 {"ids": list(dict.fromkeys(chunk_ids))},
-            )
-            return {chunk_id: SpanVectors.from_blobs(bytes(spans), bytes(vectors)) for chunk_id, spans, vectors in rows}
+            ).all()
+        )
+        return {chunk_id: SpanVectors.from_blobs(bytes(spans), bytes(vectors)) for chunk_id, spans, vectors in rows}
 
     def document_frequencies(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
         """How many chunks contain each term (a stored term, as FTS5's porter tokenizer stems
-        it), and how many chunks there are; terms no chunk holds are left out, as in SQLite."""
-        with self.database.begin() as db:
-            counts = _vocabulary(db, list(dict.fromkeys(terms)))
-            total = db.execute(text(f"SELECT chunks FROM {STATS}")).scalar()
+        it), and how many chunks there are; terms no chunk holds are left out, as in SQLite.
+        One statement."""
+        total, _tokens, counts = self.database.read(lambda db: _statistics(db, list(dict.fromkeys(terms)), []))
         return counts, total
 
     def chunk_ids_of(self, article_id: str) -> set[str]:
@@ -195,17 +207,18 @@ class PostgresLexicalIndex:
         return self._column(f"SELECT chunks FROM {STATS}")[0]
 
     def _column(self, sql: str, params: dict | None = None) -> list:
-        with self.database.begin() as db:
-            return list(db.execute(text(sql), params or {}).scalars())
+        query = text(sql)
+        return self.database.read(lambda db: list(db.execute(query, params or {}).scalars()))
 
     def get(self, chunk_ids: Sequence[str]) -> dict[str, LexicalRow]:
         """The stored rows for these chunk ids (missing ids are left out)."""
-        with self.database.begin() as db:
-            rows = db.execute(
+        rows = self.database.read(
+            lambda db: db.execute(
                 text(f"SELECT {_ROW_COLUMNS} FROM {CHUNKS} WHERE chunk_id = ANY(:ids)"),
                 {"ids": list(dict.fromkeys(chunk_ids))},
-            )
-            return {row[0]: LexicalRow(*row) for row in rows}
+            ).all()
+        )
+        return {row[0]: LexicalRow(*row) for row in rows}
 
     def search(
         self,
@@ -239,44 +252,60 @@ class PostgresLexicalIndex:
         if published_to is not None:
             filters.append("published_ord <= :published_to")
             params["published_to"] = published_to
-        with self.database.begin() as db:
-            chunks, tokens = db.execute(text(f"SELECT chunks, tokens FROM {STATS}")).one()
-            if not chunks:
-                return []
-            hits = _postings(db, list(dict.fromkeys(phrases)))
-            idf = {p: _idf(chunks, n) for p, n in hits.items()}
-            scorer = _Scorer(db, phrases, idf, tokens / chunks, filters, params, k)
-            # Rounds, rarest phrases first: a chunk holding none of `scored` scores less than
-            # `bound`, the most the other phrases can add; once that is below the k-th score,
-            # the top k is final (module docstring: "Cost").
-            rarest = sorted((p for p in hits if hits[p]), key=lambda p: hits[p])
-            if not rarest:
-                return []
-            scored, postings = [], 0
-            for phrase in rarest:
-                if scored and postings + hits[phrase] > FIRST_ROUND_POSTINGS:
-                    break
-                scored.append(phrase)
-                postings += hits[phrase]
-            while True:
-                found = scorer.top(scored)
-                rest = [p for p in rarest if p not in scored]
-                if not rest:
-                    return found
-                bound = sum((BM25_K1 + 1) * idf[p] * phrases.count(p) for p in rest)
-                threshold = found[-1].score if len(found) == k else None
-                if threshold is not None and bound * (1 + 1e-9) < threshold:
-                    return found
-                # Add the rarest remaining phrases until the rest could no longer reach the
-                # k-th score found (all of them when fewer than k chunks were found).
-                while rest and (threshold is None or bound * (1 + 1e-9) >= threshold):
-                    phrase = rest.pop(0)
-                    scored.append(phrase)
-                    bound -= (BM25_K1 + 1) * idf[phrase] * phrases.count(phrase)
+        # One statement for the statistics, one per round (usually one or two): read without
+        # a transaction, as each statement sees the committed data at its start either way.
+        return self.database.read(lambda db: _search(db, phrases, filters, params, k))
+
+
+def _search(
+    db: Connection, phrases: list[tuple[str, ...]], filters: list[str], params: dict, k: int
+) -> list[LexicalHit]:
+    """`PostgresLexicalIndex.search` on `db`, given the query's phrases and the filters' SQL."""
+    unique = list(dict.fromkeys(phrases))
+    chunks, tokens, counts = _statistics(db, [p[0] for p in unique if len(p) == 1], [p for p in unique if len(p) > 1])
+    if not chunks:
+        return []
+    hits = {p: counts.get(p[0] if len(p) == 1 else p, 0) for p in unique}
+    idf = {p: _idf(chunks, n) for p, n in hits.items()}
+    scorer = _Scorer(db, phrases, idf, tokens / chunks, filters, params, k)
+    # Rounds, rarest phrases first: a chunk holding none of `scored` scores less than `bound`,
+    # the most the other phrases can add; once that is below the k-th score, the top k is
+    # final (module docstring: "Cost").
+    rarest = sorted((p for p in hits if hits[p]), key=lambda p: hits[p])
+    if not rarest:
+        return []
+    scored, postings = [], 0
+    for phrase in rarest:
+        if scored and postings + hits[phrase] > FIRST_ROUND_POSTINGS:
+            break
+        scored.append(phrase)
+        postings += hits[phrase]
+    while True:
+        found = scorer.top(scored)
+        rest = [p for p in rarest if p not in scored]
+        if not rest:
+            return found
+        bound = sum((BM25_K1 + 1) * idf[p] * phrases.count(p) for p in rest)
+        threshold = found[-1].score if len(found) == k else None
+        if threshold is not None and bound * (1 + 1e-9) < threshold:
+            return found
+        # Add the rarest remaining phrases until the rest could no longer reach the k-th score
+        # found (all of them when fewer than k chunks were found).
+        while rest and (threshold is None or bound * (1 + 1e-9) >= threshold):
+            phrase = rest.pop(0)
+            scored.append(phrase)
+            bound -= (BM25_K1 + 1) * idf[phrase] * phrases.count(phrase)
 
 
 class _Scorer:
-    """BM25 of the chunks holding any of a set of phrases, over all the query's phrases."""
+    """BM25 of the chunks holding any of a set of phrases, over all the query's phrases.
+
+    Each matching chunk's tsvector is read once and cut down to the query's lexemes (`_TERMS`);
+    a one-word phrase's count is then its number of positions there (`unnest`, one pass for all
+    of them), a longer phrase's the `ts_rank_cd` count (`_COUNT`). Both equal what `ts_rank_cd`
+    on the whole tsvector counts (the same positions; checked on every lexeme of every chunk of
+    the examples), so the scores are the same to the last bit.
+    """
 
     def __init__(
         self,
@@ -294,11 +323,26 @@ class _Scorer:
         self.score = " + ".join(
             f"CAST(:idf{i} AS float8) * ((tf{i} * (k1 + 1)) / (tf{i} + {norm}))" for i in range(len(phrases))
         )
-        self.tfs = ", ".join(f"{_COUNT % i} AS tf{i}" for i in range(len(phrases)))
+        single = [i for i, phrase in enumerate(phrases) if len(phrase) == 1]
+        self.tfs = ", ".join(
+            f"tf{i}" if len(phrase) == 1 else f"{_COUNT % i} AS tf{i}" for i, phrase in enumerate(phrases)
+        )
+        self.counted = ""
+        if single:
+            positions = "CAST(coalesce(max(cardinality(positions)) FILTER (WHERE lexeme = :w%d), 0) AS float8) AS tf%d"
+            self.counted = (
+                " CROSS JOIN LATERAL (SELECT "
+                + ", ".join(positions % (i, i) for i in single)
+                + " FROM unnest(found.terms)) AS counted"
+            )
         self.filters = filters
         self.params = {**params, "k": k, "avgdl": avgdl, "k1": BM25_K1, "b": BM25_B}
+        self.params["lexemes"] = sorted({word for phrase in phrases for word in phrase})
         for i, phrase in enumerate(phrases):
-            self.params[f"q{i}"] = phrase_query(phrase)
+            if len(phrase) == 1:
+                self.params[f"w{i}"] = phrase[0]
+            else:
+                self.params[f"q{i}"] = phrase_query(phrase)
             self.params[f"idf{i}"] = idf[phrase]
 
     def top(self, holding: list[tuple[str, ...]]) -> list[LexicalHit]:
@@ -306,11 +350,13 @@ class _Scorer:
         where = ["tsv @@ CAST(:any AS tsquery)", *self.filters]
         params = {**self.params, "any": " | ".join(f"({phrase_query(p)})" for p in holding)}
         # Equal scores in insertion order (`seq`), as FTS5 returns them (by rowid). OFFSET 0
-        # keeps the planner from inlining the subquery, which would count each phrase twice.
+        # keeps the planner from inlining the subqueries, which would cut down each tsvector
+        # and count each phrase more than once.
         sql = (
             f"SELECT chunk_id, {self.score} AS score FROM (SELECT chunk_id, seq, n_tokens, {self.tfs}, "
             "CAST(:k1 AS float8) AS k1, CAST(:b AS float8) AS b, CAST(:avgdl AS float8) AS avgdl "
-            f"FROM {CHUNKS} WHERE {' AND '.join(where)} OFFSET 0) AS matched ORDER BY score DESC, seq LIMIT :k"
+            f"FROM (SELECT chunk_id, seq, n_tokens, {_TERMS} AS terms FROM {CHUNKS} WHERE {' AND '.join(where)} "
+            f"OFFSET 0) AS found{self.counted} OFFSET 0) AS matched ORDER BY score DESC, seq LIMIT :k"
         )
         return [LexicalHit(chunk_id, float(value)) for chunk_id, value in self.db.execute(text(sql), params)]
 
@@ -321,25 +367,30 @@ def _idf(chunks: int, hits: int) -> float:
     return value if value > 0 else 1e-6
 
 
-def _vocabulary(db: Connection, lexemes: list[str]) -> dict[str, int]:
-    """Chunks holding each lexeme, for those some chunk holds."""
-    if not lexemes:
-        return {}
-    rows = db.execute(
-        text(f"SELECT lexeme, chunks FROM {LEXEMES} WHERE lexeme = ANY(:lexemes) AND chunks > 0"),
-        {"lexemes": lexemes},
-    )
-    return {lexeme: n for lexeme, n in rows}
-
-
-def _postings(db: Connection, phrases: list[tuple[str, ...]]) -> dict[tuple[str, ...], int]:
-    """Chunks holding each phrase: one-word phrases from the vocabulary, longer ones (numbers
-    like "30,000", hyphenated names) counted through the GIN index."""
-    counts = _vocabulary(db, [p[0] for p in phrases if len(p) == 1])
-    count = text(f"SELECT count(*) FROM {CHUNKS} WHERE tsv @@ CAST(:q AS tsquery)")
-    return {
-        p: counts.get(p[0], 0) if len(p) == 1 else db.execute(count, {"q": phrase_query(p)}).scalar() for p in phrases
-    }
+def _statistics(
+    db: Connection, lexemes: list[str], phrases: list[tuple[str, ...]]
+) -> tuple[int, int, dict[str | tuple[str, ...], int]]:
+    """In one statement: how many chunks there are, their tokens, and the chunks holding each
+    of `lexemes` (from the vocabulary; those no chunk holds are left out) and each of `phrases`
+    of several words (numbers like "30,000", hyphenated names: counted through the GIN index)."""
+    parts = [f"SELECT 0 AS kind, NULL AS lexeme, chunks, tokens FROM {STATS}"]
+    params: dict[str, Any] = {}
+    if lexemes:
+        parts.append(f"SELECT 1, lexeme, chunks, NULL FROM {LEXEMES} WHERE lexeme = ANY(:lexemes) AND chunks > 0")
+        params["lexemes"] = lexemes
+    for i, phrase in enumerate(phrases):
+        parts.append(f"SELECT 2, CAST({i} AS text), count(*), NULL FROM {CHUNKS} WHERE tsv @@ CAST(:p{i} AS tsquery)")
+        params[f"p{i}"] = phrase_query(phrase)
+    chunks = tokens = 0
+    counts: dict[str | tuple[str, ...], int] = {}
+    for kind, key, n, total_tokens in db.execute(text(" UNION ALL ".join(parts)), params):
+        if kind == 0:
+            chunks, tokens = n, total_tokens
+        elif kind == 1:
+            counts[key] = n
+        else:
+            counts[phrases[int(key)]] = n
+    return chunks, tokens, counts
 
 
 def _lock_stats(db: Connection) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from langchain_core.embeddings import FakeEmbeddings
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from typer.testing import CliRunner
 
 from articleqa.index import IndexBusyError, index_paths, open_index
@@ -224,6 +224,106 @@ def test_answers_equal_the_sqlite_index(both_indexes):
     finally:
         one.close()
         two.close()
+
+
+# The most statements one `ask` sends to PostgreSQL (extractive answerer, no LLM): the article
+# count twice (the source catalog), per lexical search (one, plus one for a time cue and one for
+# a named source) the statistics and one or two scoring rounds, the chunk rows (again for a
+# named source), the article rows, the sentence vectors and the document frequencies. Each is one
+# round trip: no transaction, no ping. On the questions below: 8 to 13 statements. Before (the
+# same questions): 10 to 20 statements in 7 to 10 transactions, each opened with a ping (with
+# BEGIN and COMMIT, 31 to 50 round trips).
+MAX_STATEMENTS_PER_QUESTION = 14
+
+
+@pytest.mark.slow
+def test_a_question_costs_a_few_statements_without_transactions_or_pings(both_indexes, monkeypatch):
+    """Server mode's round trips per question stay few (see MAX_STATEMENTS_PER_QUESTION), and the
+    answers stay those of the SQLite index."""
+    from articleqa.index import database as database_module
+
+    # No connection sits idle long enough for its idle ping here, however slow the machine.
+    monkeypatch.setattr(database_module, "PING_IDLE_S", 3600.0)
+    sqlite_dir, pg_dir, url = both_indexes
+    ids = {SEED_ID} | {r["id"] for r in corpus_rows(60)}
+    questions = [q["question"] for q in map(json.loads, EVAL.read_text().splitlines()) if set(q["article_ids"]) <= ids]
+    questions += [  # a named source and a time cue (three searches), a long question (two rounds each)
+        "According to Wikinews, how many girls died in the escape room fire in Koszalin last week?",
+        "Which senator, who proposed an amendment to the U.S. Constitution on term limits according to "
+        "Wikinews, also commented on the government shutdown, the border wall funding dispute with "
+        "President Trump and the election of Nancy Pelosi as Speaker of the 116th Congress in 2019?",
+    ]
+    one = ArticleQA.from_options(sqlite_dir, QAOptions())
+    two = ArticleQA.from_options(pg_dir, QAOptions(database_url=url))
+    engine = two.store.database.engine
+    statements: list[str] = []
+    in_transaction: list[str] = []
+    pings: list[object] = []
+
+    def counted(connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+        statements.append(statement)
+        if not connection.connection.dbapi_connection.autocommit:  # psycopg sent a BEGIN first
+            in_transaction.append(statement)
+
+    ping = engine.dialect.do_ping
+    engine.dialect.do_ping = lambda connection: pings.append(connection) or ping(connection)
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        two.ask(WASTE_Q)  # connections made, the source catalog read
+        per_question = {}
+        for question in questions:
+            statements.clear()
+            answer = two.ask(question)
+            per_question[question] = len(statements)
+            assert answer_key(answer) == answer_key(one.ask(question)), question
+        assert len(per_question) >= 40
+        assert max(per_question.values()) <= MAX_STATEMENTS_PER_QUESTION, per_question
+        assert in_transaction == [] and pings == []
+        with two.store.database.begin() as db:  # writes still run in a transaction, pinged first
+            db.execute(text("SELECT 1"))
+        assert in_transaction == ["SELECT 1"] and len(pings) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+        del engine.dialect.do_ping
+        one.close()
+        two.close()
+
+
+@pytest.mark.slow
+def test_a_restarted_server_is_reconnected_and_a_stopped_one_is_a_clear_error(tmp_path):
+    """Without a ping on every checkout: a read on a pooled connection the server dropped is run
+    again on a new one, a write pings first, and a server that is gone is still a one-line
+    `DatabaseUnavailableError`."""
+    try:
+        server = postgres_server.start_postgres(tmp_path / "pg")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    options = f"-h 127.0.0.1 -p {server.port} -k {tmp_path / 'pg' / 'sockets'} -c fsync=off"
+
+    def restart() -> None:
+        server.stop()
+        started = server._run(
+            str(server.bin / "pg_ctl"), "-D", str(server.data), "-l", str(tmp_path / "pg" / "server.log"),
+            "-o", options, "-w", "start",
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+
+    database = Database(server.url(), "restart")
+    try:
+        database.set_meta("key", "one")
+        restart()  # the pooled connection is dead now, used a moment ago (no idle ping)
+        assert database.get_meta("key") == "one"
+        restart()
+        database.set_meta("key", "two")  # pinged, so a new connection
+        assert database.get_meta("key") == "two"
+        server.stop()
+        with pytest.raises(DatabaseUnavailableError, match=r"^cannot reach the database at postgresql\+psycopg://"):
+            database.get_meta("key")
+        with pytest.raises(DatabaseUnavailableError, match="cannot reach the database at"):
+            database.set_meta("key", "three")
+    finally:
+        database.dispose()
+        server.stop()
 
 
 @pytest.mark.slow
