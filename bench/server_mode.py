@@ -61,29 +61,43 @@ def measure(sizes: list[int]) -> dict:
                 finally:
                     chroma.terminate()
                     chroma.wait(timeout=60)
-                rows.append({"articles": size, "embedded": embedded, "server": server})
+                rows.append({"articles": size, "date": _today(), "embedded": embedded, "server": server})
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # kept if a later size fails
         finally:
             postgres.stop()
-    from datetime import UTC, datetime
-
     from articleqa.index.precision import cpu_info
 
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "cpu": cpu_info().summary(), "sizes": sizes, "rows": rows}
+    return {"date": _today(), "cpu": cpu_info().summary(), "sizes": sizes, "rows": rows}
+
+
+def _today() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def merged(old: dict | None, new: dict) -> dict:
+    """`new`'s rows, plus `old`'s rows of the sizes `new` did not measure (each row keeps the
+    date it was measured), by size: a run of one size keeps the others' numbers."""
+    if not old:
+        return new
+    rows = {row["articles"]: {"date": old.get("date"), **row} for row in old.get("rows", [])}
+    rows.update({row["articles"]: row for row in new["rows"]})
+    return {**new, "sizes": sorted(rows), "rows": [rows[size] for size in sorted(rows)]}
 
 
 def markdown(results: dict) -> str:
     """The table for docs/BENCHMARKS.md."""
     lines = [
-        "| articles | mode | indexing articles/s | ask p50 / p95 ms (all questions) | long questions p50 / p95 ms | answer accuracy (eval.jsonl) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| articles | mode | indexing articles/s | ask p50 / p95 ms (all questions) | long questions p50 / p95 ms | answer accuracy (eval.jsonl) | measured |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in results["rows"]:
         for mode in ("embedded", "server"):
             r = row[mode]
             lines.append(
                 f"| {row['articles']:,} | {mode} | {r['articles_per_s']} | {r['p50_ms']} / {r['p95_ms']} | "
-                f"{r['long_p50_ms']} / {r['long_p95_ms']} | {r['answer_accuracy']} |"
+                f"{r['long_p50_ms']} / {r['long_p95_ms']} | {r['answer_accuracy']} | {row.get('date', results.get('date', ''))} |"
             )
     return "\n".join(lines)
 
@@ -102,7 +116,8 @@ def main() -> None:
         result = measure_size(int(size), index_dir, chroma_url=chroma_url or None, database_url=database_url or None)
         print(json.dumps(result))
         return
-    results = measure([int(s) for s in args.sizes.split(",") if s.strip()])
+    old = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else None
+    results = merged(old, measure([int(s) for s in args.sizes.split(",") if s.strip()]))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(markdown(results))
 

@@ -72,3 +72,16 @@ def test_the_server_mode_table_has_a_row_per_size_and_mode():
         [" 10,000 ", " server "],
     ]
     assert "| 20.0 |" in rows[1] and "| 25.0 |" in rows[0]
+
+
+def test_a_server_mode_run_of_one_size_keeps_the_other_sizes_rows():
+    from bench.server_mode import merged
+
+    old = {"date": "2026-11-27", "rows": [{"articles": 3000, "embedded": {"p50_ms": 1}}]}
+    new = {"date": "2026-11-28", "sizes": [10000], "rows": [{"articles": 10000, "date": "2026-11-28"}]}
+    result = merged(old, new)
+    assert [r["articles"] for r in result["rows"]] == [3000, 10000]
+    assert result["rows"][0] == {"date": "2026-11-27", "articles": 3000, "embedded": {"p50_ms": 1}}
+    again = merged(result, {"date": "2026-11-29", "rows": [{"articles": 3000, "date": "2026-11-29"}]})
+    assert [r["date"] for r in again["rows"]] == ["2026-11-29", "2026-11-28"]
+    assert merged(None, new) is new
