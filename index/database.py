@@ -316,6 +316,9 @@ class DatabaseFolder(IndexFolder):
         super().__init__(root)
         self.database = database
 
+    def where(self) -> str:
+        return safe_url(self.database.url)
+
     def live(self) -> Path:
         return self.root
 
@@ -332,7 +335,7 @@ class DatabaseFolder(IndexFolder):
 
     def _busy(self) -> IndexBusyError:
         return IndexBusyError(
-            f"another process is writing to the index in {safe_url(self.database.url)} (indexing or "
+            f"another process is writing to the index in {self.where()} (indexing or "
             "pruning); try again when it has finished"
         )
 

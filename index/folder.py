@@ -63,6 +63,10 @@ class IndexFolder:
 
     # ---- reading ------------------------------------------------------------------------
 
+    def where(self) -> str:
+        """Where the index is, for messages: the folder (a database index: the database)."""
+        return str(self.root)
+
     def live(self) -> Path:
         """The folder holding the live index data."""
         try:

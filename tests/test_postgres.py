@@ -165,6 +165,8 @@ def test_one_writer_at_a_time_across_folders(database_url, tmp_path):
                 with second.write_session(wait=0.5, on_wait=lambda: waited.append(True)):
                     pass
             assert waited == [True]
+            # The CLI's "waiting for another process writing to ..." names the database.
+            assert second.folder.where() == safe_url(database_url) and str(tmp_path) not in second.folder.where()
         with second.write_session(wait=0):  # free again
             pass
         assert first.folder.token() != first.token  # the second's session changed the shared token

@@ -75,7 +75,7 @@ def is_positive(sentence: str, article_id: str, question: dict) -> bool:
     return False
 
 
-def answer_cut(qa, scorer: AnswerScorer, q: dict, passages, catalog) -> Example | None:
+def answer_cut(scorer: AnswerScorer, q: dict, passages, catalog) -> Example | None:
     """The question asked again of the same passages with every sentence that answers it cut
     out: its positives, and any sentence holding its short gold answer. The articles still
     report the event, and no longer give the detail asked for ("What sentence did X receive?"
@@ -162,7 +162,7 @@ def collect(
             )
         )
         if near_misses and answer_cuts and labels.any():
-            cut = answer_cut(qa, scorer, q, result.passages[:k], catalog)
+            cut = answer_cut(scorer, q, result.passages[:k], catalog)
             if cut is not None:
                 examples.append(cut)
         if progress:

@@ -263,7 +263,9 @@ def index_command(
         "exclude": tuple(exclude) if exclude else DEFAULT_EXCLUDES,
         "fetch": settings.fetch_policy(),
         "progress": _RichProgress(progress),
-        "on_wait": lambda: console.print(f"waiting for another process writing to {store.root} ...", highlight=False),
+        "on_wait": lambda: console.print(
+            f"waiting for another process writing to {store.folder.where()} ...", highlight=False
+        ),
     }
     try:
         with progress:
@@ -430,7 +432,7 @@ def _watch(settings: Settings, subscriptions, seconds: float, once: bool) -> Non
     store = open_writer(settings)
 
     def on_wait() -> None:
-        console.print(f"waiting for another process writing to {store.root} ...", highlight=False)
+        console.print(f"waiting for another process writing to {store.folder.where()} ...", highlight=False)
 
     poller = Poller(
         subscriptions,
