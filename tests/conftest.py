@@ -134,16 +134,25 @@ def example_index(tmp_path_factory, embeddings) -> Iterator[Path]:
     yield index_dir
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
-    """A real `chroma run` server (the binary that ships with chromadb) on 127.0.0.1."""
+def serve_chroma(folder: Path) -> Iterator[str]:
+    """For a fixture: a real `chroma run` server (the binary that ships with chromadb) on
+    127.0.0.1 with its data in `folder`, its URL yielded; failing to start it fails the test
+    (never a skip)."""
     try:
-        proc, url = start_chroma(tmp_path / "server-data")
+        proc, url = start_chroma(folder)
     except RuntimeError as exc:
         pytest.fail(str(exc))
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` server on 127.0.0.1, for one test."""
+    yield from serve_chroma(tmp_path / "server-data")
 
 
 @pytest.fixture(scope="session")

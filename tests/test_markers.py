@@ -41,6 +41,7 @@ SERVER_NAMES = {
     "start_serve",
     "measure_load",
     "start_chroma",  # tests/postgres_server.py: `chroma run`
+    "serve_chroma",  # tests/conftest.py: `chroma run` for a fixture
     "start_postgres",  # tests/postgres_server.py: initdb + pg_ctl
 }
 SERVER_COMMANDS = {"serve", "run", "llama_cpp.server"}  # in a Popen'd command line

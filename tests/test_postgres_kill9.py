@@ -56,8 +56,7 @@ from articleqa.index.pg_articles import ARTICLES
 from articleqa.index.pg_lexical import CHUNKS, VECTORS
 from articleqa.index.store import DEFAULT_COLLECTION, IndexStore
 from articleqa.qa.api import ArticleQA
-from tests.conftest import BRIDGE, BRIDGE_Q, corpus_rows, write_jsonl
-from tests.postgres_server import start_chroma
+from tests.conftest import BRIDGE, BRIDGE_Q, corpus_rows, serve_chroma, write_jsonl
 from tests.test_kill9 import Estimate, corrected, expected_spans, shortened
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]  # the real model; PostgreSQL and Chroma servers
@@ -81,13 +80,7 @@ BRIDGE_ANSWER = "9.7 million euros"
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory) -> Iterator[str]:
     """A `chroma run` server for this module; failing to start it fails the test (never a skip)."""
-    try:
-        proc, url = start_chroma(tmp_path_factory.mktemp("kill9-chroma"))
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    yield from serve_chroma(tmp_path_factory.mktemp("kill9-chroma"))
 
 
 @pytest.fixture(scope="module")

@@ -96,15 +96,20 @@ def answer_cut(scorer: AnswerScorer, q: dict, passages, catalog) -> Example | No
     scores = scorer.featurise(q["question"], passages, catalog, keep=keep)
     if len(scores.candidates) < MIN_LEFT:
         return None
+    return near_miss(q, scores, "answer_cut", "-answer-cut")
+
+
+def near_miss(q: dict, scores: QuestionScores, kind: str, suffix: str) -> Example:
+    """An unanswerable twin of question `q` (every sentence negative), of the given `kind`."""
     return Example(
-        id=q["id"] + "-answer-cut",
+        id=q["id"] + suffix,
         question=q["question"],
         answerable=False,
         gold="",
         gold_articles=[],
         scores=scores,
         labels=np.zeros(len(scores.candidates), dtype=np.int8),
-        extra={"near_miss": True, "kind": "answer_cut", "of": q["id"]},
+        extra={"near_miss": True, "kind": kind, "of": q["id"]},
     )
 
 
@@ -136,18 +141,7 @@ def collect(
         if near_misses and q.get("type") not in (None, "null") and q.get("article_ids"):
             others = [p for p in result.passages if p.article_id not in q["article_ids"]][:k]
             scores = scorer.featurise(q["question"], others, catalog)
-            examples.append(
-                Example(
-                    id=q["id"] + "-near-miss",
-                    question=q["question"],
-                    answerable=False,
-                    gold="",
-                    gold_articles=[],
-                    scores=scores,
-                    labels=np.zeros(len(scores.candidates), dtype=np.int8),
-                    extra={"near_miss": True, "kind": "articles_removed", "of": q["id"]},
-                )
-            )
+            examples.append(near_miss(q, scores, "articles_removed", "-near-miss"))
         scores = scorer.featurise(q["question"], result.passages[:k], catalog)
         labels = np.array([is_positive(c.text, c.passage.article_id, q) for c in scores.candidates], dtype=np.int8)
         examples.append(
