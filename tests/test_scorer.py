@@ -14,7 +14,6 @@ from articleqa.qa.features import FEATURES
 from articleqa.qa.models import Passage
 from articleqa.qa.scorer import (
     ANSWERABILITY_FEATURES,
-    UNTRAINED,
     AnswerScorer,
     DenseModel,
     ScorerWeightsError,
@@ -151,20 +150,13 @@ def test_answer_cut_near_miss_leaves_out_every_sentence_that_answers(example_ind
     sentences cut out of the same retrieved passages: labelled unanswerable, no sentence left
     holds the gold answer, and the neighbours are relinked around the gap."""
     from articleqa.index import open_index
-    from articleqa.qa.api import ArticleQA, extractive_answerer
     from articleqa.qa.evaluation import normalise
-    from training.collect import OWN, collect, load
+    from training.collect import OWN, collect, load, untrained_reader
 
     question = next(q for q in load(OWN / "own-wikinews.jsonl") if q["id"] == "own-wn-001")
     store = open_index(example_index)
     try:
-        qa = ArticleQA(store, answerer=extractive_answerer(store, weights=UNTRAINED))
-        scorer = AnswerScorer(
-            store.embeddings,
-            store.lexical.sentence_vectors,
-            weights=UNTRAINED,
-            document_frequencies=store.lexical.document_frequencies,
-        )
+        qa, scorer = untrained_reader(store)
         examples = {e.id: e for e in collect(qa, scorer, [question], near_misses=True, answer_cuts=True)}
     finally:
         store.close()

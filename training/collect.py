@@ -17,12 +17,16 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from articleqa.qa.evaluation import YES_NO
 from articleqa.qa.evaluation import normalise as fold
-from articleqa.qa.scorer import AnswerScorer, QuestionScores
+from articleqa.qa.scorer import UNTRAINED, AnswerScorer, QuestionScores
+
+if TYPE_CHECKING:
+    from articleqa.qa.api import ArticleQA
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "multihop-rag"
@@ -164,6 +168,22 @@ def collect(
     return examples
 
 
+def untrained_reader(store) -> tuple[ArticleQA, AnswerScorer]:
+    """`(ArticleQA, AnswerScorer)` over an opened index: retrieval as `articleqa ask` does it,
+    and a scorer that only featurises (no trained weights are read, so training works whatever
+    the shipped ones hold)."""
+    from articleqa.qa.api import ArticleQA, extractive_answerer
+
+    qa = ArticleQA(store, answerer=extractive_answerer(store, weights=UNTRAINED))
+    scorer = AnswerScorer(
+        store.embeddings,
+        store.lexical.sentence_vectors,
+        weights=UNTRAINED,
+        document_frequencies=store.lexical.document_frequencies,
+    )
+    return qa, scorer
+
+
 def collect_training_sets(
     index_dir: Path, *, only: Iterable[str] | None = None, limit: int | None = None, answer_cuts: bool = False
 ) -> tuple[list[Example], dict[str, str]]:
@@ -175,8 +195,6 @@ def collect_training_sets(
     from rich.progress import Progress
 
     from articleqa.index import index_paths, open_index
-    from articleqa.qa.api import ArticleQA, extractive_answerer
-    from articleqa.qa.scorer import UNTRAINED
 
     only = set(only or ())
     collected: list[Example] = []
@@ -187,15 +205,7 @@ def collect_training_sets(
         store = open_index(index_dir / articles_name)
         report = index_paths(store, [articles])
         print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
-        # Retrieval as `articleqa ask` does it; the answerer only encodes the question (no
-        # trained weights are read, so training works whatever the shipped ones hold).
-        qa = ArticleQA(store, answerer=extractive_answerer(store, weights=UNTRAINED))
-        scorer = AnswerScorer(
-            store.embeddings,
-            store.lexical.sentence_vectors,
-            weights=UNTRAINED,
-            document_frequencies=store.lexical.document_frequencies,
-        )
+        qa, scorer = untrained_reader(store)
         for path in question_files:
             questions = load(path)[:limit]
             data_hashes[str(path.relative_to(ROOT))] = sha256(path)
