@@ -32,7 +32,7 @@ from articleqa.qa.text import content_terms
 from articleqa.ui.cli import app
 from articleqa.ui.library import Library
 from tests import postgres_server
-from tests.conftest import BRIDGE, BRIDGE_Q, EXAMPLES, SEED, SEED_ID, WASTE_Q, WASTE_SENTENCE, corpus_rows, write_jsonl
+from tests.conftest import BRIDGE, BRIDGE_Q, SEED, SEED_ID, WASTE_Q, WASTE_SENTENCE, corpus_rows, write_jsonl
 from tests.postgres_server import free_port
 
 pytestmark = pytest.mark.integration  # a PostgreSQL server on 127.0.0.1
@@ -469,23 +469,6 @@ def test_two_indexers_at_once_never_duplicate_chunks(chroma_server, database_url
         assert set(dense) == set(rows) == store.record_keys()
     finally:
         store.close()
-
-
-@pytest.mark.slow
-def test_two_readers_on_other_machines_answer_at_once(chroma_server, database_url, tmp_path):
-    servers = ["--chroma-url", chroma_server, "--database-url", database_url]
-    indexed = cli("index", str(EXAMPLES / SEED.name), "--index-dir", str(tmp_path / "writer"), *servers, "--json")
-    assert indexed.exit_code == 0, indexed.output
-    env = {  # the settings as environment variables, as a replica's service file would set them
-        "ARTICLEQA_CHROMA_URL": chroma_server,
-        "ARTICLEQA_DATABASE_URL": database_url,
-    }
-    procs = [
-        run_cli("ask", WASTE_Q, "--index-dir", str(tmp_path / f"replica-{n}"), "--json", env=env) for n in range(2)
-    ]
-    answers = [finished(p) for p in procs]
-    assert answers[0] == answers[1]
-    assert answers[0]["grounded"] and answers[0]["citations"][0]["quote"] == WASTE_SENTENCE
 
 
 @pytest.mark.slow

@@ -1,0 +1,102 @@
+"""Web replicas in server mode: two real `articleqa serve` processes, each with its own (empty)
+index folder as two machines would have, share one index in a `chroma run` server and
+PostgreSQL (issue 12). Both answer the same question with the same citation while they are
+asked at once, and both answer from an article that a third process indexed meanwhile, without
+a restart: they notice the other writer through the database's change token."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench.load import HttpUser, free_port, start_serve, stop_serve, wait_until_up
+from tests.conftest import BRIDGE, BRIDGE_Q, SEED, SEED_ID, WASTE_Q, WASTE_SENTENCE
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # PostgreSQL, `chroma run`, two `serve`
+ARTICLEQA = str(Path(sys.executable).with_name("articleqa"))
+
+
+def articleqa(*args: str) -> None:
+    done = subprocess.run([ARTICLEQA, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def ask_once(url: str, question: str) -> dict:
+    """One question on a new connection (an idle kept-alive one is closed by the server)."""
+    user = HttpUser(url)
+    try:
+        return user.ask(question)
+    finally:
+        user.close()
+
+
+def citation_key(answer: dict) -> list[tuple]:
+    return [(c["article_id"], c["start"], c["end"], c["quote"]) for c in answer["citations"]]
+
+
+@pytest.mark.timeout(600)
+def test_two_serve_replicas_share_one_index_and_follow_another_writer(
+    chroma_server, database_url, tmp_path, monkeypatch
+):
+    # The settings as environment variables, as a replica's service file would set them; the
+    # `serve` processes inherit them. Each process has its own folder: nothing is shared there.
+    monkeypatch.setenv("ARTICLEQA_CHROMA_URL", chroma_server)
+    monkeypatch.setenv("ARTICLEQA_DATABASE_URL", database_url)
+    articleqa("index", str(SEED), "--index-dir", str(tmp_path / "indexer-1"))
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{port}/" for port in ports]
+    logs = [tmp_path / f"serve-{n}.log" for n in range(2)]
+    procs = [start_serve(tmp_path / f"replica-{n}", port, log) for n, (port, log) in enumerate(zip(ports, logs))]
+    errors: list[str] = []
+    answered = [0, 0]
+    stop = threading.Event()
+
+    def keep_asking(n: int) -> None:
+        user = HttpUser(urls[n])
+        try:
+            while not stop.is_set():
+                try:
+                    cited = [c["article_id"] for c in user.ask(WASTE_Q)["citations"]]
+                    if cited[:1] == [SEED_ID]:
+                        answered[n] += 1
+                    else:
+                        errors.append(f"replica {n} cited {cited}")
+                except Exception as exc:  # noqa: BLE001 -- collected and asserted below
+                    errors.append(f"replica {n}: {type(exc).__name__}: {exc}")
+        finally:
+            user.close()
+
+    askers: list[threading.Thread] = []
+    try:
+        for url, proc, log in zip(urls, procs, logs):
+            wait_until_up(url, proc, log)
+        first = [ask_once(url, WASTE_Q) for url in urls]
+        assert first[0]["grounded"] and first[0]["citations"][0]["quote"] == WASTE_SENTENCE
+        assert citation_key(first[0]) == citation_key(first[1])
+        assert not any(ask_once(url, BRIDGE_Q)["grounded"] for url in urls)
+
+        askers = [threading.Thread(target=keep_asking, args=(n,)) for n in range(2)]
+        for t in askers:
+            t.start()
+        bridge = tmp_path / "new" / "zorvath-bridge.txt"
+        bridge.parent.mkdir()
+        bridge.write_text(BRIDGE, encoding="utf-8")
+        articleqa("index", str(bridge), "--index-dir", str(tmp_path / "indexer-2"))  # another machine
+        after = [ask_once(url, BRIDGE_Q) for url in urls]
+    finally:
+        stop.set()
+        for t in askers:
+            t.join(timeout=120)
+        for proc in procs:
+            stop_serve(proc)
+    for answer in after:
+        assert answer["grounded"] and answer["citations"][0]["article_id"] == "zorvath-bridge"
+    assert citation_key(after[0]) == citation_key(after[1])
+    assert errors == [], errors[:5]
+    assert min(answered) > 0  # both replicas answered while the other process was indexing
+    kept = [p.name for n in range(2) for p in (tmp_path / f"replica-{n}").rglob("*") if p.is_file()]
+    assert not any(name.endswith(".sqlite") or name == "manifest.json" for name in kept), kept
