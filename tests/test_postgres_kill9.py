@@ -3,7 +3,8 @@
 The index lives in PostgreSQL (articles, lexical index, record manager, write lock) and a
 `chroma run` server (vectors), both started by the tests. One feed grows over three stages, as a
 shared index does: new articles, more new articles, then corrections (a correction put first
-moves every chunk of its article) with more new ones. Each stage's `articleqa index` is started
+moves every chunk of its article) with more new ones; a fourth stage drops 40 articles from the
+feed and runs `articleqa index --prune`. Each stage's `articleqa index` is started
 as the real CLI in its own process group and the whole group is SIGKILLed at moments drawn
 from a seeded generator:
 
@@ -14,7 +15,10 @@ from a seeded generator:
 - "rows": up to 1 s after the run's first article rows appear (mid-indexing, between batches
   or inside one);
 - "delay": a delay from the start, up to the shortest time to a first write seen so far
-  (importing, opening the stores, holding the write lock, loading the model, embedding).
+  (importing, opening the stores, holding the write lock, loading the model, embedding);
+- "pruned": up to 0.3 s after the first article row of the prune run is gone (pruning deletes
+  each article's row, then its records, then its chunks from Chroma, then from the lexical
+  table, so a kill may leave chunks without a row, or in the lexical table only).
 
 After every kill, read straight from PostgreSQL and Chroma:
 (a) every article row (what questions can see) has exactly the chunks of its version, in both
@@ -98,6 +102,7 @@ class Stage:
     name: str
     rows: list[dict]  # the whole feed at this stage
     anchors: list[str]  # one killed run per anchor, in this order, then a run to completion
+    prune: bool = False  # run with --prune: articles no longer in the feed are removed
 
 
 def bridge_row() -> dict:
@@ -112,10 +117,12 @@ def make_stages() -> list[Stage]:
     a = rows[0:20] + [bridge_row()] + rows[20:40]  # 41 new: two batches (32 + 9)
     b = a + rows[40:136]  # 96 new: three whole batches, two left after the first rows
     c = [corrected(r, "C") for r in b[0:12]] + b[12:] + rows[136:160]  # 12 corrected first, 24 new
+    d = c[:21] + c[61:]  # 40 articles leave the feed (the bridge article, c[20], stays)
     return [
         Stage("A", a, ["lexical"]),
         Stage("B", b, ["delay", "rows"]),
         Stage("C", c, ["chunks"]),
+        Stage("D", d, ["pruned", "pruned"], prune=True),
     ]
 
 
@@ -348,11 +355,14 @@ class Kill:
     dense: int = 0
     only_lexical: int = 0
     only_dense: int = 0
+    pruned: bool = False  # a prune run (the phase is then told by the rows left)
 
     def line(self) -> str:
         phase = (
             "finished before the kill"
             if not self.killed
+            else f"mid-prune, {self.rows - self.total} of the dropped articles' rows left"
+            if self.pruned
             else "after the last article row"
             if self.rows_after == self.total
             else "mid-indexing"
@@ -369,10 +379,10 @@ class Kill:
         )
 
 
-def index_args(feed: Path, tmp_path: Path, database_url: str, chroma_url: str) -> list[str]:
+def index_args(feed: Path, tmp_path: Path, database_url: str, chroma_url: str, prune: bool = False) -> list[str]:
     return [
         "index", str(feed), "--index-dir", str(tmp_path / "writer"),
-        "--database-url", database_url, "--chroma-url", chroma_url,
+        "--database-url", database_url, "--chroma-url", chroma_url, *(["--prune"] if prune else []),
     ]  # fmt: skip
 
 
@@ -394,6 +404,7 @@ def killed_run(
         "lexical": 0.0,
         "chunks": kill.draw * 0.05,
         "rows": kill.draw * 1.0,
+        "pruned": kill.draw * 0.3,
     }
     errors = cwd / f"kill-{kill.number}.stderr"
     with errors.open("w") as err:
@@ -417,7 +428,12 @@ def killed_run(
                     first_write.saw(now - started)
                 done = sum(expected.get(aid) == h for aid, h in rows.items())
                 if fire is None:
-                    reached = {"lexical": kill.wrote, "chunks": kill.wrote, "rows": done > kill.rows_before}
+                    reached = {
+                        "lexical": kill.wrote,
+                        "chunks": kill.wrote,
+                        "rows": done > kill.rows_before,
+                        "pruned": len(rows) < len(rows0),
+                    }
                     if reached[kill.anchor]:
                         fire = now + delays[kill.anchor]
                         if fire <= now:
@@ -482,9 +498,9 @@ def test_kill9_of_one_indexer_leaves_the_shared_index_consistent(database, chrom
             assert len(articles) == len(stage.rows)
             expected = {a.id: a.content_hash for a in articles}
             versions = spans_by_version(previous, articles)
-            args = index_args(feed, tmp_path, database, chroma)
+            args = index_args(feed, tmp_path, database, chroma, stage.prune)
             for anchor in stage.anchors:
-                kill = Kill(len(kills) + 1, stage.name, anchor, rng.random())
+                kill = Kill(len(kills) + 1, stage.name, anchor, rng.random(), pruned=stage.prune)
                 killed_run(args, tmp_path, servers, expected, kill, first_write)
                 kills.append(kill)
                 what = f"kill {kill.number} (stage {stage.name}, {anchor})"
@@ -517,6 +533,8 @@ def test_kill9_of_one_indexer_leaves_the_shared_index_consistent(database, chrom
             report = json.loads(rerun.stdout)
             assert set(report["added"]) | set(report["updated"]) == left, what
             assert set(report["unchanged"]) == set(expected) - left, what
+            if stage.prune:  # it removes exactly the dropped articles the kills left a row for
+                assert set(report["removed"]) == set(state.rows) - set(expected), what
 
             state = servers.state()
             checked = check_report(where, tmp_path, state, what)
@@ -549,3 +567,5 @@ def test_kill9_of_one_indexer_leaves_the_shared_index_consistent(database, chrom
     assert len(real) >= len(kills) - 1, "\n".join(log)
     assert any(k.wrote for k in real), "\n".join(log)
     assert any(k.rows_before < k.rows_after < k.total for k in real), "no kill landed mid-indexing\n" + "\n".join(log)
+    dropped = len(make_stages()[2].rows) - len(make_stages()[3].rows)
+    assert any(k.pruned and 0 < k.rows - k.total < dropped for k in real), "no kill landed mid-prune\n" + "\n".join(log)
