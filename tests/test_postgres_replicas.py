@@ -13,11 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from articleqa.index import IndexStore, index_paths
+from articleqa.index.folder import IndexStoreError
+from articleqa.qa.options import QAOptions
+from articleqa.ui.library import Library
 from bench.load import HttpUser, free_port, start_serve, stop_serve, wait_until_up
 from tests.conftest import BRIDGE, BRIDGE_Q, SEED, SEED_ID, WASTE_Q, WASTE_SENTENCE
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]  # PostgreSQL, `chroma run`, two `serve`
 ARTICLEQA = str(Path(sys.executable).with_name("articleqa"))
+MODEL = "bundled:all-MiniLM-L6-v2"
 
 
 def articleqa(*args: str) -> None:
@@ -100,3 +105,25 @@ def test_two_serve_replicas_share_one_index_and_follow_another_writer(
     assert min(answered) > 0  # both replicas answered while the other process was indexing
     kept = [p.name for n in range(2) for p in (tmp_path / f"replica-{n}").rglob("*") if p.is_file()]
     assert not any(name.endswith(".sqlite") or name == "manifest.json" for name in kept), kept
+
+
+def test_a_replica_never_prunes_articles_whose_files_are_on_other_machines(database_url, tmp_path, embeddings):
+    """The web app's prune removes articles whose file is gone. In a shared index the files lie
+    on the machines that indexed them, which a replica cannot see: it must refuse, and remove
+    nothing, rather than take the whole index for deleted files."""
+    elsewhere = tmp_path / "indexer-machine" / "bridge.txt"  # a path that exists on that machine only
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(BRIDGE, encoding="utf-8")
+    writer = IndexStore(tmp_path / "indexer", embeddings, embedding_model=MODEL, database_url=database_url)
+    try:
+        index_paths(writer, [SEED, elsewhere])
+    finally:
+        writer.close()
+    elsewhere.unlink()  # as seen from the replica's machine
+    library = Library(tmp_path / "replica", QAOptions(database_url=database_url))
+    try:
+        with pytest.raises(IndexStoreError, match=r"articleqa index .* --prune"):
+            library.prune()
+        assert library.stats()["articles"] == 2
+    finally:
+        library.close()

@@ -475,7 +475,10 @@ def _articles_tab(lib: Library, chat: _ChatTab) -> _ArticlesTab:
         )
         with gr.Row():
             index_btn = gr.Button("Index uploads and URLs", variant="primary", elem_id="aqa-index")
-            prune_btn = gr.Button("Prune: remove articles whose file is gone", elem_id="aqa-prune")
+            # Not offered for a shared index: the files are on the machines that indexed them.
+            prune_btn = gr.Button(
+                "Prune: remove articles whose file is gone", elem_id="aqa-prune", visible=not lib.shared
+            )
             rebuild_btn = gr.Button("Rebuild the index from the stored articles", variant="stop", elem_id="aqa-rebuild")
         report = gr.Markdown("", elem_id="aqa-report")
         search = gr.Textbox(label="Search articles (title, source, date, id)", elem_id="aqa-search")

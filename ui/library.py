@@ -32,6 +32,7 @@ from articleqa.index import (
     IndexBusyError,
     IndexReport,
     IndexStore,
+    IndexStoreError,
     index_paths,
     open_index,
     rebuild_index,
@@ -385,11 +386,27 @@ class Library:
             )
         return None, dest
 
+    @property
+    def shared(self) -> bool:
+        """Whether the index is kept in a database that replicas on other machines share."""
+        return bool(self.options.database_url)
+
     def prune(self, progress: Progress | None = None) -> IndexReport:
         """Remove the articles whose file no longer exists (e.g. deleted from `uploads/`).
 
         Articles read from URLs are kept; nothing is re-read, so ids never change.
+
+        Raises:
+            IndexStoreError: The index is shared (`shared`): its articles' files lie on the
+                machines that indexed them, where this process cannot look, so every one of
+                them would look deleted.
         """
+        if self.shared:
+            raise IndexStoreError(
+                "pruning by missing files is not available for an index shared through a database: "
+                "the files of its articles are on the machines that indexed them, not necessarily on "
+                "this one. Run `articleqa index INPUTS --prune` on the machine that holds the files"
+            )
         with self._writing(), self.store.write_session(wait=0):
             report = IndexReport(index_dir=str(self.index_dir))
             keep = {
