@@ -12,6 +12,24 @@ So with a Chroma server too, indexers and web replicas on different machines sha
 and the index folder holds nothing the system needs. `DatabaseFolder` is the index folder's
 interface (`index.folder.IndexFolder`: token, write lock, live data) on top of it.
 
+Generations (for `--rebuild`) are PostgreSQL schemas, as they are folders in an index folder:
+
+    articleqa_meta (in the connection's own schema, "the root"): the change token, the name of
+        the live generation's schema ("live"; absent: the data lies in the root schema itself,
+        as every index made before generations existed), and one "generation:NAME" row per
+        schema a rebuild created, so that only those are ever dropped
+    articleqa_gen_YYYYMMDDtHHMMSS_xxxxxx: one complete index (its own articleqa_meta with the
+        manifest, the lexical index, the articles, the record manager)
+
+A generation's `Database` connects with `search_path` set to its schema alone, so the modules
+that keep data (`pg_lexical`, `pg_articles`, LangChain's record manager) use unqualified table
+names and land in it unchanged. A rebuild builds a new schema beside the live one, which keeps
+answering, and switches with one transaction (the pointer and the change token together);
+every process on every machine reads the pointer when it (re)opens, which it does when the
+token changes. The old schema (or the root's tables) is dropped after the switch; a schema left
+by a rebuild that failed or was killed is dropped by the next writer. The write lock and the
+token stay in the root, shared by all generations.
+
 Only PostgreSQL (psycopg 3 driver) is supported: the lexical index needs its full-text search,
 and the write lock its advisory locks.
 """
@@ -20,11 +38,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +58,11 @@ from articleqa.index.folder import IndexBusyError, IndexFolder, IndexStoreError
 SUPPORTED_DIALECTS = ("postgresql",)
 EXAMPLE_URL = "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE"
 META_TABLE = "articleqa_meta"
+# Generations are schemas named SCHEMA_PREFIX + a UTC time + 6 random hex digits (`new_generation`).
+SCHEMA_PREFIX = "articleqa_gen_"
+GENERATION_NAME = re.compile(rf"{SCHEMA_PREFIX}[0-9]{{8}}t[0-9]{{6}}_[0-9a-f]{{6}}")
+# A schema name put into SQL unquoted: lower-case letters, digits and "_", at most PostgreSQL's 63 bytes.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Seconds between tries for the write lock while another writer holds it.
 LOCK_POLL_S = 0.2
 # Seconds a new connection may take before the server counts as unreachable.
@@ -104,24 +130,32 @@ class Database:
     Args:
         url: A SQLAlchemy URL of a PostgreSQL database (`parse_database_url`).
         namespace: Which index in the database this is (its write lock's key).
+        schema: Work in this schema only (a generation, see the module docstring): every
+            connection's `search_path` is set to it, so unqualified tables are its tables. None:
+            the connection's own search path (the root).
 
     Raises:
         DatabaseUnavailableError: see `parse_database_url`; or the server does not answer.
+        ValueError: `schema` is not a plain lower-case name.
     """
 
-    def __init__(self, url: str, namespace: str):
+    def __init__(self, url: str, namespace: str, schema: str | None = None):
         self.url = parse_database_url(url)
         self.namespace = namespace
+        self.schema = schema
         self.engine: Engine = create_engine(
             self.url, pool_recycle=POOL_RECYCLE_S, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
         )
+        if schema is not None:
+            _use_schema(self.engine, schema)
         self._pinger = _Pinger(self.engine)
         # Reads run without a transaction (`read`): no BEGIN and COMMIT round trips.
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.ensure_schema(_META_SCHEMA, META_TABLE)
 
     def __repr__(self) -> str:
-        return f"Database({safe_url(self.url)!r})"
+        schema = f", schema={self.schema!r}" if self.schema else ""
+        return f"Database({safe_url(self.url)!r}{schema})"
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -203,13 +237,7 @@ class Database:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.begin() as db:
-            db.execute(
-                text(
-                    f"INSERT INTO {META_TABLE} (key, value) VALUES (:key, :value) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-                ),
-                {"key": key, "value": value},
-            )
+            put_meta(db, key, value)
 
     def read_json(self, key: str) -> dict[str, Any] | None:
         value = self.get_meta(key)
@@ -258,6 +286,36 @@ class Database:
         self.engine.dispose()
 
 
+def put_meta(db: Connection, key: str, value: str) -> None:
+    """Set `key` in the meta table, in the caller's transaction (several keys change together)."""
+    db.execute(
+        text(
+            f"INSERT INTO {META_TABLE} (key, value) VALUES (:key, :value) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        ),
+        {"key": key, "value": value},
+    )
+
+
+def _use_schema(engine: Engine, schema: str) -> None:
+    """Set every new connection's `search_path` to `schema` alone, before SQLAlchemy first uses
+    it (so its default schema is that one too): a SET rather than the `options` startup
+    parameter, which connection poolers such as PgBouncer refuse. `schema` alone, without the
+    root's schema after it: a table missing from the generation must be created there, not
+    found in the root."""
+    if not SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(f"schema name {schema!r} is not valid: lower-case letters, digits and _, at most 63")
+
+    def set_search_path(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET search_path TO {schema}")
+        dbapi_connection.autocommit = autocommit
+
+    event.listen(engine, "connect", set_search_path, insert=True)
+
+
 class _Pinger:
     """Pings a pooled connection at checkout when it has been idle for `PING_IDLE_S` or more, or
     when the checkout is made inside `always()`. One that fails is discarded with the rest of the
@@ -303,14 +361,18 @@ def lock_key(name: str) -> int:
 
 
 class DatabaseFolder(IndexFolder):
-    """`IndexFolder`'s token and write lock, kept in the database so that every machine shares them.
+    """`IndexFolder`'s token, write lock and generations, kept in the database so that every
+    machine shares them (see the module docstring).
 
-    The index folder itself (`root`) holds at most embedded Chroma's `chroma/` folder when no
-    Chroma server is used. There are no generations: `live()` is the folder itself, and a
-    rebuild (which needs generations) is refused with an error that says so.
+    Generations are schemas; as paths (the interface is `IndexFolder`'s) a generation is
+    `root / SCHEMA_NAME`, and the root data is `root` itself. The index folder holds at most
+    embedded Chroma's `chroma/` (in `root`, or in a generation's folder) when no Chroma server
+    is used.
     """
 
     VERSION_KEY = "version"
+    LIVE_KEY = "live"
+    GENERATION_KEY = "generation:"  # + schema name: created by a rebuild of this index
 
     def __init__(self, root: str | Path, database: Database):
         super().__init__(root)
@@ -319,36 +381,162 @@ class DatabaseFolder(IndexFolder):
     def where(self) -> str:
         return safe_url(self.database.url)
 
+    # ---- reading ------------------------------------------------------------------------
+
     def live(self) -> Path:
-        return self.root
+        """`root / SCHEMA` when a rebuild made a generation live, else `root` (the root schema's data)."""
+        query = text(
+            f"SELECT m.value, n.nspname IS NOT NULL FROM {META_TABLE} AS m "
+            "LEFT JOIN pg_catalog.pg_namespace AS n ON n.nspname = m.value WHERE m.key = :key"
+        )
+        row = self.database.read(lambda db: db.execute(query, {"key": self.LIVE_KEY}).first())
+        if row is None:
+            return self.root
+        name, exists = row
+        if not GENERATION_NAME.fullmatch(name) or not exists:
+            raise IndexStoreError(
+                f"the database {self.where()} names {name!r} as its live index (the {self.LIVE_KEY!r} row of "
+                f"{META_TABLE}), which is not a schema {SCHEMA_PREFIX}... of this database. Restore the schema, "
+                f"or delete that row to use the tables in the database's own schema "
+                f"(DELETE FROM {META_TABLE} WHERE key = '{self.LIVE_KEY}')"
+            )
+        return self.root / name
 
     def token(self) -> str:
+        """The shared change token: a new value at every write session's start and end, and at a switch."""
         return self.database.get_meta(self.VERSION_KEY) or ""
+
+    def data_database(self, data_dir: Path) -> Database:
+        """The database holding `data_dir`'s data: the root one for `root`, else one working in
+        the generation's schema (new; the caller disposes it)."""
+        if data_dir == self.root:
+            return self.database
+        return Database(
+            self.database.url.render_as_string(hide_password=False),
+            self.database.namespace,
+            schema=self._schema_of(data_dir),
+        )
+
+    def _schema_of(self, generation: Path) -> str:
+        if generation.parent != self.root or not GENERATION_NAME.fullmatch(generation.name):
+            raise ValueError(
+                f"{generation} is not a generation of the index in {self.where()}: expected {self.root}/"
+                f"{SCHEMA_PREFIX}YYYYMMDDtHHMMSS_xxxxxx (lower-case letters, digits and _)"
+            )
+        return generation.name
+
+    # ---- writing ------------------------------------------------------------------------
 
     @contextmanager
     def writing(self, wait: float | None = None, on_wait: Callable[[], None] | None = None) -> Iterator[str]:
-        """Hold the database's write lock for a write session (see `IndexFolder.writing`)."""
+        """Hold the database's write lock for a write session (see `IndexFolder.writing`),
+        dropping what a rebuild that failed or was killed left first."""
         with self.database.write_lock(wait, on_wait, self._busy):
+            self.remove_stale_generations()
             before = self.token()
             self.touch()
             yield before
 
     def _busy(self) -> IndexBusyError:
         return IndexBusyError(
-            f"another process is writing to the index in {self.where()} (indexing or "
-            "pruning); try again when it has finished"
+            f"another process is writing to the index in {self.where()} (indexing, pruning or "
+            "rebuilding); try again when it has finished"
         )
 
     def touch(self, data_dir: Path | None = None) -> None:
+        """A new change token (shared by all generations: `data_dir` makes no difference)."""
         self.database.set_meta(self.VERSION_KEY, uuid.uuid4().hex)
 
     def new_generation(self) -> Path:
-        raise IndexStoreError(
-            f"rebuilding an index kept in a database ({safe_url(self.database.url)}) is not supported yet. "
-            "To change the embedding model, index into a new, empty database (and a new Chroma "
-            "collection); to apply new chunking settings, run `articleqa index` without --rebuild: "
-            "articles are re-chunked in place."
-        )
+        """A new, empty schema (not live until `switch`), recorded as this index's in the root's
+        meta table in the same transaction, so that a kill leaves nothing unrecorded."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dt%H%M%S")
+        schema = f"{SCHEMA_PREFIX}{stamp}_{uuid.uuid4().hex[:6]}"
+        with self.database.begin() as db:
+            db.execute(text(f"CREATE SCHEMA {schema}"))
+            put_meta(db, self.GENERATION_KEY + schema, stamp)
+        return self.root / schema
+
+    def switch(self, generation: Path) -> Path:
+        """Make `generation` the live data: the pointer and the change token in one transaction,
+        so every process that reads the new token opens the new schema. Returns the old live
+        data; the caller removes it (`remove`) once nothing in this process uses it."""
+        schema = self._schema_of(generation)
+        old = self.live()
+        exists = text("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :name")
+        with self.database.begin() as db:
+            if db.execute(exists, {"name": schema}).first() is None:
+                raise ValueError(f"{generation} is not a generation of the index in {self.where()}: no schema {schema}")
+            put_meta(db, self.LIVE_KEY, schema)
+            put_meta(db, self.VERSION_KEY, uuid.uuid4().hex)
+        return old
+
+    def remove(self, data_dir: Path) -> None:
+        """Drop a generation that is no longer live (its schema and folder), or the root's data
+        once a generation is live (its tables, its manifest, its `chroma/`)."""
+        if data_dir == self.live():
+            raise ValueError(f"{data_dir} is the live index; it cannot be removed")
+        if data_dir == self.root:
+            self._remove_root_data()
+            return
+        schema = self._schema_of(data_dir)
+        with self.database.begin() as db:
+            db.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            db.execute(text(f"DELETE FROM {META_TABLE} WHERE key = :key"), {"key": self.GENERATION_KEY + schema})
+        _remove_folder(data_dir)
 
     def remove_stale_generations(self) -> list[Path]:
-        return []
+        """Drop the generations this index created that are not live (left by a rebuild that
+        failed or was killed, or whose old data could not be removed), their folders, and the
+        root's data when a generation is live. Only call with the write lock."""
+        live = self.live()
+        prefix = self.GENERATION_KEY
+        query = text(f"SELECT key FROM {META_TABLE} WHERE key LIKE :prefix")
+        keys = self.database.read(lambda db: list(db.execute(query, {"prefix": prefix + "%"}).scalars()))
+        stale = {
+            self.root / key.removeprefix(prefix) for key in keys if GENERATION_NAME.fullmatch(key.removeprefix(prefix))
+        }
+        stale |= {p for p in self.root.glob(f"{SCHEMA_PREFIX}*") if p.is_dir() and GENERATION_NAME.fullmatch(p.name)}
+        stale.discard(live)
+        for path in sorted(stale):
+            self.remove(path)
+        removed = sorted(stale)
+        if live != self.root and (self._root_tables(live.name) or (self.root / "chroma").exists()):
+            self._remove_root_data()
+            removed.append(self.root)
+        return removed
+
+    def _root_tables(self, generation: str) -> list[str]:
+        """The root schema's tables that the generation `generation` has too (the meta table
+        aside): the root's data, whatever tables the current code keeps an index in."""
+        query = text(
+            "SELECT r.tablename FROM pg_catalog.pg_tables AS r JOIN pg_catalog.pg_tables AS g "
+            "ON g.tablename = r.tablename WHERE r.schemaname = current_schema() AND g.schemaname = :gen "
+            "AND r.tablename <> :meta ORDER BY 1"
+        )
+        return self.database.read(lambda db: list(db.execute(query, {"gen": generation, "meta": META_TABLE}).scalars()))
+
+    def _remove_root_data(self) -> None:
+        """Drop the root schema's index tables and manifest (the data of an index made before
+        generations) once a generation is live; the meta table (token, pointer) and other
+        tables (the feed subscriptions) stay."""
+        live = self.live()
+        if live == self.root:
+            raise ValueError(f"{self.root} is the live index; it cannot be removed")
+        from articleqa.index.store import MANIFEST_KEY  # store imports this module
+
+        tables = self._root_tables(live.name)
+        quote = self.database.engine.dialect.identifier_preparer.quote
+        with self.database.begin() as db:
+            if tables:
+                root = db.execute(text("SELECT current_schema()")).scalar()
+                names = ", ".join(f"{quote(root)}.{quote(t)}" for t in tables)
+                db.execute(text(f"DROP TABLE IF EXISTS {names} CASCADE"))
+            db.execute(text(f"DELETE FROM {META_TABLE} WHERE key = :key"), {"key": MANIFEST_KEY})
+        _remove_folder(self.root / "chroma")
+
+
+def _remove_folder(path: Path) -> None:
+    """Remove embedded Chroma's data of a generation (absent with a Chroma server)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)

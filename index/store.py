@@ -9,7 +9,8 @@ Layout of an index folder:
     records.sqlite    LangChain's SQLRecordManager: which chunk hashes are indexed
 
 With a database URL, the manifest, the lexical index, the articles and the record manager live
-in that database instead (`index.database`), and the folder holds at most `chroma/`.
+in that database instead (`index.database`; a generation is a schema there), and the folder
+holds at most `chroma/`.
 
 `HybridStore` is the LangChain `VectorStore` that LangChain's indexing API writes to: every
 add and delete goes to Chroma and to the lexical index with the same ids, so the two never
@@ -386,12 +387,14 @@ class IndexStore:
         check_model: bool = True,
     ):
         self.database_url = database_url
+        # The database of the data open here (a generation's schema, or the root's; `_open`).
         self.database: Database | None = None
+        self._root_database: Database | None = None  # the token, lock and pointer (the same without generations)
         if database_url:  # imported only then: the default path loads nothing more
             from articleqa.index.database import Database, DatabaseFolder
 
-            self.database = Database(database_url, namespace=f"articleqa/{collection}")
-            self.folder: IndexFolder = DatabaseFolder(index_dir, self.database)
+            self._root_database = Database(database_url, namespace=f"articleqa/{collection}")
+            self.folder: IndexFolder = DatabaseFolder(index_dir, self._root_database)
         else:
             self.folder = IndexFolder(index_dir)
         self.root = self.folder.root
@@ -409,7 +412,9 @@ class IndexStore:
     def _open(self) -> None:
         self.token = self.folder.token()
         self.dir = self.generation or self.folder.live()
-        if self.database is None:  # with a database, only embedded Chroma makes (its) folder
+        if self.database_url:  # the generation's schema, or the root's (`index.database`)
+            self.database = self.folder.data_database(self.dir)
+        else:  # (with a database, only embedded Chroma makes its folder)
             self.dir.mkdir(parents=True, exist_ok=True)
         # Generations share a Chroma server, so each gets its own collection; embedded, each
         # has its own chroma/ folder and the name stays as configured.
@@ -557,6 +562,8 @@ class IndexStore:
             self._records = None
         if self.database is not None:
             self.database.dispose()
+        if self._root_database is not None:
+            self._root_database.dispose()
         try:
             self.client.close()
         except Exception:  # already closed, or a server that went away
@@ -588,11 +595,15 @@ def read_manifest(index_dir: str | Path, database_url: str | None = None) -> Man
     when there is no index yet; opens nothing else (no Chroma, no model)."""
     if not database_url:
         return Manifest.read(IndexFolder(index_dir).live() / "manifest.json")
-    from articleqa.index.database import Database
+    from articleqa.index.database import Database, DatabaseFolder
 
-    database = Database(database_url, namespace="")
+    folder = DatabaseFolder(index_dir, Database(database_url, namespace=""))
     try:
-        data = database.read_json(MANIFEST_KEY)
+        database = folder.data_database(folder.live())  # the live generation's schema
+        try:
+            data = database.read_json(MANIFEST_KEY)
+        finally:
+            database.dispose()
     finally:
-        database.dispose()
+        folder.database.dispose()
     return Manifest.from_dict(data) if data is not None else None

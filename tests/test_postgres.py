@@ -109,12 +109,6 @@ def test_unreachable_database_is_a_one_line_error(tmp_path):
     assert "secret" not in result.output and "Traceback" not in result.output
 
 
-def test_rebuild_with_a_database_is_refused_with_what_to_do_instead(tmp_path):
-    result = cli("index", str(SEED), "--rebuild", "--index-dir", str(tmp_path), "--database-url", "postgresql://x@h/d")
-    assert result.exit_code == 2
-    assert "--rebuild is not supported yet for an index kept in a database" in result.stderr
-
-
 # ---- a real server, no model -----------------------------------------------------------------
 
 

@@ -242,11 +242,6 @@ def index_command(
     from articleqa.index import DEFAULT_EXCLUDES, index_paths, rebuild_index
 
     settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, database_url=database_url)
-    if rebuild and settings.database_url:
-        raise fail(
-            "--rebuild is not supported yet for an index kept in a database: index into a new, empty database "
-            "(and a new Chroma collection) instead; new chunking settings apply without --rebuild"
-        )
     store = open_store(settings, check_model=not rebuild)
     show = not quiet and not as_json
     progress = Progress(
