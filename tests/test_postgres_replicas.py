@@ -2,14 +2,13 @@
 index folder as two machines would have, share one index in a `chroma run` server and
 PostgreSQL (issue 12). Both answer the same question with the same citation while they are
 asked at once, and both answer from an article that a third process indexed meanwhile, without
-a restart: they notice the other writer through the database's change token."""
+a restart: they notice the other writer through the database's change token. And a replica's
+"Prune" (articles whose file is gone) refuses to run on the shared index, whose files lie on
+other machines."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -19,24 +18,10 @@ from articleqa.qa.options import QAOptions
 from articleqa.ui.library import Library
 from bench.load import HttpUser, free_port, start_serve, stop_serve, wait_until_up
 from tests.conftest import BRIDGE, BRIDGE_Q, SEED, SEED_ID, WASTE_Q, WASTE_SENTENCE
+from tests.test_serve_while_indexing import articleqa, ask_once
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]  # PostgreSQL, `chroma run`, two `serve`
-ARTICLEQA = str(Path(sys.executable).with_name("articleqa"))
 MODEL = "bundled:all-MiniLM-L6-v2"
-
-
-def articleqa(*args: str) -> None:
-    done = subprocess.run([ARTICLEQA, *args], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-
-
-def ask_once(url: str, question: str) -> dict:
-    """One question on a new connection (an idle kept-alive one is closed by the server)."""
-    user = HttpUser(url)
-    try:
-        return user.ask(question)
-    finally:
-        user.close()
 
 
 def citation_key(answer: dict) -> list[tuple]:
