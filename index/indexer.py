@@ -38,6 +38,11 @@ ProgressCallback = Callable[[str, int, int | None], None]
 """Called as `progress(phase, done, total)`; phases: "reading", "indexing", "pruning"."""
 
 ARTICLES_PER_BATCH = 32
+# Seconds a rebuild keeps the old data after switching, when other processes read it through
+# servers (a database's schema, a Chroma server's collection): a question that started on the
+# old index just before the switch finishes on it, and every later one opens the new index. An
+# index folder needs none: a file removed while open stays readable to whoever has it open.
+SWITCH_GRACE_S = 5.0
 
 
 def chunk_documents(article: Article, chunks: Sequence[Chunk]) -> list[Document]:
@@ -303,6 +308,8 @@ def rebuild_index(
         old_dir, old_collection = store.dir, store.collection
         store.close()
         folder.switch(generation)
+        if store.database_url or store.chroma_url:
+            time.sleep(SWITCH_GRACE_S)  # questions in flight on other machines finish first
         if store.chroma_url and old_collection != fresh.collection:
             try:
                 fresh.client.delete_collection(old_collection)

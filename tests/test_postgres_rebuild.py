@@ -14,6 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import chromadb
 import pytest
@@ -246,6 +248,49 @@ def test_a_reader_on_another_machine_answers_during_and_after_a_rebuild(
             assert citation(qa.ask(WASTE_Q)) == before
             assert "9.7 million euros" in qa.ask(BRIDGE_Q).text
         assert library.store.dir.name == new and generation_schemas(database_url) == {new}
+    finally:
+        library.close()
+        writer.close()
+
+
+@pytest.mark.slow
+def test_a_question_in_flight_at_the_switch_finishes_on_the_old_index(
+    chroma_server, database_url, embeddings, tmp_path
+):
+    """A question that began on the old index just before the switch still reads it a second
+    after the switch: the old tables and collection stay `SWITCH_GRACE_S` (without that, the
+    old data is dropped at once and this question fails on a missing table)."""
+    servers = {"chroma_url": chroma_server, "database_url": database_url}
+    writer = IndexStore(tmp_path / "writer", embeddings, embedding_model=MODEL, **servers)
+    index_paths(writer, [SEED])
+    library = Library(tmp_path / "reader", QAOptions(**servers))
+    answers: list[tuple] = []
+    errors: list[str] = []
+    leased = threading.Event()
+
+    def question_across_the_switch() -> None:
+        try:
+            with library.session() as qa:  # opened on the old index (the root's tables)
+                leased.set()
+                deadline = time.monotonic() + 120
+                while "live" not in root_meta(database_url) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(1.0)  # well after the switch
+                answers.append(citation(qa.ask(WASTE_Q)))
+        except Exception as exc:  # noqa: BLE001 -- asserted below
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            leased.set()
+
+    try:
+        before = citation(library.qa().ask(WASTE_Q))
+        asker = threading.Thread(target=question_across_the_switch)
+        asker.start()
+        assert leased.wait(60)
+        _, writer = rebuild_index(writer, None)
+        asker.join(timeout=120)
+        assert errors == [] and answers == [before]
+        assert tables_in(database_url, "public") == {"articleqa_meta"}  # dropped after the grace
     finally:
         library.close()
         writer.close()
