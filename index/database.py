@@ -161,9 +161,15 @@ class Database:
     def begin(self) -> Iterator[Connection]:
         """A connection in one transaction (committed, or rolled back on error); a server that
         cannot be reached is a `DatabaseUnavailableError` naming it. The connection is pinged
-        first (a write is not run again after a failure, as a read is)."""
-        with self._connect() as connection, connection.begin():
-            yield connection
+        first (a write is not run again after a failure, as a read is); one lost while the
+        transaction runs is rolled back by the server and is a `DatabaseUnavailableError` too."""
+        try:
+            with self._connect() as connection, connection.begin():
+                yield connection
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            raise self._unreachable(exc) from None
 
     def _connect(self) -> Connection:
         """A pooled connection, pinged first (replaced when the server dropped it)."""

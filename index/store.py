@@ -38,6 +38,7 @@ from langchain_core.vectorstores import VectorStore
 from sqlalchemy import Engine, create_engine, event
 
 from articleqa.index.articles import ArticleStore
+from articleqa.index.chroma_writes import ChromaWriteError, write_to_server
 from articleqa.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, split_sentences
 from articleqa.index.encoding import SpanVectors
 from articleqa.index.folder import IndexFolder, IndexStoreError
@@ -146,9 +147,11 @@ class HybridStore(VectorStore):
     thread).
     """
 
-    def __init__(self, dense: Chroma, lexical: LexicalIndex):
+    def __init__(self, dense: Chroma, lexical: LexicalIndex, *, server_url: str | None = None):
         self.dense = dense
         self.lexical = lexical
+        # A Chroma server (its writes are retried through short outages; `index.chroma_writes`).
+        self.server_url = server_url
         self._owned: list[Callable[[], None]] = []  # what `close` closes (see `open`)
 
     @classmethod
@@ -220,6 +223,7 @@ class HybridStore(VectorStore):
             vectors = embeddings.embed_documents(texts)
         # Lexical first: it is cheap and local. If we die before Chroma is written, the record
         # manager has not recorded these ids, so the re-run writes both again (upserts).
+        existed = set(self.lexical.get(ids)) if self.server_url else set()
         self.lexical.upsert(
             LexicalRow(
                 chunk_id=i,
@@ -236,8 +240,26 @@ class HybridStore(VectorStore):
         )
         # Vectors computed above, no text (see the class docstring). Chroma refuses empty
         # metadata dicts: None stands for "no metadata".
-        self.chroma_collection().upsert(ids=ids, embeddings=vectors, metadatas=[d.metadata or None for d in docs])
+        metadatas = [d.metadata or None for d in docs]
+        try:
+            write_to_server(
+                lambda: self.chroma_collection().upsert(ids=ids, embeddings=vectors, metadatas=metadatas),
+                self.server_url,
+                f"writing {len(ids)} chunks",
+            )
+        except ChromaWriteError as exc:
+            self._roll_back([i for i in ids if i not in existed], exc)
+            raise
         return ids
+
+    def _roll_back(self, written: list[str], error: ChromaWriteError) -> None:
+        """Delete the lexical rows this batch added when Chroma could not take the batch, so
+        that neither store holds chunks the other lacks (rows that were there before stay: a
+        killed run may have put their vectors in Chroma already)."""
+        try:
+            self.lexical.delete(written)
+        except Exception as exc:  # the database went too: `articleqa check` reports what is left
+            error.add_note(f"{len(written)} chunks written to the lexical index could not be removed again: {exc}")
 
     def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, **kwargs: Any) -> list[str]:
         texts = list(texts)
@@ -255,7 +277,7 @@ class HybridStore(VectorStore):
             raise ValueError("HybridStore.delete needs the ids to delete (it never deletes everything)")
         if not ids:
             return True
-        self.dense.delete(ids=list(ids))
+        write_to_server(lambda: self.dense.delete(ids=list(ids)), self.server_url, f"deleting {len(ids)} chunks")
         self.lexical.delete(ids)
         return True
 
@@ -442,7 +464,7 @@ class IndexStore:
             self.articles = PostgresArticleStore(self.database)
         self._records: SQLRecordManager | None = None
         self._records_namespace = f"articleqa/{collection}"
-        self.hybrid = HybridStore(self.dense, self.lexical)
+        self.hybrid = HybridStore(self.dense, self.lexical, server_url=self.chroma_url)
 
     def reopen(self) -> None:
         """Close and open again on the live data, seeing every process's writes.

@@ -154,14 +154,14 @@ def start_postgres(folder: Path) -> PostgresServer:
             time.sleep(0.2)
 
 
-def start_chroma(folder: Path, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """`chroma run` (the server that ships with chromadb) on a free port of 127.0.0.1, its data
-    in `folder`; returns (process, URL). Stop it with `terminate()`.
+def start_chroma(folder: Path, timeout: float = 60.0, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`chroma run` (the server that ships with chromadb) on `port` (default: a free one) of
+    127.0.0.1, its data in `folder`; returns (process, URL). Stop it with `terminate()`.
 
     Raises:
         RuntimeError: it exited at start or did not answer within `timeout` seconds.
     """
-    port = free_port()
+    port = port or free_port()
     chroma = Path(sys.executable).with_name("chroma")
     proc = subprocess.Popen(
         [str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],

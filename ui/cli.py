@@ -239,7 +239,7 @@ def index_command(
     input failed (the rest is still indexed), 130 when interrupted (re-run to finish).
     One process writes to an index at a time: a second one waits for the first.
     """
-    from articleqa.index import DEFAULT_EXCLUDES, index_paths, rebuild_index
+    from articleqa.index import DEFAULT_EXCLUDES, IndexStoreError, index_paths, rebuild_index
 
     settings = settings_from(index_dir=index_dir, chroma_url=chroma_url, database_url=database_url)
     store = open_store(settings, check_model=not rebuild)
@@ -271,6 +271,9 @@ def index_command(
     except KeyboardInterrupt:
         what = "the index is as it was before the rebuild" if rebuild else "the index is consistent"
         raise fail(f"interrupted; {what}. Run the same command again to finish.", EXIT_INTERRUPTED) from None
+    except IndexStoreError as exc:  # a server lost mid-run: what was written is whole or not visible
+        what = "The index is as it was before the rebuild" if rebuild else "The articles written so far are complete"
+        raise fail(f"{exc}. {what}; run the same command again to finish.", EXIT_FAILED_INPUT) from None
     finally:
         store.close()
     if as_json:
