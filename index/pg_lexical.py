@@ -9,30 +9,37 @@ rows, same filters, and the same hits with the same scores in the same order as 
   terms than FTS5's unicode61 + Porter ("30,000", "technology"), so other chunks would match,
   and the document frequencies the answer scorer looks up by FTS5's terms would count others.
 - Query. As in SQLite: the question's `index.text.query_terms`, OR-ed, each the phrase of its
-  terms (`"30,000"` is "30" followed by "000"), as one tsquery for the GIN index.
-- Ranking: FTS5's BM25 (k1 = 1.2, b = 0.75), computed with `ts_rank_cd`. Plain `ts_rank_cd`
-  has no inverse document frequency (a rare name weighs as much as a common word) and no
-  saturation: on tests/data/eval.jsonl its best normalization (1, divide by 1 + log length)
-  put the same chunk first as BM25 for 85 of 108 questions, and 15 answers changed. So it
-  serves as what it measures exactly: with normalization 0 (none), weights 1 and one phrase
-  per call, `ts_rank_cd` is the number of times the phrase occurs in the chunk (each
-  occurrence a cover of density 1). BM25 is then the sum over the query's phrases of
+  terms (`"30,000"` is "30" followed by "000"): every chunk holding any of the phrases is scored.
+- Ranking: FTS5's BM25 (k1 = 1.2, b = 0.75): the sum over the query's phrases of
   idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average length)), with FTS5's idf
-  (log((N - n + 0.5) / (n + 0.5)), 1e-6 when not positive), the chunk's length in tokens
-  (`n_tokens`), and N, the average and each term's n from statistics tables kept in the same
-  transactions as the rows (`articleqa_lexical_stats`, and `articleqa_lexemes`, FTS5's
-  vocabulary: chunks per term). Equal scores come in the order the chunks were written, as
-  FTS5 returns them.
-- Cost. Scoring every chunk that holds any term is what FTS5 does, but at `ts_rank_cd`'s speed
-  a search took 0.4 s a question on 55,000 chunks (FTS5: 23 ms). So chunks are scored in
-  rounds, rarest terms first (`search`): chunks holding none of the terms scored so far can
-  only score less than what the remaining terms can add at most (idf * (k1 + 1) each), so
-  once that is below the k-th best score found, they cannot enter the top k and are never
-  read. The hits are exactly those of scoring every chunk (the same as FTS5's for 864 searches
-  of the 108 questions, with and without filters, on 55,000 chunks), in 25 ms a search there.
-  Each scored chunk's tsvector is read once, not once per phrase (`_Scorer`), and kept in the
-  row rather than in TOAST storage (`SET STORAGE MAIN`): a question of 35 terms took 0.45 s
-  before, 0.1 s after, on 11,652 chunks (docs/DEPLOYMENT.md, "What a question costs").
+  (log((N - n + 0.5) / (n + 0.5)), 1e-6 when not positive), tf the phrase's occurrences in the
+  chunk, the chunk's length in tokens (`n_tokens`), and N, the average and each term's n from
+  statistics tables kept in the same transactions as the rows (`articleqa_lexical_stats`, and
+  `articleqa_lexemes`, FTS5's vocabulary: chunks per term). Computed in SQL in double
+  precision, the phrases' terms added in the order of FTS5's C code, so the scores are the same
+  to the last bit; equal scores come in the order the chunks were written, as FTS5 returns them.
+  (`ts_rank_cd` itself is no substitute: no inverse document frequency, no saturation; on
+  tests/data/eval.jsonl its best normalization put the same chunk first as BM25 for 85 of 108
+  questions, and 15 answers changed.)
+- Postings. The tf of a one-word phrase (nearly every phrase) comes from `articleqa_postings`:
+  one row per term of each chunk, with its count (the term's positions in `tsv`) and the
+  chunk's length, written and deleted in the same transactions as the chunk rows, under a
+  btree key (term, chunk `seq`) that carries the count and length too. A question's BM25 is
+  then one index-only scan per phrase, summed per chunk (`_SCORED`). A phrase of several words
+  (numbers like "30,000", "U.S.", hyphenated names) is counted in the tsvectors of the chunks
+  holding it (found through the GIN index) by `ts_rank_cd` with weights 1 and normalization 0,
+  which is the number of times the phrase occurs (each occurrence a cover of density 1).
+- Cost. Two statements a search: the statistics, then the scores. On 3,000 articles (21,772
+  chunks; the 308 questions of bench.scaling, 30 hits, 2 shared cores, bench/pg_lexical.py):
+  12 ms a search at the median and 25 ms at p95 (FTS5 on the same chunks: 27 and 48 ms),
+  against 85 and 191 ms before the postings, when chunks were scored from their tsvectors with
+  `ts_rank_cd` in rounds, rarest terms first, that stopped once no unread chunk could enter the
+  top k (docs/DEPLOYMENT.md, "What a question costs in server mode"). The postings take about
+  2.7 times the chunk table's space (162 MB for 1.8 million postings there, the chunk table
+  59 MB). An index made before them gets them on first open (`SCHEMA`, run once under the
+  schema lock while writers wait): 6 s for those 21,772 chunks. Index-only scans need the
+  table's visibility map, which autovacuum sets after large writes; until then a search also
+  reads the table (slower, the same hits).
 - Document frequencies: read from `articleqa_lexemes`, as SQLite reads FTS5's vocabulary.
 """
 
@@ -55,18 +62,45 @@ CHUNKS = "articleqa_chunks"
 VECTORS = "articleqa_sentence_vectors"
 STATS = "articleqa_lexical_stats"
 LEXEMES = "articleqa_lexemes"
+POSTINGS = "articleqa_postings"
 # FTS5's bm25() defaults.
 BM25_K1 = 1.2
 BM25_B = 0.75
-# The first round of `search` scores the chunks of the rarest terms up to this many postings.
-FIRST_ROUND_POSTINGS = 500
-# ts_rank_cd with every label weighing 1 and normalization 0 counts a phrase's occurrences
-# (used for phrases of several words; a one-word phrase's count is its number of positions).
-_COUNT = "round(ts_rank_cd('{1,1,1,1}', terms, CAST(:q%d AS tsquery), 0))"
-# A chunk's tsvector cut down to the query's lexemes (positions kept), read once per chunk: the
-# counts are taken from it instead of from `tsv` once per phrase (each read of `tsv` may fetch
-# and copy it from TOAST storage).
-_TERMS = "ts_filter(setweight(tsv, 'A', CAST(:lexemes AS text[])), '{a}')"
+# One BM25 term per (phrase, chunk holding it), summed per chunk in the order of the phrases, as
+# FTS5's C code adds them, so the scores are the same to the last bit (and exact duplicates tie,
+# to come in insertion order, `seq`, as FTS5 returns them by rowid). The phrases are unnested in
+# order and, for each (LATERAL: a nested loop, phrase after phrase, whose rows the hash aggregate
+# sums in the order they come), either a word's postings (an index-only scan of
+# `articleqa_postings_key`) or, for a phrase of several words, the chunks holding it (the GIN
+# index) with its number of occurrences, which `ts_rank_cd` with every label weighing 1 and
+# normalization 0 counts (each occurrence a cover of density 1). The branch that does not apply
+# is skipped whole (a one-time filter on the phrase). Filters keep the chunks whose `seq` passes
+# them (an index-only scan of `articleqa_chunks_seq`) before the best k are taken, and only
+# those k rows of the chunk table are read.
+_SCORED = """
+SELECT c.chunk_id, t.score FROM (
+    SELECT s.seq, s.score FROM (
+        SELECT p.seq, sum(q.idf * ((p.tf * (v.k1 + 1)) / (p.tf + v.k1 * (1 - v.b + v.b * p.n_tokens / v.avgdl))))
+            AS score
+        FROM unnest(CAST(:words AS text[]), CAST(:phrases AS text[]), CAST(:idfs AS float8[])) AS q(word, phrase, idf)
+        CROSS JOIN (SELECT CAST(:k1 AS float8) AS k1, CAST(:b AS float8) AS b, CAST(:avgdl AS float8) AS avgdl) AS v
+        CROSS JOIN LATERAL (
+            SELECT seq, CAST(tf AS float8) AS tf, n_tokens FROM {postings} WHERE q.phrase IS NULL AND lexeme = q.word
+            UNION ALL
+            SELECT seq, round(ts_rank_cd('{{1,1,1,1}}', tsv, CAST(q.phrase AS tsquery), 0)), n_tokens FROM {chunks}
+            WHERE q.phrase IS NOT NULL AND tsv @@ CAST(q.phrase AS tsquery)
+        ) AS p
+        GROUP BY p.seq
+    ) AS s {allowed}ORDER BY s.score DESC, s.seq LIMIT :k
+) AS t JOIN {chunks} AS c ON c.seq = t.seq ORDER BY t.score DESC, t.seq
+"""
+
+# Each chunk's postings: one row per term it holds, with the term's count (its positions in the
+# tsvector, what `ts_rank_cd` counts) and the chunk's length, for BM25 from the index alone.
+_ADD_POSTINGS = (
+    f"INSERT INTO {POSTINGS} (lexeme, seq, tf, n_tokens) SELECT u.lexeme, c.seq, cardinality(u.positions), "
+    f"c.n_tokens FROM {CHUNKS} AS c, unnest(c.tsv) AS u"
+)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {CHUNKS} (
@@ -81,9 +115,6 @@ CREATE TABLE IF NOT EXISTS {CHUNKS} (
     tsv TSVECTOR NOT NULL,
     n_tokens INTEGER NOT NULL
 );
--- The tsvector stays in the row (compressed only if the row would not fit in a page otherwise),
--- the text goes out of line first: searches read `tsv` of thousands of rows, the text of a few.
-ALTER TABLE {CHUNKS} ALTER COLUMN tsv SET STORAGE MAIN;
 CREATE INDEX IF NOT EXISTS {CHUNKS}_article ON {CHUNKS} (article_id);
 CREATE INDEX IF NOT EXISTS {CHUNKS}_tsv ON {CHUNKS} USING GIN (tsv);
 CREATE TABLE IF NOT EXISTS {VECTORS} (
@@ -100,7 +131,25 @@ INSERT INTO {STATS} (id, chunks, tokens) VALUES (1, 0, 0) ON CONFLICT (id) DO NO
 CREATE TABLE IF NOT EXISTS {LEXEMES} (
     lexeme TEXT PRIMARY KEY,
     chunks INTEGER NOT NULL
-)
+);
+-- Added later: an index made before gets its postings on first open, from the chunks' tsvectors
+-- (the writers wait meanwhile, on the statistics lock, and a process that waited for the schema
+-- lock finds them there and adds none), their key built after them (faster than row by row).
+-- No semicolons in these comments: the statements are split at them.
+SELECT 1 FROM {STATS} WHERE id = 1 FOR UPDATE;
+CREATE TABLE IF NOT EXISTS {POSTINGS} (
+    lexeme TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    tf INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL
+);
+{_ADD_POSTINGS} WHERE NOT EXISTS (SELECT 1 FROM {POSTINGS});
+CREATE UNIQUE INDEX IF NOT EXISTS {POSTINGS}_key ON {POSTINGS} (lexeme, seq) INCLUDE (tf, n_tokens);
+CREATE UNIQUE INDEX IF NOT EXISTS {CHUNKS}_seq ON {CHUNKS} (seq) INCLUDE (source, published_ord);
+-- Last, as it locks out readers until the end of the transaction. The tsvector stays in the row
+-- (compressed only if the row would not fit in a page otherwise), the text goes out of line
+-- first: phrases of several words read `tsv` of many rows, the text of a few.
+ALTER TABLE {CHUNKS} ALTER COLUMN tsv SET STORAGE MAIN
 """
 _ROW_COLUMNS = 'chunk_id, article_id, source, published_ord, start, "end", text'
 
@@ -110,7 +159,7 @@ class PostgresLexicalIndex:
 
     def __init__(self, database: Database):
         self.database = database
-        database.ensure_schema(SCHEMA, LEXEMES)
+        database.ensure_schema(SCHEMA, POSTINGS)
 
     def close(self) -> None:
         """Nothing of its own to close: the connections are the database's (`Database.dispose`)."""
@@ -144,6 +193,7 @@ class PostgresLexicalIndex:
                     for r, t in zip(rows, terms, strict=True)
                 ],
             )
+            db.execute(text(f"{_ADD_POSTINGS} WHERE c.chunk_id = ANY(:ids)"), {"ids": [r.chunk_id for r in rows]})
             _add_stats(db, len(rows), sum(map(len, terms)))
             vocabulary = Counter(lexeme for t in terms for lexeme in set(t))
             db.execute(
@@ -175,6 +225,7 @@ class PostgresLexicalIndex:
             db.execute(text(f"DELETE FROM {VECTORS}"))
             db.execute(text(f"DELETE FROM {CHUNKS}"))
             db.execute(text(f"DELETE FROM {LEXEMES}"))
+            db.execute(text(f"DELETE FROM {POSTINGS}"))
             db.execute(text(f"UPDATE {STATS} SET chunks = 0, tokens = 0"))
 
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SpanVectors]:
@@ -252,8 +303,8 @@ class PostgresLexicalIndex:
         if published_to is not None:
             filters.append("published_ord <= :published_to")
             params["published_to"] = published_to
-        # One statement for the statistics, one per round (usually one or two): read without
-        # a transaction, as each statement sees the committed data at its start either way.
+        # One statement for the statistics, one for the scores: read without a transaction, as
+        # each statement sees the committed data at its start either way.
         return self.database.read(lambda db: _search(db, phrases, filters, params, k))
 
 
@@ -266,99 +317,26 @@ def _search(
     if not chunks:
         return []
     hits = {p: counts.get(p[0] if len(p) == 1 else p, 0) for p in unique}
-    idf = {p: _idf(chunks, n) for p, n in hits.items()}
-    scorer = _Scorer(db, phrases, idf, tokens / chunks, filters, params, k)
-    # Rounds, rarest phrases first: a chunk holding none of `scored` scores less than `bound`,
-    # the most the other phrases can add; once that is below the k-th score, the top k is
-    # final (module docstring: "Cost").
-    rarest = sorted((p for p in hits if hits[p]), key=lambda p: hits[p])
-    if not rarest:
+    # Phrases no chunk holds add nothing to any score (FTS5 adds 0 for them).
+    held = [p for p in phrases if hits[p]]
+    if not held:
         return []
-    scored, postings = [], 0
-    for phrase in rarest:
-        if scored and postings + hits[phrase] > FIRST_ROUND_POSTINGS:
-            break
-        scored.append(phrase)
-        postings += hits[phrase]
-    while True:
-        found = scorer.top(scored)
-        rest = [p for p in rarest if p not in scored]
-        if not rest:
-            return found
-        bound = sum((BM25_K1 + 1) * idf[p] * phrases.count(p) for p in rest)
-        threshold = found[-1].score if len(found) == k else None
-        if threshold is not None and bound * (1 + 1e-9) < threshold:
-            return found
-        # Add the rarest remaining phrases until the rest could no longer reach the k-th score
-        # found (all of them when fewer than k chunks were found).
-        while rest and (threshold is None or bound * (1 + 1e-9) >= threshold):
-            phrase = rest.pop(0)
-            scored.append(phrase)
-            bound -= (BM25_K1 + 1) * idf[phrase] * phrases.count(phrase)
-
-
-class _Scorer:
-    """BM25 of the chunks holding any of a set of phrases, over all the query's phrases.
-
-    Each matching chunk's tsvector is read once and cut down to the query's lexemes (`_TERMS`);
-    a one-word phrase's count is then its number of positions there (`unnest`, one pass for all
-    of them), a longer phrase's the `ts_rank_cd` count (`_COUNT`). Both equal what `ts_rank_cd`
-    on the whole tsvector counts (the same positions; checked on every lexeme of every chunk of
-    the examples), so the scores are the same to the last bit.
-    """
-
-    def __init__(
-        self,
-        db: Connection,
-        phrases: list[tuple[str, ...]],
-        idf: dict[tuple[str, ...], float],
-        avgdl: float,
-        filters: list[str],
-        params: dict,
-        k: int,
-    ):
-        self.db = db
-        # Term by term in the order of FTS5's C code, in double precision, for the same scores.
-        norm = "k1 * (1 - b + b * n_tokens / avgdl)"
-        self.score = " + ".join(
-            f"CAST(:idf{i} AS float8) * ((tf{i} * (k1 + 1)) / (tf{i} + {norm}))" for i in range(len(phrases))
-        )
-        single = [i for i, phrase in enumerate(phrases) if len(phrase) == 1]
-        self.tfs = ", ".join(
-            f"tf{i}" if len(phrase) == 1 else f"{_COUNT % i} AS tf{i}" for i, phrase in enumerate(phrases)
-        )
-        self.counted = ""
-        if single:
-            positions = "CAST(coalesce(max(cardinality(positions)) FILTER (WHERE lexeme = :w%d), 0) AS float8) AS tf%d"
-            self.counted = (
-                " CROSS JOIN LATERAL (SELECT "
-                + ", ".join(positions % (i, i) for i in single)
-                + " FROM unnest(found.terms)) AS counted"
-            )
-        self.filters = filters
-        self.params = {**params, "k": k, "avgdl": avgdl, "k1": BM25_K1, "b": BM25_B}
-        self.params["lexemes"] = sorted({word for phrase in phrases for word in phrase})
-        for i, phrase in enumerate(phrases):
-            if len(phrase) == 1:
-                self.params[f"w{i}"] = phrase[0]
-            else:
-                self.params[f"q{i}"] = phrase_query(phrase)
-            self.params[f"idf{i}"] = idf[phrase]
-
-    def top(self, holding: list[tuple[str, ...]]) -> list[LexicalHit]:
-        """The best k chunks (passing the filters) among those holding any of `holding`."""
-        where = ["tsv @@ CAST(:any AS tsquery)", *self.filters]
-        params = {**self.params, "any": " | ".join(f"({phrase_query(p)})" for p in holding)}
-        # Equal scores in insertion order (`seq`), as FTS5 returns them (by rowid). OFFSET 0
-        # keeps the planner from inlining the subqueries, which would cut down each tsvector
-        # and count each phrase more than once.
-        sql = (
-            f"SELECT chunk_id, {self.score} AS score FROM (SELECT chunk_id, seq, n_tokens, {self.tfs}, "
-            "CAST(:k1 AS float8) AS k1, CAST(:b AS float8) AS b, CAST(:avgdl AS float8) AS avgdl "
-            f"FROM (SELECT chunk_id, seq, n_tokens, {_TERMS} AS terms FROM {CHUNKS} WHERE {' AND '.join(where)} "
-            f"OFFSET 0) AS found{self.counted} OFFSET 0) AS matched ORDER BY score DESC, seq LIMIT :k"
-        )
-        return [LexicalHit(chunk_id, float(value)) for chunk_id, value in self.db.execute(text(sql), params)]
+    sql = _SCORED.format(
+        postings=POSTINGS,
+        chunks=CHUNKS,
+        allowed=f"WHERE s.seq IN (SELECT seq FROM {CHUNKS} WHERE {' AND '.join(filters)}) " if filters else "",
+    )
+    values = {
+        **params,
+        "words": [p[0] if len(p) == 1 else None for p in held],
+        "phrases": [phrase_query(p) if len(p) > 1 else None for p in held],
+        "idfs": [_idf(chunks, hits[p]) for p in held],
+        "k1": BM25_K1,
+        "b": BM25_B,
+        "avgdl": tokens / chunks,
+        "k": k,
+    }
+    return [LexicalHit(chunk_id, float(score)) for chunk_id, score in db.execute(text(sql), values)]
 
 
 def _idf(chunks: int, hits: int) -> float:
@@ -408,14 +386,16 @@ def _add_stats(db: Connection, chunks: int, tokens: int) -> None:
 
 
 def _remove(db: Connection, chunk_ids: list[str]) -> None:
-    """Delete these chunks (their sentence vectors cascade) and take them out of the statistics.
-    Call with the statistics locked."""
+    """Delete these chunks (their sentence vectors cascade) with their postings, and take them
+    out of the statistics. Call with the statistics locked."""
     removed = db.execute(
         text(
-            f"WITH removed AS (DELETE FROM {CHUNKS} WHERE chunk_id = ANY(:ids) RETURNING tsv, n_tokens), "
-            "gone AS (SELECT lexeme, count(*) AS n FROM removed, unnest(tsvector_to_array(removed.tsv)) AS lexeme "
-            f"GROUP BY lexeme), updated AS (UPDATE {LEXEMES} AS v SET chunks = v.chunks - gone.n FROM gone "
-            "WHERE v.lexeme = gone.lexeme) SELECT count(*), coalesce(sum(n_tokens), 0) FROM removed"
+            f"WITH removed AS (DELETE FROM {CHUNKS} WHERE chunk_id = ANY(:ids) RETURNING seq, tsv, n_tokens), "
+            "held AS (SELECT removed.seq, lexeme FROM removed, unnest(tsvector_to_array(removed.tsv)) AS lexeme), "
+            f"unposted AS (DELETE FROM {POSTINGS} AS p USING held WHERE p.lexeme = held.lexeme AND p.seq = held.seq), "
+            f"gone AS (SELECT lexeme, count(*) AS n FROM held GROUP BY lexeme), updated AS (UPDATE {LEXEMES} AS v "
+            "SET chunks = v.chunks - gone.n FROM gone WHERE v.lexeme = gone.lexeme) "
+            "SELECT count(*), coalesce(sum(n_tokens), 0) FROM removed"
         ),
         {"ids": chunk_ids},
     ).one()

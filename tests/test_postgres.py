@@ -224,7 +224,7 @@ def test_answers_equal_the_sqlite_index(both_indexes):
 
 # The most statements one `ask` sends to PostgreSQL (extractive answerer, no LLM): the article
 # count twice (the source catalog), per lexical search (one, plus one for a time cue and one for
-# a named source) the statistics and one or two scoring rounds, the chunk rows (again for a
+# a named source) the statistics and the scores, the chunk rows (again for a
 # named source), the article rows, the sentence vectors and the document frequencies. Each is one
 # round trip: no transaction, no ping. On the questions below: 8 to 13 statements. Before (the
 # same questions): 10 to 20 statements in 7 to 10 transactions, each opened with a ping (with

@@ -43,6 +43,7 @@ INDEX_TABLES = {
     "articleqa_sentence_vectors",
     "articleqa_lexemes",
     "articleqa_lexical_stats",
+    "articleqa_postings",
     "upsertion_record",
 }
 
