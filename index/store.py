@@ -38,7 +38,7 @@ from langchain_core.vectorstores import VectorStore
 from sqlalchemy import Engine, create_engine, event
 
 from articleqa.index.articles import ArticleStore
-from articleqa.index.chroma_writes import ChromaWriteError, write_to_server
+from articleqa.index.chroma_retry import READ_PAUSES_S, WRITE_PAUSES_S, ChromaServerError, call_server
 from articleqa.index.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, split_sentences
 from articleqa.index.encoding import SpanVectors
 from articleqa.index.folder import IndexFolder, IndexStoreError
@@ -150,7 +150,7 @@ class HybridStore(VectorStore):
     def __init__(self, dense: Chroma, lexical: LexicalIndex, *, server_url: str | None = None):
         self.dense = dense
         self.lexical = lexical
-        # A Chroma server (its writes are retried through short outages; `index.chroma_writes`).
+        # A Chroma server (its requests are retried through short outages; `index.chroma_retry`).
         self.server_url = server_url
         self._owned: list[Callable[[], None]] = []  # what `close` closes (see `open`)
 
@@ -242,17 +242,18 @@ class HybridStore(VectorStore):
         # metadata dicts: None stands for "no metadata".
         metadatas = [d.metadata or None for d in docs]
         try:
-            write_to_server(
+            call_server(
                 lambda: self.chroma_collection().upsert(ids=ids, embeddings=vectors, metadatas=metadatas),
                 self.server_url,
                 f"writing {len(ids)} chunks",
+                WRITE_PAUSES_S,
             )
-        except ChromaWriteError as exc:
+        except ChromaServerError as exc:
             self._roll_back([i for i in ids if i not in existed], exc)
             raise
         return ids
 
-    def _roll_back(self, written: list[str], error: ChromaWriteError) -> None:
+    def _roll_back(self, written: list[str], error: ChromaServerError) -> None:
         """Delete the lexical rows this batch added when Chroma could not take the batch, so
         that neither store holds chunks the other lacks (rows that were there before stay: a
         killed run may have put their vectors in Chroma already)."""
@@ -277,7 +278,9 @@ class HybridStore(VectorStore):
             raise ValueError("HybridStore.delete needs the ids to delete (it never deletes everything)")
         if not ids:
             return True
-        write_to_server(lambda: self.dense.delete(ids=list(ids)), self.server_url, f"deleting {len(ids)} chunks")
+        call_server(
+            lambda: self.dense.delete(ids=list(ids)), self.server_url, f"deleting {len(ids)} chunks", WRITE_PAUSES_S
+        )
         self.lexical.delete(ids)
         return True
 
@@ -291,7 +294,9 @@ class HybridStore(VectorStore):
         if not ids:
             return []
         rows = self.lexical.get(ids)
-        got = self.dense.get(ids=ids, include=["metadatas"])
+        got = call_server(
+            lambda: self.dense.get(ids=ids, include=["metadatas"]), self.server_url, "reading chunks", READ_PAUSES_S
+        )
         metas = dict(zip(got["ids"], got["metadatas"]))
         return [
             Document(id=i, page_content=rows[i].text, metadata=metas.get(i) or {})
@@ -301,8 +306,13 @@ class HybridStore(VectorStore):
 
     def nearest(self, vector: Sequence[float], k: int, where: dict | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine distance) of the `k` chunks nearest to `vector`, best first."""
-        result = self.chroma_collection().query(
-            query_embeddings=[list(vector)], n_results=k, where=where or None, include=["distances"]
+        result = call_server(
+            lambda: self.chroma_collection().query(
+                query_embeddings=[list(vector)], n_results=k, where=where or None, include=["distances"]
+            ),
+            self.server_url,
+            "searching",
+            READ_PAUSES_S,
         )
         return list(zip(result["ids"][0], result["distances"][0]))
 

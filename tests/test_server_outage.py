@@ -1,5 +1,5 @@
-"""A Chroma server that goes away while `articleqa index` writes to it (server mode, issue 12:
-"a failed write on either side is retried or rolled back").
+"""A Chroma server that goes away while `articleqa index` writes to it, or while a question is
+answered (server mode, issue 12: "a failed write on either side is retried or rolled back").
 
 Real PostgreSQL, a real `chroma run` stopped (SIGTERM) as soon as the run's first article rows
 are in PostgreSQL, and the real CLI:
@@ -8,27 +8,33 @@ are in PostgreSQL, and the real CLI:
 - gone for good: the run stops with a one-line error naming the server, the batch Chroma did not
   take is removed from the lexical index again (the two stores hold the same chunks), every
   article with a row is whole, and once the server is back the same command finishes the work.
+A question asked while the server restarts is answered once it is back.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from articleqa.index import IndexStore, index_paths
 from articleqa.index.pg_articles import ARTICLES
 from articleqa.index.pg_lexical import CHUNKS
-from tests.conftest import corpus_rows, write_jsonl
+from articleqa.qa.api import ArticleQA
+from tests.conftest import SEED, WASTE_Q, WASTE_SENTENCE, corpus_rows, write_jsonl
 from tests.postgres_server import start_chroma
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]  # the real model; PostgreSQL and Chroma servers
 ARTICLEQA = str(Path(sys.executable).with_name("articleqa"))
 RUN_TIMEOUT = 300
+MODEL = "bundled:all-MiniLM-L6-v2"
 
 
 class Chroma:
@@ -133,3 +139,22 @@ def test_a_chroma_server_gone_for_good_stops_the_run_cleanly(chroma, database_ur
     assert check(where)["consistent"]
     rows, promised, chunks = rows_and_chunks(database_url)
     assert (rows, promised) == (120, chunks)
+
+
+def test_a_question_asked_while_chroma_restarts_is_answered(chroma, database_url, embeddings, tmp_path, caplog):
+    store = IndexStore(
+        tmp_path / "ix", embeddings, embedding_model=MODEL, chroma_url=chroma.url, database_url=database_url
+    )
+    try:
+        index_paths(store, [SEED])
+        qa = ArticleQA(store)
+        chroma.stop()
+        restart = threading.Thread(target=chroma.start)  # about a second until it answers
+        restart.start()
+        with caplog.at_level(logging.WARNING, logger="articleqa.index.chroma_retry"):
+            answer = qa.ask(WASTE_Q)
+        restart.join(timeout=60)
+    finally:
+        store.close()
+    assert any("trying again" in r.getMessage() for r in caplog.records)  # the outage was met
+    assert answer.grounded and answer.citations[0].quote == WASTE_SENTENCE
