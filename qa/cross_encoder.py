@@ -10,10 +10,11 @@ stayed frozen in training and is taken from the bundled model).
 
 It is the optional second stage of the scorer (`qa.scorer.Reranker`): only the feature model's
 best `k` candidates are read (each pair costs a transformer pass), and a small calibrated
-combiner joins both scores. The shipped scorer has no second stage: the one trained did not
-earn its cost (training/README.md), so no weights file ships; this module and the training
-scripts stay for the next one. It runs on OpenVINO like the embedder (exported once, cached, checked against PyTorch),
-on PyTorch where OpenVINO cannot run.
+combiner joins both scores. The shipped scorer has no second stage: none trained so far earned
+its cost (training/README.md), so no weights file ships; this module and the training scripts
+stay for the next one. It runs on OpenVINO like the embedder (exported once, cached, checked
+against PyTorch; a cached export loads with `tokenizers` and OpenVINO alone, no PyTorch
+import), on PyTorch where OpenVINO cannot run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from articleqa.index.encoding import torch_runner
+from articleqa.index.encoding import tokenizer_of, torch_runner
 from articleqa.index.offline import HUB_OFFLINE, apply_offline_environment
 from articleqa.index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
 from articleqa.index.precision import float_precision
@@ -116,25 +117,43 @@ class CrossEncoder:
                 self._loaded = self._build()
             return self._loaded
 
-    def _build(self) -> tuple[Any, Any, Head]:
-        # At load time, like the embedder: a library import never changes the environment.
-        apply_offline_environment(HUB_OFFLINE)
+    def _head(self) -> Head:
+        """The linear head and training record, read without PyTorch."""
         from safetensors import safe_open
-        from sentence_transformers import SentenceTransformer
 
         try:
-            with safe_open(str(self.weights), framework="pt") as f:
-                state = {k: f.get_tensor(k) for k in f.keys()}
+            with safe_open(str(self.weights), framework="np") as f:
+                keys = set(f.keys())
+                if "head.weight" not in keys or "head.bias" not in keys:
+                    raise CrossEncoderError(f"the cross-encoder's weights at {self.weights} have no head")
+                weight = f.get_tensor("head.weight").astype(np.float32).reshape(-1)
+                bias = float(f.get_tensor("head.bias").astype(np.float32).reshape(-1)[0])
                 metadata = f.metadata() or {}
+        except CrossEncoderError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any unreadable file
             raise CrossEncoderError(
                 f"cannot read the cross-encoder's weights at {self.weights}: {exc}. Reinstall the package, "
                 "or retrain them (training/README.md)"
             ) from None
+        return Head(
+            weight=weight,
+            bias=bias,
+            max_length=int(metadata.get("max_length", 128)),
+            training=json.loads(metadata.get("training", "{}")),
+        )
+
+    def _pytorch_model(self) -> Any:
+        """The bundled model with the trained encoder weights in place (imports PyTorch)."""
+        from safetensors import safe_open
+        from sentence_transformers import SentenceTransformer
+
+        with safe_open(str(self.weights), framework="pt") as f:
+            encoder = {
+                k.removeprefix("encoder."): f.get_tensor(k).float() for k in f.keys() if k.startswith("encoder.")
+            }
         st = SentenceTransformer(self.base_model, device="cpu")
-        auto = st[0].auto_model
-        encoder = {k.removeprefix("encoder."): v.float() for k, v in state.items() if k.startswith("encoder.")}
-        missing, unexpected = auto.load_state_dict(encoder, strict=False)
+        missing, unexpected = st[0].auto_model.load_state_dict(encoder, strict=False)
         # Only the frozen word embeddings (and the unused pooler, if the model has one) come
         # from the bundled model; anything else missing means the file does not fit it.
         missing = [
@@ -144,31 +163,54 @@ class CrossEncoder:
             and not k.startswith("pooler.")
             and not k.endswith("position_ids")
         ]
-        if missing or unexpected or "head.weight" not in state:
+        if missing or unexpected:
             raise CrossEncoderError(
                 f"the cross-encoder's weights at {self.weights} do not fit the model {self.base_model!r} "
                 f"(missing {missing[:3]}, unexpected {list(unexpected)[:3]})"
             )
-        head = Head(
-            weight=state["head.weight"].float().numpy().reshape(-1),
-            bias=float(state["head.bias"].float().numpy().reshape(-1)[0]),
-            max_length=int(metadata.get("max_length", 128)),
-            training=json.loads(metadata.get("training", "{}")),
-        )
+        return st
+
+    def _source(self) -> Any:
+        """The OpenVINO export's source: keyed by the bundled model and the weights file, so a
+        cached export loads with `tokenizers` and OpenVINO alone (PyTorch only to export)."""
+        from articleqa.index.encoding import layout_from_folder, load_tokenizer
+        from articleqa.index.openvino_backend import ModelSource
+
+        folder = Path(self.base_model)
+        base = ModelSource.from_folder(folder, lambda: None)
+        key = hashlib.sha256(f"cross-encoder\0{base.key}\0{self.sha256}".encode()).hexdigest()[:24]
+        layout = layout_from_folder(folder)
+        return ModelSource(key, layout, lambda: load_tokenizer(folder, layout), self._pytorch_model)
+
+    def _build(self) -> tuple[Any, Any, Head]:
+        # At load time, like the embedder: a library import never changes the environment.
+        apply_offline_environment(HUB_OFFLINE)
+        head = self._head()
         runner: Any = None
+        tokenizer: Any = None
         if self.requested_backend != "torch":
             try:
-                runner = OpenVINORunner.load(st, self.cache_dir, float_precision())
+                source = self._source()
+                runner = OpenVINORunner.load(source, self.cache_dir, float_precision())
+                tokenizer = source.tokenizer()
                 self.backend = "openvino"
             except BackendUnavailable as exc:
                 if self.requested_backend == "openvino":
                     raise
                 log.warning("cross-encoder: OpenVINO unavailable, using PyTorch: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - e.g. a model folder OpenVINO's path cannot read
+                if self.requested_backend == "openvino" or isinstance(exc, CrossEncoderError):
+                    raise
+                log.warning("cross-encoder: OpenVINO unavailable, using PyTorch: %s", exc)
         if runner is None:
+            st = self._pytorch_model()
             runner = torch_runner(st)
+            tokenizer = tokenizer_of(st)
             self.backend = "torch"
+        # Pairs: truncated longest first to the length the model was trained with.
+        tokenizer.enable_truncation(max_length=head.max_length, strategy="longest_first")
         input_names = getattr(runner, "input_names", None)
-        return st.tokenizer, (runner, input_names), head
+        return tokenizer, (runner, input_names), head
 
     @property
     def training(self) -> dict:
@@ -184,17 +226,15 @@ class CrossEncoder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for at in range(0, len(order), BATCH):
             batch = order[at : at + BATCH]
-            enc = tokenizer(
-                [question] * len(batch),
-                [texts[i] for i in batch],
-                truncation="longest_first",
-                max_length=head.max_length,
-                padding=True,
-                return_tensors="np",
-            )
-            inputs = {k: np.asarray(v, np.int64) for k, v in enc.items() if input_names is None or k in input_names}
+            encodings = tokenizer.encode_batch([(question, texts[i]) for i in batch])
+            columns = {
+                "input_ids": [e.ids for e in encodings],
+                "attention_mask": [e.attention_mask for e in encodings],
+                "token_type_ids": [e.type_ids for e in encodings],
+            }
+            inputs = {k: np.asarray(v, np.int64) for k, v in columns.items() if input_names is None or k in input_names}
             states = runner(inputs)
-            mask = np.asarray(enc["attention_mask"], np.float32)[..., None]
+            mask = np.asarray(columns["attention_mask"], np.float32)[..., None]
             pooled = (states * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
             out[batch] = pooled @ head.weight + head.bias
         return out

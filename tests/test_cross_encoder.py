@@ -1,13 +1,17 @@
 """The answer cross-encoder (an optional second stage of the scorer, not shipped: see
-training/README.md): its training script's output is what the product loads, OpenVINO and
-PyTorch give it the same scores, the scorer reads only the feature model's best k candidates
-with it, and a scorer refuses a cross-encoder it was not fitted with."""
+training/README.md): its training script's output is what the product loads, its listwise loss
+and batches are what they say, OpenVINO and PyTorch give it the same scores, a cached export
+runs without PyTorch on the tokens training used, the scorer reads only the feature model's
+best k candidates with it, and a scorer refuses a cross-encoder it was not fitted with."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +86,10 @@ def test_training_script_output_is_what_the_product_loads(trained):
     pairs, rows, out = trained
     oof = np.load(out / "oof.npy")
     assert oof.shape == (len(rows),) and np.isfinite(oof).all()
+    with gzip.open(out / "oof.jsonl.gz", "rt", encoding="utf-8") as f:
+        keyed = [json.loads(line) for line in f]
+    assert [(k["q"], k["key"]) for k in keyed] == [(r["q"], r["key"]) for r in rows]
+    assert [k["logit"] for k in keyed] == pytest.approx(oof.tolist(), abs=1e-4)
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["rows"] == len(rows) and report["positives"] == 8 and report["pairs_sha256"] == file_sha256(pairs)
     model = CrossEncoder(resolve_model_path(DEFAULT_MODEL), out / "cross_encoder.safetensors", backend="torch")
@@ -163,3 +171,75 @@ def test_answer_cut_contrast_removes_the_answer_and_keeps_the_rest():
     )
     assert without_answer("The vote was yes.", "Yes") is None  # yes/no answers are not spans
     assert without_answer("Nothing to cut here at all.", "Paris") is None
+
+
+def test_listwise_loss_is_each_questions_softmax_loss_on_its_positives():
+    import torch
+
+    from training.train_cross_encoder import listwise_loss
+
+    logits = torch.tensor([2.0, 0.0, -1.0, 0.5, 1.5, 3.0])
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    groups = torch.tensor([0, 0, 0, 1, 1, 2])  # question 2 has no positive: left out
+    first = -torch.log_softmax(logits[:3], 0)[0]
+    second = -torch.log_softmax(logits[3:5], 0)[1]
+    assert float(listwise_loss(logits, target, groups)) == pytest.approx(float((first + second) / 2), abs=1e-6)
+    # A positive ranked higher within its question lowers the loss.
+    better = logits.clone()
+    better[0] = 4.0
+    assert float(listwise_loss(better, target, groups)) < float(listwise_loss(logits, target, groups))
+
+
+def test_listwise_batches_hold_whole_questions_with_every_positive():
+    import random
+
+    from training.train_cross_encoder import plan_batches
+
+    rows = [{"q": f"q{i // 10}", "label": int(i % 10 == 3)} for i in range(60)]
+    batches = plan_batches(rows, range(60), batch_size=12, group_cap=6, listwise=True, rng=random.Random(0))
+    seen = [i for batch, _groups in batches for i in batch]
+    assert len(seen) == len(set(seen)) == 36  # 6 questions, 6 rows each (the cap)
+    for batch, groups in batches:
+        assert len(batch) == len(groups)
+        for g in set(groups):
+            members = [i for i, gg in zip(batch, groups) if gg == g]
+            assert len({rows[i]["q"] for i in members}) == 1  # a group is one question
+            assert sum(rows[i]["label"] for i in members) == 1  # its positive always kept
+
+
+def test_pair_tokens_are_those_the_training_tokenizer_gives():
+    from transformers import AutoTokenizer
+
+    from articleqa.index.encoding import layout_from_folder, load_tokenizer
+
+    folder = resolve_model_path(DEFAULT_MODEL)
+    hf = AutoTokenizer.from_pretrained(str(folder))  # what training/train_cross_encoder.py uses
+    rust = load_tokenizer(Path(folder), layout_from_folder(Path(folder)))
+    rust.enable_truncation(max_length=128, strategy="longest_first")
+    long_text = "The council met on Tuesday and voted on the budget. " * 30
+    for question, text in [(QUESTION, GOOD), (QUESTION * 8, long_text), (QUESTION, long_text)]:
+        expected = hf(question, text, truncation="longest_first", max_length=128)
+        got = rust.encode(question, text)
+        assert got.ids == expected["input_ids"]
+        assert got.type_ids == expected["token_type_ids"]
+
+
+@pytest.mark.slow
+def test_a_cached_cross_encoder_export_runs_without_pytorch(trained, tmp_path):
+    _pairs, _rows, out = trained
+    weights = out / "cross_encoder.safetensors"
+    first = CrossEncoder(resolve_model_path(DEFAULT_MODEL), weights, backend="openvino", cache_dir=tmp_path)
+    expected = first.logits(QUESTION, [GOOD, BAD])  # exports (with PyTorch) into tmp_path
+    script = (
+        "import json, sys\n"
+        "from articleqa.index.embeddings import DEFAULT_MODEL, resolve_model_path\n"
+        "from articleqa.qa.cross_encoder import CrossEncoder\n"
+        f"ce = CrossEncoder(resolve_model_path(DEFAULT_MODEL), {str(weights)!r}, backend='openvino', "
+        f"cache_dir={str(tmp_path)!r})\n"
+        f"logits = ce.logits({QUESTION!r}, [{GOOD!r}, {BAD!r}])\n"
+        "print(json.dumps({'logits': logits.tolist(), 'torch': 'torch' in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["torch"] is False, done.stderr[-2000:]
+    assert result["logits"] == pytest.approx(expected.tolist(), abs=1e-4)
