@@ -37,7 +37,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata, resources
@@ -325,6 +325,21 @@ class OpenVINORunner:
         return runner
 
 
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' warnings off while the converter walks the model: its attributes include
+    `loss_function`, whose getter warns about a loss that an encoder never uses ("`loss_type=None`
+    was set in the config but it is unrecognized"), which users read as a fault."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+
+
 def _export(source: ModelSource, entry: Path, openvino: Any) -> None:
     """Convert the transformer to OpenVINO IR in a temporary folder, then move it into place,
     with PyTorch's own vectors for `check_texts()` beside it (reference.npy)."""
@@ -352,7 +367,7 @@ def _export(source: ModelSource, entry: Path, openvino: Any) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=entry.parent))
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _quiet_transformers():
             warnings.simplefilter("ignore")  # tracer warnings about constant shapes
             converted = openvino.convert_model(LastHiddenState(auto), example_input=example)
         openvino.save_model(converted, staging / "model.xml")
