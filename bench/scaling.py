@@ -13,7 +13,8 @@ articles). They exist only to measure how time and quality change with size; the
 from a fixed seed, so every run measures the same corpora.
 
 Run through `python -m bench.run_all` (all sizes; each in a fresh process, so peak memory is
-its own), or one size: `python -m bench.scaling 1000`.
+its own), or one size: `python -m bench.scaling 1000 [auto|fp32|bf16|int8]` (the embedding
+precision for indexing and asking; `auto` by default, what the CPU runs fastest).
 """
 
 from __future__ import annotations
@@ -71,9 +72,17 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_size(size: int, index_dir: str, *, chroma_url: str | None = None, database_url: str | None = None) -> dict:
+def measure_size(
+    size: int,
+    index_dir: str,
+    *,
+    chroma_url: str | None = None,
+    database_url: str | None = None,
+    precision: str = "auto",
+) -> dict:
     """Index the corpus of `size` articles into `index_dir` (or the Chroma server and database
-    given: server mode, `bench.server_mode`), then ask every eval question."""
+    given: server mode, `bench.server_mode`) with the embedding `precision`, then ask every
+    eval question."""
     from articleqa.index import index_paths, open_index
     from articleqa.qa import ArticleQA
     from articleqa.qa.evaluation import evaluate, load_questions
@@ -95,7 +104,7 @@ def measure_size(size: int, index_dir: str, *, chroma_url: str | None = None, da
         feed.write_text("".join(json.dumps(row) + "\n" for row in made[at : at + FILE_ROWS]), encoding="utf-8")
         feeds.append(feed)
     servers = {"chroma_url": chroma_url, "database_url": database_url}
-    store = open_index(index_dir, **servers)
+    store = open_index(index_dir, embedding_precision=precision, **servers)
     store.embeddings.encode(["warm up"])
     started = time.perf_counter()
     report = index_paths(store, [*inputs, *feeds])
@@ -107,7 +116,7 @@ def measure_size(size: int, index_dir: str, *, chroma_url: str | None = None, da
 
     questions = load_questions(QUESTIONS)
     long_questions = load_questions(MULTIHOP / "questions-report.jsonl")[:LONG_QUESTIONS] if with_multihop else []
-    with ArticleQA.open(index_dir, **servers) as qa:
+    with ArticleQA.open(index_dir, embedding_precision=precision, **servers) as qa:
         qa.ask("warm up question about the news")
 
         def ask(question, today):
@@ -122,6 +131,7 @@ def measure_size(size: int, index_dir: str, *, chroma_url: str | None = None, da
 
     return {
         "articles": size,
+        "precision": precision,
         "chunks": report.chunks_added,
         "index_seconds": round(index_seconds, 1),
         "articles_per_s": round(size / index_seconds, 2),
@@ -223,8 +233,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     size = int(sys.argv[1]) if len(sys.argv) > 1 else SIZES[0]
+    precision = sys.argv[2] if len(sys.argv) > 2 else "auto"
     with tempfile.TemporaryDirectory(prefix="articleqa-scaling-") as tmp:
-        result = measure_size(size, str(Path(tmp) / "index"))
+        result = measure_size(size, str(Path(tmp) / "index"), precision=precision)
         result["serve"] = measure_serve(str(Path(tmp) / "index"))
         print(json.dumps(result))
 

@@ -103,11 +103,21 @@ def layout_from_folder(folder: Path) -> Layout:
     )
 
 
+# Batches are padded to a multiple of this many tokens. OpenVINO's CPU plugin keeps compiled
+# kernels per input shape, so every distinct batch length costs memory: indexing the 292 bundled
+# articles in int8 peaked at 1,275 MB padded to the longest text and at 770 MB padded to a
+# multiple of 16, and ran no slower (19.9 s against 23.0 s; bench/NOTES.md). The padding is
+# masked out of every mean, so vectors do not change.
+PAD_MULTIPLE = 16
+
+
 def configure_tokenizer(tokenizer: Tokenizer, layout: Layout, pad_id: int, pad_token: str) -> Tokenizer:
     """`tokenizer` set to truncate at the model's window and pad each batch to its longest text,
-    as sentence-transformers calls it (`padding=True, truncation=True, max_length=...`)."""
+    as sentence-transformers calls it (`padding=True, truncation=True, max_length=...`), rounded
+    up to a multiple of `PAD_MULTIPLE` tokens where that stays within the window."""
     tokenizer.enable_truncation(max_length=layout.max_seq_length)
-    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+    multiple = PAD_MULTIPLE if layout.max_seq_length % PAD_MULTIPLE == 0 else None
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, pad_to_multiple_of=multiple)
     return tokenizer
 
 

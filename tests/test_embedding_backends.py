@@ -282,3 +282,23 @@ print(model.backend, "openvino_telemetry" in sys.modules, sys.modules.get("openv
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["openvino", "True", "None", "False"]
     assert list(home.iterdir()) == []
+
+
+def test_batches_are_padded_to_a_multiple_of_16_tokens_and_vectors_do_not_change(embeddings):
+    """Fewer distinct input shapes keep OpenVINO's per-shape kernel cache small (index/encoding.py,
+    PAD_MULTIPLE); the padding is masked, so a text's vector is the same in any batch."""
+    from articleqa.index.encoding import PAD_MULTIPLE, TokenEncoder
+
+    encoder = embeddings._token_encoder
+    widths: list[int] = []
+
+    def recording(inputs):
+        widths.append(inputs["input_ids"].shape[1])
+        return encoder.runner(inputs)
+
+    texts = _texts()
+    padded = TokenEncoder(encoder.tokenizer, recording, encoder.layout, encoder.input_names).encode(texts, 3)
+    assert widths and all(w % PAD_MULTIPLE == 0 for w in widths), widths
+    assert max(widths) == encoder.layout.max_seq_length  # the long text: truncated, never padded past the window
+    alone = np.vstack([encoder.encode([t]) for t in texts])
+    assert np.sum(padded * alone, axis=1).min() >= 0.9999
