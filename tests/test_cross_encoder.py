@@ -188,6 +188,9 @@ def test_listwise_loss_is_each_questions_softmax_loss_on_its_positives():
     better = logits.clone()
     better[0] = 4.0
     assert float(listwise_loss(better, target, groups)) < float(listwise_loss(logits, target, groups))
+    # A positive far below its question's best still counts (no underflow to a dropped group).
+    far = listwise_loss(torch.tensor([-200.0, 0.0]), torch.tensor([1.0, 0.0]), torch.tensor([0, 0]))
+    assert float(far) == pytest.approx(200.0, rel=1e-4)
 
 
 def test_listwise_batches_hold_whole_questions_with_every_positive():

@@ -175,18 +175,23 @@ def plan_batches(rows, indices, *, batch_size, group_cap, listwise, rng) -> list
 
 
 def listwise_loss(logits, target, groups):
-    """Mean over groups with a positive of -log(sum of exp over positives / sum over all)."""
+    """Mean over groups with a positive of -log(sum of exp over positives / sum over all),
+    each log-sum-exp taken from its own maximum (a positive far below the group's best still
+    counts, rather than underflowing to zero)."""
     import torch
 
+    def logsumexp_by_group(values, n):
+        top = torch.full((n,), -1e9, device=values.device).scatter_reduce(0, groups, values, "amax")
+        summed = torch.zeros(n, device=values.device).index_add(0, groups, torch.exp(values - top[groups]))
+        return torch.log(summed) + top, top
+
     n = int(groups.max()) + 1
-    top = torch.full((n,), -1e9, device=logits.device).scatter_reduce(0, groups, logits, "amax")
-    shifted = torch.exp(logits - top[groups])
-    total = torch.zeros(n, device=logits.device).index_add(0, groups, shifted)
-    positive = torch.zeros(n, device=logits.device).index_add(0, groups, shifted * target)
-    has = positive > 0
+    every, _ = logsumexp_by_group(logits, n)
+    positives, top = logsumexp_by_group(torch.where(target > 0, logits, torch.full_like(logits, -1e9)), n)
+    has = top > -1e8
     if not bool(has.any()):
         return logits.sum() * 0.0
-    return (torch.log(total[has]) - torch.log(positive[has])).mean()
+    return (every[has] - positives[has]).mean()
 
 
 def predict(model, encoded: list[dict], indices: list[int], device, batch_size: int = 512) -> np.ndarray:
