@@ -32,7 +32,7 @@ import numpy as np
 
 from articleqa.index.encoding import tokenizer_of, torch_runner
 from articleqa.index.offline import HUB_OFFLINE, apply_offline_environment
-from articleqa.index.openvino_backend import BackendUnavailable, OpenVINORunner, default_cache_dir
+from articleqa.index.openvino_backend import OpenVINORunner, default_cache_dir
 from articleqa.index.precision import float_precision
 
 if TYPE_CHECKING:
@@ -194,11 +194,7 @@ class CrossEncoder:
                 runner = OpenVINORunner.load(source, self.cache_dir, float_precision())
                 tokenizer = source.tokenizer()
                 self.backend = "openvino"
-            except BackendUnavailable as exc:
-                if self.requested_backend == "openvino":
-                    raise
-                log.warning("cross-encoder: OpenVINO unavailable, using PyTorch: %s", exc)
-            except Exception as exc:  # noqa: BLE001 - e.g. a model folder OpenVINO's path cannot read
+            except Exception as exc:  # noqa: BLE001 - BackendUnavailable, or a model folder it cannot read
                 if self.requested_backend == "openvino" or isinstance(exc, CrossEncoderError):
                     raise
                 log.warning("cross-encoder: OpenVINO unavailable, using PyTorch: %s", exc)
