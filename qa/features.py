@@ -13,8 +13,11 @@ signals a reader would use:
   names and numbers dominate; and IDF over the whole index, where the index gives it);
 - metadata: whether the question names the article's source (`qa.metadata`);
 - retrieval: the passage's fused score relative to the best, its dense and BM25 ranks;
-- form: length, position in the article, new names / numbers / years not in the question,
-  quotation marks, and the question's form (who, when, where, how many, what/which, yes/no);
+- form: length, position in the article, new names / numbers (digits or words) / years not
+  in the question, quotation marks, and the question's form (who, when, where, how many,
+  what/which, yes/no);
+- time: whether the years the question names are the article's year of publication or
+  written in its retrieved passages;
 - agreement: how many other retrieved articles mention a name of the sentence that the
   question does not (the answer to a multi-source question is often the one name its sources
   share).
@@ -32,9 +35,10 @@ import numpy as np
 
 from articleqa.index.chunking import split_sentences
 from articleqa.index.encoding import SpanVectors
+from articleqa.qa.answer_type import new_material
 from articleqa.qa.metadata import SourceCatalog
 from articleqa.qa.models import Passage
-from articleqa.qa.text import capitalised_words, content_terms, has_year, is_number, tokens
+from articleqa.qa.text import capitalised_words, content_terms, has_year, is_count, tokens, years
 
 # Fragments shorter than this many words (captions, bylines, headlines) are not candidates
 # unless nothing longer exists.
@@ -82,6 +86,8 @@ FEATURES: tuple[str, ...] = (
     "shared_names",
     "new_numbers",
     "year",
+    "year_agrees",
+    "new_date",
     "echo",
     "quote",
     "log_question_words",
@@ -304,6 +310,17 @@ def features(
     article_terms: dict[str, set[str]] = {}
     for cand in cands:
         article_terms.setdefault(cand.passage.article_id, set()).update(cand.terms)
+    # The years the question names ("the 2018 Chicago Marathon"), against each article's year
+    # of publication and the years its retrieved passages write: a report of another year's
+    # event is about something else.
+    question_years = years(question.text)
+    article_years: dict[str, set[str]] = {}
+    if question_years:
+        for cand in cands:
+            p = cand.passage
+            if p.article_id not in article_years:
+                article_years[p.article_id] = {str(p.published_at.year)} if p.published_at else set()
+            article_years[p.article_id] |= years(p.text)
 
     for j, cand in enumerate(cands):
         row = out[j]
@@ -354,8 +371,12 @@ def features(
             )
             / other_articles
         )
-        row[col["new_numbers"]] = float(any(is_number(w) and w not in question.text for w in words))
+        row[col["new_numbers"]] = float(any(is_count(w) and w not in question.text for w in words))
         row[col["year"]] = float(has_year(cand.text))
+        row[col["new_date"]] = float(new_material(cand.text, question.text)[2])
+        row[col["year_agrees"]] = (
+            len(question_years & article_years[p.article_id]) / len(question_years) if question_years else 1.0
+        )
         row[col["echo"]] = len(cand.terms & q_terms) / len(cand.terms) if cand.terms else 1.0
         row[col["quote"]] = float(bool(_QUOTE.search(cand.text)))
         row[col["log_question_words"]] = math.log1p(len(tokens(question.text))) / 4

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from articleqa.qa.answer_type import ANSWER_TYPES, AnswerTypeModel
 from articleqa.qa.coverage import missing_names
 from articleqa.qa.cross_encoder import CrossEncoder, pair_text, shared_cross_encoder
 from articleqa.qa.features import (
@@ -64,6 +65,12 @@ ANSWERABILITY_FEATURES: tuple[str, ...] = (
     "max_cos_question",
     "max_overlap",
     "top_overlap_window",
+    "top_year_agrees",
+    "top_slot_filled",
+    "filled_top_p",
+    "type_name",
+    "type_count",
+    "type_date",
     "terms_in_passages",
     "terms_in_top_article",
     "name_coverage",
@@ -165,10 +172,25 @@ class QuestionScores:
     # The cross-encoder's logit for the candidates it read (the feature model's best k), NaN
     # for the others; None when no cross-encoder ran.
     cross: np.ndarray | None = None
+    question_vector: np.ndarray | None = None  # the question's unit vector (row 0 of question_vectors)
+    answer_types: np.ndarray | None = None  # P(each of ANSWER_TYPES) for the question, when a model gave it
 
     def order(self) -> list[int]:
         """Candidate indices best first (ties: retrieval rank, then text order)."""
         return sorted(range(len(self.candidates)), key=lambda j: (-self.proba[j], self.candidates[j].rank, j))
+
+
+def slot_filled(x: np.ndarray, answer_types: np.ndarray) -> np.ndarray:
+    """Per candidate (rows of feature matrix `x`), the chance that it brings new material of
+    the kind the question wants: P(name) * [a new name] + P(count) * [a new number] +
+    P(date) * [a new date] + P(other) (`qa.answer_type`)."""
+    p = dict(zip(ANSWER_TYPES, (float(v) for v in answer_types)))
+    return (
+        p["name"] * (x[:, FEATURES.index("new_names")] > 0)
+        + p["count"] * x[:, FEATURES.index("new_numbers")]
+        + p["date"] * x[:, FEATURES.index("new_date")]
+        + p["other"]
+    ).astype(np.float32)
 
 
 def answerability_features(scores: QuestionScores) -> np.ndarray:
@@ -190,6 +212,14 @@ def answerability_features(scores: QuestionScores) -> np.ndarray:
         row[col["max_cos_question"]] = float(scores.features[:, FEATURES.index("cos_question")].max())
         row[col["max_overlap"]] = float(scores.features[:, FEATURES.index("overlap")].max())
         row[col["top_overlap_window"]] = float(scores.features[top, FEATURES.index("overlap_window")])
+        row[col["top_year_agrees"]] = float(scores.features[top, FEATURES.index("year_agrees")])
+        if scores.answer_types is not None:
+            filled = slot_filled(scores.features, scores.answer_types)
+            row[col["top_slot_filled"]] = filled[top]
+            row[col["filled_top_p"]] = float(np.max(p * filled))
+            for kind, value in zip(ANSWER_TYPES, scores.answer_types):
+                if kind != "other":
+                    row[col[f"type_{kind}"]] = value
         # What the question asks about that no retrieved sentence mentions ("weigh", "succeeded",
         # "final score"): a question about a detail the articles do not give.
         terms = set(q.terms)
@@ -284,6 +314,7 @@ class AnswerScorer:
         self.weights = weights if weights is not None else load_weights()
         self.reranker: Reranker | None = None
         self.cross_encoder: CrossEncoder | None = None
+        self.answer_type_model: AnswerTypeModel | None = None
         if self.weights is UNTRAINED:  # training: features only, every probability 0
             self.sentence_model = self.answerability_model = None
             self.threshold = self.multi_article_threshold = 0.0
@@ -300,6 +331,7 @@ class AnswerScorer:
             )
         self.sentence_model: DenseModel | None = DenseModel.from_json(self.weights["sentence_model"])
         self.answerability_model: DenseModel | None = DenseModel.from_json(self.weights["answerability_model"])
+        self.answer_type_model = AnswerTypeModel.from_json(self.weights["answer_type_model"])
         self.threshold = float(self.weights["threshold"])
         self.multi_article_threshold = float(self.weights["multi_article_threshold"])
         if self.weights.get("reranker"):
@@ -340,6 +372,9 @@ class AnswerScorer:
         missing, total = missing_names(question, passages, catalog)
         proba = self.sentence_model.proba(x) if self.sentence_model else np.zeros(len(x), np.float32)
         scores = QuestionScores(q, cands, x, proba, sent_vecs, list(passages), missing, total)
+        scores.question_vector = np.asarray(text_vecs[0], dtype=np.float32)
+        if self.answer_type_model is not None:
+            scores.answer_types = self.answer_type_model.proba(scores.question_vector)[0]
         if self.reranker is not None and self.cross_encoder is not None and len(cands):
             read = scores.order()[: self.reranker.k]
             cross = np.full(len(cands), np.nan, dtype=np.float32)

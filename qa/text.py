@@ -19,7 +19,16 @@ from articleqa.index.text import STOPWORDS
 TOKEN = re.compile(r"[^\W_]+(?:['’.,\-][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"^\d[\d,.:]*$")
 _YEAR = re.compile(r"(?<!\d)(?:1[89]|20)\d\d(?!\d)")
+# Numbers news writes out in words (style guides spell out one to nine, and round amounts:
+# "five girls", "two dozen", "hundreds"). English numerals, not a list tuned to any question;
+# "one" is left out because it is far more often a pronoun ("one of the ...") than a count.
+NUMBER_WORDS = frozenset(
+    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
+    "hundreds thousand thousands million millions billion billions trillion dozen dozens".split()
+)
 _STEMMER = Stemmer.Stemmer("porter")
+_POSSESSIVE = re.compile(r"['’]s$")
 
 
 @lru_cache(maxsize=65536)
@@ -48,13 +57,28 @@ def content_terms(text: str) -> list[str]:
 
 
 def is_number(token: str) -> bool:
+    """Digits ("30,000", "2:05:45")."""
     return bool(_NUMBER.match(token))
 
 
+def is_count(token: str) -> bool:
+    """Digits or a number written as a word ("five", "twenty-one", "dozens")."""
+    if is_number(token):
+        return True
+    parts = token.lower().split("-")
+    return all(part in NUMBER_WORDS or (part == "one" and len(parts) > 1) for part in parts)
+
+
 def capitalised_words(text: str) -> list[str]:
-    """Capitalised tokens that are not the sentence's first word (names, mostly)."""
-    words = tokens(text)
+    """Capitalised tokens that are not the sentence's first word (names, mostly), without a
+    possessive 's ("NBA's" -> "NBA")."""
+    words = [_POSSESSIVE.sub("", w) for w in tokens(text)]
     return [w for i, w in enumerate(words) if i > 0 and w[:1].isupper() and w.lower() not in STOPWORDS]
+
+
+def years(text: str) -> frozenset[str]:
+    """The years (1800-2099) written in `text`, as strings."""
+    return frozenset(_YEAR.findall(text))
 
 
 def has_year(text: str) -> bool:
