@@ -12,9 +12,12 @@ the package as `qa/weights/answer_scorer.json` (about 200 kB; its SHA-256 is che
   not, training/README.md says why): the cross-encoder of `qa.cross_encoder` reads the sentence
   model's best k candidates with the question, and a logistic combiner fitted on out-of-fold
   scores joins both into the calibrated probability;
+- the answer-type model (`qa.answer_type`): P(the question wants a name / count / date /
+  something else), from the question's vector;
 - the answerability model: logistic regression over question-level features (the best
-  sentence probabilities, how much of the question's names the
-  retrieved articles mention, whether the sources it names were found); the answerer abstains
+  sentence probabilities, whether the best sentence brings new material of the kind the
+  question wants, how much of the question's names the retrieved articles mention, whether
+  the sources it names were found); the answerer abstains
   below `threshold`, chosen on the fitting data for a false-abstention rate of at most 8% (a
   margin under the 10% target).
 
