@@ -55,15 +55,20 @@ def answer_type(answer: str) -> str:
     return "other"
 
 
+def new_date(sentence: str, question: str) -> bool:
+    """Whether `sentence` has a year, month or weekday that `question` does not."""
+    q = question.lower()
+    return any(y not in question for y in years(sentence)) or any(
+        m.group(0).lower().rstrip(".") not in q for m in _MONTH_OR_DAY.finditer(sentence)
+    )
+
+
 def new_material(sentence: str, question: str) -> tuple[bool, bool, bool]:
     """Whether `sentence` brings a name, a count and a date that `question` does not have."""
     q = question.lower()
     name = any(w.lower() not in q for w in capitalised_words(sentence))
     count = any(is_count(w) and w.lower() not in q for w in tokens(sentence))
-    date = any(y not in question for y in years(sentence)) or any(
-        m.group(0).lower().rstrip(".") not in q for m in _MONTH_OR_DAY.finditer(sentence)
-    )
-    return name, count, date
+    return name, count, new_date(sentence, question)
 
 
 @dataclass(frozen=True)

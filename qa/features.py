@@ -35,7 +35,7 @@ import numpy as np
 
 from articleqa.index.chunking import split_sentences
 from articleqa.index.encoding import SpanVectors
-from articleqa.qa.answer_type import new_material
+from articleqa.qa.answer_type import new_date
 from articleqa.qa.metadata import SourceCatalog
 from articleqa.qa.models import Passage
 from articleqa.qa.text import capitalised_words, content_terms, has_year, is_count, tokens, years
@@ -373,7 +373,7 @@ def features(
         )
         row[col["new_numbers"]] = float(any(is_count(w) and w not in question.text for w in words))
         row[col["year"]] = float(has_year(cand.text))
-        row[col["new_date"]] = float(new_material(cand.text, question.text)[2])
+        row[col["new_date"]] = float(new_date(cand.text, question.text))
         row[col["year_agrees"]] = (
             len(question_years & article_years[p.article_id]) / len(question_years) if question_years else 1.0
         )

@@ -334,6 +334,11 @@ class AnswerScorer:
             )
         self.sentence_model: DenseModel | None = DenseModel.from_json(self.weights["sentence_model"])
         self.answerability_model: DenseModel | None = DenseModel.from_json(self.weights["answerability_model"])
+        if "answer_type_model" not in self.weights:
+            raise ScorerWeightsError(
+                "the answer scorer's weights have no answer-type model (older weights); retrain them: "
+                "python -m training.train_answer_scorer"
+            )
         self.answer_type_model = AnswerTypeModel.from_json(self.weights["answer_type_model"])
         self.threshold = float(self.weights["threshold"])
         self.multi_article_threshold = float(self.weights["multi_article_threshold"])

@@ -53,6 +53,12 @@ def test_weights_for_other_features_are_refused():
         AnswerScorer(object(), weights=weights)
 
 
+def test_weights_without_an_answer_type_model_are_refused():
+    weights = {k: v for k, v in load_weights().items() if k != "answer_type_model"}
+    with pytest.raises(ScorerWeightsError, match="answer-type model"):
+        AnswerScorer(object(), weights=weights)
+
+
 def test_unreadable_weights_say_how_to_fix(tmp_path):
     bad = tmp_path / "w.json"
     bad.write_text("{not json", encoding="utf-8")
