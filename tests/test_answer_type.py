@@ -66,6 +66,7 @@ def test_answer_type_model_round_trips_and_gives_probabilities():
         AnswerTypeModel.from_json({**model.to_json(), "types": ["other", "name", "count", "date"]})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("question", "kind"),
     [
@@ -97,6 +98,7 @@ def _passage(text: str, published: date | None, article_id: str = "a") -> Passag
     )
 
 
+@pytest.mark.slow
 def test_years_the_question_names_must_be_the_articles(embeddings):
     text = "Lawrence Cherono of Kenya won the men's race in Chicago on Sunday."
     col = FEATURES.index("year_agrees")
@@ -113,6 +115,7 @@ def test_years_the_question_names_must_be_the_articles(embeddings):
     assert agrees("Who won the Chicago Marathon?", _passage(text, None)) == 1.0
 
 
+@pytest.mark.slow
 def test_a_sentence_without_the_wanted_name_leaves_the_slot_empty(embeddings):
     scorer = AnswerScorer(embeddings)
     question = "What was the name of the engineer killed at Waterloo station?"

@@ -51,6 +51,7 @@ OUT = ROOT / "qa" / "weights" / "answer_scorer.json"
 RERANK_K = 6
 FOLDS = 5
 ENSEMBLE = 5  # networks in the sentence model, seeds seed .. seed+4
+HIDDEN = 32  # hidden units of each network
 MAX_ANSWER_ARTICLES = 4
 
 
@@ -96,7 +97,7 @@ class Ensemble:
 
         self.members = [
             MLPClassifier(
-                hidden_layer_sizes=(32,),
+                hidden_layer_sizes=(HIDDEN,),
                 alpha=1e-3,
                 max_iter=400,
                 random_state=seed + i,
@@ -170,12 +171,14 @@ def fit_sentence_model(x, y, groups, seed, weight):
     return kind, weights, oof_p, {k: round(v[1], 4) for k, v in results.items()}, fold_models
 
 
-def fit_answer_types(examples, near_misses, seed: int, grid=(1.0, 10.0, 100.0)):
+def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10.0, 100.0)):
     """The answer-type model (`qa.answer_type`): multinomial logistic regression from the
     question's vector to the kind of its gold short answer, C chosen by out-of-fold log loss.
     Every example's `answer_types` are set to out-of-fold probabilities (a near miss takes its
     question's); those of questions without a gold answer (unanswerable), from the model
-    fitted on all. Returns the model and a record for the weights file."""
+    fitted on all. `extra`: (question vectors, gold answers) of questions that only teach this
+    model (`training.collect.ANSWER_TYPE_ONLY`), in the training part of every fold. Returns
+    the model and a record for the weights file."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
     from sklearn.model_selection import KFold
@@ -185,6 +188,8 @@ def fit_answer_types(examples, near_misses, seed: int, grid=(1.0, 10.0, 100.0)):
     labelled = [e for e in examples if e.answerable and e.gold]
     v = np.vstack([e.scores.question_vector for e in labelled])
     t = np.array([ANSWER_TYPES.index(answer_type(e.gold)) for e in labelled])
+    extra_v, extra_answers = extra if extra is not None else (np.zeros((0, v.shape[1])), [])
+    extra_t = np.array([ANSWER_TYPES.index(answer_type(a)) for a in extra_answers], dtype=int)
 
     def full(model, rows):  # probabilities for every type, 0 for a type the fold never saw
         out = np.zeros((len(rows), len(ANSWER_TYPES)))
@@ -196,12 +201,16 @@ def fit_answer_types(examples, near_misses, seed: int, grid=(1.0, 10.0, 100.0)):
     for c in grid:
         oof = np.zeros((len(t), len(ANSWER_TYPES)))
         for train, test in folds:
-            oof[test] = full(LogisticRegression(C=c, max_iter=5000).fit(v[train], t[train]), v[test])
-        loss = log_loss(t, np.clip(oof, 1e-7, 1), labels=range(len(ANSWER_TYPES)))
+            model = LogisticRegression(C=c, max_iter=5000).fit(
+                np.vstack([v[train], extra_v]), np.concatenate([t[train], extra_t])
+            )
+            oof[test] = full(model, v[test])
+        clipped = np.clip(oof, 1e-7, 1)  # a type a fold never saw has probability 0 there
+        loss = log_loss(t, clipped / clipped.sum(axis=1, keepdims=True), labels=range(len(ANSWER_TYPES)))
         if best is None or loss < best[1]:
             best = (c, loss, oof)
     c, loss, oof = best
-    final = LogisticRegression(C=c, max_iter=5000).fit(v, t)
+    final = LogisticRegression(C=c, max_iter=5000).fit(np.vstack([v, extra_v]), np.concatenate([t, extra_t]))
     coef = np.full((len(ANSWER_TYPES), v.shape[1]), 0.0)
     intercept = np.full(len(ANSWER_TYPES), -30.0)  # a type no fitting answer had: never predicted
     coef[final.classes_] = final.coef_ if len(final.classes_) > 2 else np.vstack([-final.coef_, final.coef_]) / 2
@@ -218,8 +227,32 @@ def fit_answer_types(examples, near_misses, seed: int, grid=(1.0, 10.0, 100.0)):
         "out_of_fold_log_loss": round(float(loss), 4),
         "out_of_fold_accuracy": round(float(np.mean(oof.argmax(axis=1) == t)), 4),
         "answers_by_type": {kind: int(np.sum(t == i)) for i, kind in enumerate(ANSWER_TYPES)},
+        "answer_type_only_by_type": {kind: int(np.sum(extra_t == i)) for i, kind in enumerate(ANSWER_TYPES)},
+        "out_of_fold_recall_by_type": {
+            kind: round(float(np.mean(oof[t == i].argmax(axis=1) == i)), 4) if np.any(t == i) else None
+            for i, kind in enumerate(ANSWER_TYPES)
+        },
     }
     return model, record
+
+
+def answer_type_only(data_hashes: dict[str, str]):
+    """(question vectors, gold answers) of the answerable questions of
+    `training.collect.ANSWER_TYPE_ONLY`, vectors as the scorer computes them; their files'
+    SHA-256 go into `data_hashes`."""
+    from articleqa.index.embeddings import get_embeddings
+    from articleqa.qa.features import analyse, question_vectors
+    from training.collect import ANSWER_TYPE_ONLY, load
+
+    embeddings = get_embeddings()
+    vectors, answers = [], []
+    for path in ANSWER_TYPE_ONLY:
+        data_hashes[str(path.relative_to(ROOT))] = sha256(path)
+        for q in load(path):
+            if q.get("type") not in (None, "null") and q.get("answer"):
+                vectors.append(question_vectors(analyse(q["question"]), embeddings)[0])
+                answers.append(q["answer"])
+    return np.vstack(vectors), answers
 
 
 def choose_articles(scores, proba, tau):
@@ -236,6 +269,35 @@ def choose_articles(scores, proba, tau):
         if len(cited) == MAX_ANSWER_ARTICLES:
             break
     return cited
+
+
+def answer_accuracy_by_set(examples, q_oof_of, threshold, tau) -> dict[str, dict[str, float | int]]:
+    """Out of fold, per question file, what `articleqa eval` calls answer accuracy: over the
+    answerable questions with a short gold answer (not "Yes"/"No"), the share that are not
+    abstained on and whose quoted sentences (the best sentence of each article the answer
+    would cite) hold the gold answer as whole words. The fitting-side stand-in for the
+    reporting sets' accuracy, to choose between variants without looking at those."""
+    from articleqa.qa.evaluation import YES_NO, contains, normalise
+
+    out: dict[str, dict[str, float | int]] = {}
+    for name in dict.fromkeys(e.extra["set"] for e in examples):
+        hits = []
+        for e in examples:
+            if e.extra["set"] != name or not e.answerable or not e.gold or normalise(e.gold) in YES_NO:
+                continue
+            if not len(e.labels) or q_oof_of[e.id] < threshold:
+                hits.append(False)
+                continue
+            p = e.scores.proba
+            order = sorted(range(len(p)), key=lambda j: (-p[j], e.scores.candidates[j].rank, j))
+            cited = choose_articles(e.scores, p, tau)
+            best = {}
+            for j in order:
+                best.setdefault(e.scores.candidates[j].passage.article_id, e.scores.candidates[j].text)
+            hits.append(contains(" ".join(best[a] for a in cited), e.gold))
+        if hits:
+            out[str(name)] = {"questions": len(hits), "answer_accuracy": round(float(np.mean(hits)), 3)}
+    return out
 
 
 def load_cross_oof(path: Path) -> dict[tuple[str, str], float]:
@@ -410,7 +472,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     examples = [e for e in collected if not e.extra.get("near_miss")]
     near_misses = [e for e in collected if e.extra.get("near_miss")]
-    answer_type_model, answer_type_record = fit_answer_types(examples, near_misses, args.seed)
+    answer_type_model, answer_type_record = fit_answer_types(
+        examples, near_misses, args.seed, answer_type_only(data_hashes) if not args.limit else None
+    )
     print(f"answer types: {answer_type_record}", file=sys.stderr)
 
     # Every sentence row weighs the same. (Weighting each question set equally was tried: it
@@ -511,6 +575,9 @@ def main(argv: list[str] | None = None) -> None:
     f1_by_tau = {t: mean_f1(t) for t in grid}
     tau = max(grid, key=lambda t: (round(f1_by_tau[t], 4), t))
     print(f"multi-article threshold {tau}: article F1 {f1_by_tau[tau]:.3f}", file=sys.stderr)
+    q_oof_of = {e.id: q_oof[i] for i, e in enumerate(pool)}
+    accuracy_by_set = answer_accuracy_by_set(examples, q_oof_of, threshold, tau)
+    print(f"out-of-fold answer accuracy: {accuracy_by_set}", file=sys.stderr)
 
     minutes = round((time.time() - started) / 60, 1)
     weights = {
@@ -542,6 +609,7 @@ def main(argv: list[str] | None = None) -> None:
             "sentence_model_kind": kind,
             "out_of_fold_log_loss": losses,
             "out_of_fold_by_set": by_set,
+            "out_of_fold_answer_accuracy_by_set": accuracy_by_set,
             "out_of_fold_top1_positive": round(float(top1), 4),
             "out_of_fold_top1_positive_features_only": round(float(top1_features), 4),
             "reranker": reranker_record,
