@@ -472,6 +472,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     examples = [e for e in collected if not e.extra.get("near_miss")]
     near_misses = [e for e in collected if e.extra.get("near_miss")]
+    # (A `--limit` smoke run leaves out the questions that only teach the answer types.)
     answer_type_model, answer_type_record = fit_answer_types(
         examples, near_misses, args.seed, answer_type_only(data_hashes) if not args.limit else None
     )
