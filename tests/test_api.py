@@ -38,9 +38,9 @@ def test_seed_question_is_answered_with_the_exact_citation(qa):
 def test_every_citation_quotes_its_article_exactly(qa):
     # Questions the articles answer and the answerer answers (an abstention has no citation to
     # check). "How many people died in the Magnitogorsk building collapse?" used to stand here:
-    # the answerer quoted "The 1973 building was home to over 1,000 people" for it (the toll,
-    # "A total of 39 are confirmed dead", is not among its best sentences), and since the
-    # answer-type model of 2026-11-27 it abstains instead (docs/EVALUATION.md, known weaknesses).
+    # the answerer quotes "The 1973 building was home to over 1,000 people" for it (the toll,
+    # "A total of 39 are confirmed dead", is not among its best sentences), and scorers retrained
+    # on 2026-11-27 declined it instead (docs/EVALUATION.md, known weaknesses).
     for question in [
         "How many peacekeepers could Britain and France deploy in Ukraine?",
         "Who called the meeting a waste of time?",

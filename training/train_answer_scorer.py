@@ -246,7 +246,7 @@ def answer_type_only(data_hashes: dict[str, str]):
 
     embeddings = get_embeddings()
     vectors, answers = [], []
-    for path in ANSWER_TYPE_ONLY:
+    for path in (p for files in ANSWER_TYPE_ONLY.values() for p in files):
         data_hashes[str(path.relative_to(ROOT))] = sha256(path)
         for q in load(path):
             if q.get("type") not in (None, "null") and q.get("answer"):
@@ -433,6 +433,19 @@ def main(argv: list[str] | None = None) -> None:
         "again with its answering sentences cut out; tried, not shipped: training/README.md).",
     )
     parser.add_argument(
+        "--answer-type-questions",
+        action="store_true",
+        help="Also fit the answer-type model on the questions of training.collect.ANSWER_TYPE_ONLY "
+        "(tried, not shipped: training/README.md).",
+    )
+    parser.add_argument(
+        "--answerability-questions",
+        action="store_true",
+        help="Also fit the answer-type and answerability models on the questions of "
+        "training.collect.ANSWER_TYPE_ONLY (and their near misses), never the sentence model "
+        "(tried, not shipped: training/README.md).",
+    )
+    parser.add_argument(
         "--cross-encoder",
         type=Path,
         default=None,
@@ -465,16 +478,21 @@ def main(argv: list[str] | None = None) -> None:
 
     from articleqa.qa.features import FEATURES
     from articleqa.qa.scorer import ANSWERABILITY_FEATURES, DenseModel, answerability_features
-    from training.collect import collect_training_sets
+    from training.collect import ANSWER_TYPE_ONLY, collect_training_sets
 
+    extra_files = ANSWER_TYPE_ONLY if args.answerability_questions else None
     collected, data_hashes = collect_training_sets(
-        args.index_dir, only=args.only, limit=args.limit, answer_cuts=args.answer_cut_near_misses
+        args.index_dir, only=args.only, limit=args.limit, answer_cuts=args.answer_cut_near_misses, extra=extra_files
     )
+    extra_sets = {p.name for files in (extra_files or {}).values() for p in files}
+    # Questions that teach the answerability model but not the sentence model (tried: --answerability-questions).
+    extras = [e for e in collected if e.extra["set"] in extra_sets]
+    collected = [e for e in collected if e.extra["set"] not in extra_sets]
     examples = [e for e in collected if not e.extra.get("near_miss")]
     near_misses = [e for e in collected if e.extra.get("near_miss")]
-    # (A `--limit` smoke run leaves out the questions that only teach the answer types.)
+    use_extra = args.answer_type_questions or args.answerability_questions
     answer_type_model, answer_type_record = fit_answer_types(
-        examples, near_misses, args.seed, answer_type_only(data_hashes) if not args.limit else None
+        examples, near_misses, args.seed, answer_type_only(data_hashes) if use_extra else None
     )
     print(f"answer types: {answer_type_record}", file=sys.stderr)
 
@@ -532,7 +550,12 @@ def main(argv: list[str] | None = None) -> None:
 
     # Answerability: logistic regression on question-level features from out-of-fold
     # probabilities, over the real questions and the near misses.
-    pool = examples + near_misses
+    if extras:  # never in the sentence model's data: its final model scores them honestly
+        final_sentence = DenseModel.from_json(sentence_weights)
+        for e in extras:
+            e.scores.proba = final_sentence.proba(e.scores.features)
+            e.scores.answer_types = answer_type_model.proba(e.scores.question_vector)[0]
+    pool = examples + near_misses + extras
     qx = np.vstack([answerability_features(e.scores) for e in pool])
     qy = np.array([int(e.answerable) for e in pool])
     is_near_miss = np.array([bool(e.extra.get("near_miss")) for e in pool])
@@ -577,7 +600,9 @@ def main(argv: list[str] | None = None) -> None:
     tau = max(grid, key=lambda t: (round(f1_by_tau[t], 4), t))
     print(f"multi-article threshold {tau}: article F1 {f1_by_tau[tau]:.3f}", file=sys.stderr)
     q_oof_of = {e.id: q_oof[i] for i, e in enumerate(pool)}
-    accuracy_by_set = answer_accuracy_by_set(examples, q_oof_of, threshold, tau)
+    accuracy_by_set = answer_accuracy_by_set(
+        examples + [e for e in extras if not e.extra.get("near_miss")], q_oof_of, threshold, tau
+    )
     print(f"out-of-fold answer accuracy: {accuracy_by_set}", file=sys.stderr)
 
     minutes = round((time.time() - started) / 60, 1)
