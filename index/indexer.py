@@ -38,10 +38,12 @@ ProgressCallback = Callable[[str, int, int | None], None]
 """Called as `progress(phase, done, total)`; phases: "reading", "indexing", "pruning"."""
 
 ARTICLES_PER_BATCH = 32
-# Seconds a rebuild keeps the old data after switching, when other processes read it through
-# servers (a database's schema, a Chroma server's collection): a question that started on the
-# old index just before the switch finishes on it, and every later one opens the new index. An
-# index folder needs none: a file removed while open stays readable to whoever has it open.
+# Seconds a rebuild keeps the old data after switching, while other processes may still read
+# it (a web app on the same folder, replicas through a database's schema or a Chroma server's
+# collection): a question that started on the old index just before the switch finishes on it,
+# and every later one opens the new index. An index folder needs it too: a file removed while
+# open stays readable, but a question that opens a new SQLite connection to the removed file
+# gets an empty database ("no such table: articles", seen once in tests/test_serve_while_indexing.py).
 SWITCH_GRACE_S = 5.0
 
 
@@ -308,8 +310,7 @@ def rebuild_index(
         old_dir, old_collection = store.dir, store.collection
         store.close()
         folder.switch(generation)
-        if store.database_url or store.chroma_url:
-            time.sleep(SWITCH_GRACE_S)  # questions in flight on other machines finish first
+        time.sleep(SWITCH_GRACE_S)  # questions in flight in other processes finish first
         if store.chroma_url and old_collection != fresh.collection:
             try:
                 fresh.client.delete_collection(old_collection)
