@@ -316,8 +316,8 @@ def features(
     question_years = years(question.text)
     article_years: dict[str, set[str]] = {}
     if question_years:
-        for cand in cands:
-            p = cand.passage
+        passages = {cand.passage.chunk_id: cand.passage for cand in cands}  # each text read once
+        for p in passages.values():
             if p.article_id not in article_years:
                 article_years[p.article_id] = {str(p.published_at.year)} if p.published_at else set()
             article_years[p.article_id] |= years(p.text)
