@@ -67,7 +67,7 @@ def new_material(sentence: str, question: str) -> tuple[bool, bool, bool]:
     """Whether `sentence` brings a name, a count and a date that `question` does not have."""
     q = question.lower()
     name = any(w.lower() not in q for w in capitalised_words(sentence))
-    count = any(is_count(w) and w.lower() not in q for w in tokens(sentence))
+    count = any(is_count(w) and w.lower() not in q and not years(w) for w in tokens(sentence))
     return name, count, new_date(sentence, question)
 
 

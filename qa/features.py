@@ -371,7 +371,8 @@ def features(
             )
             / other_articles
         )
-        row[col["new_numbers"]] = float(any(is_count(w) and w not in question.text for w in words))
+        # A year is a date, not a count ("In 1992, she ran ..." gives no number of votes).
+        row[col["new_numbers"]] = float(any(is_count(w) and w not in question.text and not years(w) for w in words))
         row[col["year"]] = float(has_year(cand.text))
         row[col["new_date"]] = float(new_date(cand.text, question.text))
         row[col["year_agrees"]] = (

@@ -5,7 +5,8 @@ and our own training questions (never on the questions numbers are reported on),
 the package as `qa/weights/answer_scorer.json` (about 200 kB; its SHA-256 is checked by a test):
 
 - the sentence model: an ensemble of one-hidden-layer networks over `qa.features.FEATURES`
-  (their logits averaged), then Platt scaling fitted on out-of-fold predictions, so its output
+  and `SENTENCE_TYPE_INPUTS` (whether the sentence brings the kind of answer the question wants;
+  `sentence_inputs`) (their logits averaged), then Platt scaling fitted on out-of-fold predictions, so its output
   is a calibrated probability that the sentence answers the question (reliability table in
   docs/EVALUATION.md);
 - optionally, a second stage (`Reranker`, used when the weights have one; the shipped ones do
@@ -183,6 +184,20 @@ class QuestionScores:
         return sorted(range(len(self.candidates)), key=lambda j: (-self.proba[j], self.candidates[j].rank, j))
 
 
+SENTENCE_TYPE_INPUTS: tuple[str, ...] = ("slot_filled", "type_name", "type_count", "type_date")
+"""What the sentence model reads after `qa.features.FEATURES`: whether the candidate brings new
+material of the kind the question wants (`slot_filled`), and the question's P(name / count /
+date) (`qa.answer_type`)."""
+
+
+def sentence_inputs(x: np.ndarray, answer_types: np.ndarray) -> np.ndarray:
+    """The sentence model's input rows: the candidates' features (`x`), then
+    SENTENCE_TYPE_INPUTS for the question's answer-type probabilities."""
+    p = np.asarray(answer_types, dtype=np.float32)
+    types = np.tile(p[[ANSWER_TYPES.index(k) for k in ("name", "count", "date")]], (len(x), 1))
+    return np.hstack([x, slot_filled(x, p)[:, None], types]).astype(np.float32)
+
+
 def slot_filled(x: np.ndarray, answer_types: np.ndarray) -> np.ndarray:
     """Per candidate (rows of feature matrix `x`), the chance that it brings new material of
     the kind the question wants: P(name) * [a new name] + P(count) * [a new number] +
@@ -340,6 +355,12 @@ class AnswerScorer:
                 "python -m training.train_answer_scorer"
             )
         self.answer_type_model = AnswerTypeModel.from_json(self.weights["answer_type_model"])
+        if len(self.sentence_model.mean) != len(FEATURES) + len(SENTENCE_TYPE_INPUTS):
+            raise ScorerWeightsError(
+                f"the sentence model reads {len(self.sentence_model.mean)} inputs, this code gives it "
+                f"{len(FEATURES) + len(SENTENCE_TYPE_INPUTS)} (the features and {', '.join(SENTENCE_TYPE_INPUTS)}); "
+                "retrain them: python -m training.train_answer_scorer"
+            )
         self.threshold = float(self.weights["threshold"])
         self.multi_article_threshold = float(self.weights["multi_article_threshold"])
         if self.weights.get("reranker"):
@@ -378,11 +399,15 @@ class AnswerScorer:
         corpus = self.document_frequencies(q.terms) if self.document_frequencies and q.terms else None
         x = features(q, cands, text_vecs, sent_vecs, corpus)
         missing, total = missing_names(question, passages, catalog)
-        proba = self.sentence_model.proba(x) if self.sentence_model else np.zeros(len(x), np.float32)
+        question_vector = np.asarray(text_vecs[0], dtype=np.float32)
+        answer_types = self.answer_type_model.proba(question_vector)[0] if self.answer_type_model is not None else None
+        if self.sentence_model is not None and answer_types is not None:
+            proba = self.sentence_model.proba(sentence_inputs(x, answer_types))
+        else:
+            proba = np.zeros(len(x), np.float32)
         scores = QuestionScores(q, cands, x, proba, sent_vecs, list(passages), missing, total)
-        scores.question_vector = np.asarray(text_vecs[0], dtype=np.float32)
-        if self.answer_type_model is not None:
-            scores.answer_types = self.answer_type_model.proba(scores.question_vector)[0]
+        scores.question_vector = question_vector
+        scores.answer_types = answer_types
         if self.reranker is not None and self.cross_encoder is not None and len(cands):
             read = scores.order()[: self.reranker.k]
             cross = np.full(len(cands), np.nan, dtype=np.float32)

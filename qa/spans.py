@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from articleqa.index.text import STOPWORDS
+from articleqa.qa.text import CALENDAR_WORDS
 
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
@@ -84,9 +85,15 @@ def _asks_for_statement(question: str) -> bool:
 _AUXILIARIES = frozenset("is are was were do does did has have had will would can could should may might".split())
 
 
+_CLOSING_QUOTES = "\"”’'"
+
+
 def _modifies_next_word(sentence: str, end: int) -> bool:
     """The span is directly followed by a lowercase content word: "European official",
-    "Macron-Trump meeting", "ChatGPT maker" use the name as a modifier, not as the answer."""
+    "Macron-Trump meeting", "ChatGPT maker", the “Anti-Hero” singer use the name as a
+    modifier, not as the answer."""
+    while sentence[end : end + 1] and sentence[end] in _CLOSING_QUOTES:
+        end += 1  # a quoted title: “Anti-Hero” singer
     after = _words(sentence[end:])
     return (
         bool(after) and after[0][:1].islower() and _fold(after[0]) not in STOPWORDS and sentence[end : end + 1] == " "
@@ -123,6 +130,8 @@ def short_answer(question: str, form: str, sentence: str) -> Span | None:
             words = _trim(words, asked)
             if not words or (match.start() == 0 and len(words) == 1 and sentence.startswith(words[0])):
                 continue  # nothing left, or one capitalised word opening the sentence ("Another")
+            if all(_fold(w).rstrip(".") in CALENDAR_WORDS for w in words):
+                continue  # a month or weekday is a date, not the name asked for ("In late December")
         elif form == "quantity" and len(words) > 1 and _fold(words[-1]) in STOPWORDS:
             words = words[:-1]  # "12 of the ..." keeps "12"
         text = " ".join(words).rstrip(".,;:’'\"")

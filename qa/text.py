@@ -27,6 +27,13 @@ NUMBER_WORDS = frozenset(
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
     "hundreds thousand thousands million millions billion billions trillion dozen dozens".split()
 )
+# Calendar words: capitalised in English, yet dates, not names ("In late December, ..." brings a
+# date to a "Who ...?" question, not a name). A closed class: months, their abbreviations, weekdays.
+CALENDAR_WORDS = frozenset(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
 _STEMMER = Stemmer.Stemmer("porter")
 _POSSESSIVE = re.compile(r"['’]s$")
 
@@ -71,9 +78,13 @@ def is_count(token: str) -> bool:
 
 def capitalised_words(text: str) -> list[str]:
     """Capitalised tokens that are not the sentence's first word (names, mostly), without a
-    possessive 's ("NBA's" -> "NBA")."""
+    possessive 's ("NBA's" -> "NBA"); months and weekdays are dates, not names."""
     words = [_POSSESSIVE.sub("", w) for w in tokens(text)]
-    return [w for i, w in enumerate(words) if i > 0 and w[:1].isupper() and w.lower() not in STOPWORDS]
+    return [
+        w
+        for i, w in enumerate(words)
+        if i > 0 and w[:1].isupper() and w.lower() not in STOPWORDS and w.lower().rstrip(".") not in CALENDAR_WORDS
+    ]
 
 
 def years(text: str) -> frozenset[str]:

@@ -50,6 +50,11 @@ def test_new_material_is_what_the_question_lacks():
 
 def test_possessive_names_match_the_question():
     assert capitalised_words("The NBA's decision followed a Utah Jazz player's test") == ["NBA", "Utah", "Jazz"]
+    # Months and weekdays are dates, not names.
+    assert capitalised_words("In late December, the MV Namse vanished on Tuesday.") == ["MV", "Namse"]
+    assert new_material("In late December, the ship vanished.", "Who was the captain?") == (False, False, True)
+    # A year is a date, not a count.
+    assert new_material("In 1992, she ran for office.", "How many votes did she get?") == (False, False, True)
     assert years("In 2019 and 1999, not 12019 or 2150") == {"2019", "1999"}
 
 

@@ -14,10 +14,12 @@ from articleqa.qa.features import FEATURES
 from articleqa.qa.models import Passage
 from articleqa.qa.scorer import (
     ANSWERABILITY_FEATURES,
+    SENTENCE_TYPE_INPUTS,
     AnswerScorer,
     DenseModel,
     ScorerWeightsError,
     load_weights,
+    sentence_inputs,
     weights_path,
     weights_sha256,
 )
@@ -26,7 +28,7 @@ from training.split_multihop import REPORT, part_of
 
 # The SHA-256 printed by `python -m training.train_answer_scorer` for the shipped weights.
 # Retraining changes it: update it here together with the numbers in docs/EVALUATION.md.
-TRAINED_SHA256 = "6fe3954fa4fa81feca65d523ca3d7ad90df69678322646c29356196d446553a4"
+TRAINED_SHA256 = "47d78fc40e342b9a518a9b4bbabe3e0e4b699a318081158816906cac1a2cae70"
 # A MultiHop-RAG question of the reporting part (never seen in training), and one of its
 # evidence sentences.
 HELD_BACK_ID = "mh-0002"  # the first "inference" question of the reporting part, in file order
@@ -57,6 +59,24 @@ def test_weights_without_an_answer_type_model_are_refused():
     weights = {k: v for k, v in load_weights().items() if k != "answer_type_model"}
     with pytest.raises(ScorerWeightsError, match="answer-type model"):
         AnswerScorer(object(), weights=weights)
+
+
+def test_a_sentence_model_without_the_answer_type_inputs_is_refused():
+    weights = load_weights()
+    sentence = dict(weights["sentence_model"])
+    sentence["mean"] = sentence["mean"][: len(FEATURES)]
+    with pytest.raises(ScorerWeightsError, match="slot_filled"):
+        AnswerScorer(object(), weights={**weights, "sentence_model": sentence})
+
+
+def test_sentence_inputs_append_the_slot_and_the_answer_type():
+    x = np.zeros((2, len(FEATURES)), np.float32)
+    x[0, FEATURES.index("new_names")] = 0.4  # the first candidate brings a new name, the second nothing
+    types = np.array([0.7, 0.1, 0.05, 0.15], np.float32)  # name, count, date, other
+    inputs = sentence_inputs(x, types)
+    assert inputs.shape == (2, len(FEATURES) + len(SENTENCE_TYPE_INPUTS))
+    np.testing.assert_allclose(inputs[:, len(FEATURES)], [0.85, 0.15], rtol=1e-6)
+    np.testing.assert_allclose(inputs[:, len(FEATURES) + 1 :], [[0.7, 0.1, 0.05]] * 2, rtol=1e-6)
 
 
 def test_unreadable_weights_say_how_to_fix(tmp_path):

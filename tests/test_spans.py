@@ -51,6 +51,11 @@ def test_span_is_the_asked_for_part_of_the_sentence(question, sentence, expected
         ("Did both outlets report a rise?", "Revenue rose 12% in 2023, TechCrunch said."),
         # A number the question already gives is not the answer.
         ("Were 36 people hurt?", "Officials said 36 people were hurt."),
+        # A month or weekday is a date, not the name a "Who" question asks for.
+        ("Who was the captain of the tanker?", "In late December, the tanker vanished."),
+        ("Who signed the decree?", "The decree, signed on Tuesday, takes effect in June."),
+        # A quoted title used as a modifier is not the person asked for.
+        ("Who was invited to the game?", "He invited the “Anti-Hero” singer to one of his games."),
     ],
 )
 def test_no_span_rather_than_a_wrong_one(question, sentence):

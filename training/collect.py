@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from articleqa.qa.defaults import DEFAULT_K
 from articleqa.qa.evaluation import YES_NO
 from articleqa.qa.evaluation import normalise as fold
 from articleqa.qa.scorer import UNTRAINED, AnswerScorer, QuestionScores
@@ -176,13 +177,13 @@ def collect(
     return examples
 
 
-def untrained_reader(store) -> tuple[ArticleQA, AnswerScorer]:
-    """`(ArticleQA, AnswerScorer)` over an opened index: retrieval as `articleqa ask` does it,
-    and a scorer that only featurises (no trained weights are read, so training works whatever
-    the shipped ones hold)."""
+def untrained_reader(store, k: int = DEFAULT_K) -> tuple[ArticleQA, AnswerScorer]:
+    """`(ArticleQA, AnswerScorer)` over an opened index: retrieval as `articleqa ask` does it
+    (`k` passages), and a scorer that only featurises (no trained weights are read, so training
+    works whatever the shipped ones hold)."""
     from articleqa.qa.api import ArticleQA, extractive_answerer
 
-    qa = ArticleQA(store, answerer=extractive_answerer(store, weights=UNTRAINED))
+    qa = ArticleQA(store, k=k, answerer=extractive_answerer(store, weights=UNTRAINED))
     scorer = AnswerScorer(
         store.embeddings,
         store.lexical.sentence_vectors,
@@ -199,6 +200,7 @@ def collect_training_sets(
     limit: int | None = None,
     answer_cuts: bool = False,
     extra: dict[str, tuple[Path, ...]] | None = None,
+    k: int = DEFAULT_K,
 ) -> tuple[list[Example], dict[str, str]]:
     """Index each of `TRAINING_SETS` (incrementally, in `index_dir/NAME`) and `collect` its
     questions, near misses included; each example's `extra["set"]` names its question file.
@@ -219,7 +221,7 @@ def collect_training_sets(
         store = open_index(index_dir / articles_name)
         report = index_paths(store, [articles])
         print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
-        qa, scorer = untrained_reader(store)
+        qa, scorer = untrained_reader(store, k)
         for path in (*question_files, *(extra or {}).get(articles_name, ())):
             questions = load(path)[:limit]
             data_hashes[str(path.relative_to(ROOT))] = sha256(path)

@@ -24,7 +24,7 @@ What it does, all on CPU in a few minutes:
    whose false-abstention rate on answerable fitting questions is at most `--max-false-abstention`;
 5. picks the probability above which another article's best sentence joins the answer
    (multi-source answers), maximising the F1 of cited against evidence articles;
-6. writes the weights with what produced them (data hashes, seed, command, minutes, the
+6. writes the weights with what produced them (data hashes, seed, command, the
    reliability tables) and prints the file's SHA-256 (tests/test_scorer.py checks it).
 
     python -m training.train_answer_scorer            # same seed, same data: same weights
@@ -411,6 +411,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help="Passages retrieved per question, as `articleqa ask --k` (default: the product's default, "
+        "qa.defaults.DEFAULT_K). The scorer is fitted on what retrieval returns at this k.",
+    )
+    parser.add_argument(
         "--only",
         choices=[name for name, _a, _q in TRAINING_SETS],
         action="append",
@@ -476,13 +483,20 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn.model_selection import GroupKFold, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
+    from articleqa.qa.defaults import DEFAULT_K
     from articleqa.qa.features import FEATURES
-    from articleqa.qa.scorer import ANSWERABILITY_FEATURES, DenseModel, answerability_features
+    from articleqa.qa.scorer import ANSWERABILITY_FEATURES, DenseModel, answerability_features, sentence_inputs
     from training.collect import ANSWER_TYPE_ONLY, collect_training_sets
 
     extra_files = ANSWER_TYPE_ONLY if args.answerability_questions else None
+    k = args.k or DEFAULT_K
     collected, data_hashes = collect_training_sets(
-        args.index_dir, only=args.only, limit=args.limit, answer_cuts=args.answer_cut_near_misses, extra=extra_files
+        args.index_dir,
+        only=args.only,
+        limit=args.limit,
+        answer_cuts=args.answer_cut_near_misses,
+        extra=extra_files,
+        k=k,
     )
     extra_sets = {p.name for files in (extra_files or {}).values() for p in files}
     # Questions that teach the answerability model but not the sentence model (tried: --answerability-questions).
@@ -499,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
     # Every sentence row weighs the same. (Weighting each question set equally was tried: it
     # did worse out of fold, 0.556 against 0.567 top-1.)
     row_weight = np.ones(sum(len(e.labels) for e in examples))
-    x = np.vstack([e.scores.features for e in examples])
+    x = np.vstack([sentence_inputs(e.scores.features, e.scores.answer_types) for e in examples])
     y = np.concatenate([e.labels for e in examples]).astype(int)
     groups = np.concatenate([[i] * len(e.labels) for i, e in enumerate(examples)])
     answerable = [e for e in examples if e.answerable]
@@ -524,7 +538,7 @@ def main(argv: list[str] | None = None) -> None:
         for g in set(groups[test]):
             fold_of[examples[g].id] = f
     for e in near_misses:
-        e.scores.proba = fold_models[fold_of[e.extra["of"]]](e.scores.features)
+        e.scores.proba = fold_models[fold_of[e.extra["of"]]](sentence_inputs(e.scores.features, e.scores.answer_types))
 
     # The second stage: the cross-encoder's out-of-fold logits for the feature model's best k
     # candidates, joined by a logistic combiner; k and the combiner are fitted here.
@@ -553,8 +567,8 @@ def main(argv: list[str] | None = None) -> None:
     if extras:  # never in the sentence model's data: its final model scores them honestly
         final_sentence = DenseModel.from_json(sentence_weights)
         for e in extras:
-            e.scores.proba = final_sentence.proba(e.scores.features)
             e.scores.answer_types = answer_type_model.proba(e.scores.question_vector)[0]
+            e.scores.proba = final_sentence.proba(sentence_inputs(e.scores.features, e.scores.answer_types))
     pool = examples + near_misses + extras
     qx = np.vstack([answerability_features(e.scores) for e in pool])
     qy = np.array([int(e.answerable) for e in pool])
@@ -619,6 +633,7 @@ def main(argv: list[str] | None = None) -> None:
         "training": {
             "command": "python -m training.train_answer_scorer",
             "seed": args.seed,
+            "k": k,
             "limit": args.limit,
             "data": {
                 "questions_sha256": data_hashes,
@@ -650,7 +665,6 @@ def main(argv: list[str] | None = None) -> None:
             if abstention_near_miss is None
             else round(abstention_near_miss, 4),
             "article_f1_by_tau": {str(t): round(v, 4) for t, v in f1_by_tau.items()},
-            "minutes": minutes,
             "python": platform.python_version(),
             "scikit_learn": sklearn.__version__,
         },
