@@ -8,7 +8,9 @@ reads that as two sets of features (`qa.features`): the probability of each kind
 candidate sentence brings new material of that kind.
 
 The kinds are not read off a list of question words: `AnswerTypeModel` is a multinomial
-logistic regression over the question's vector (the bundled MiniLM), fitted by
+logistic regression over the question's vector (the bundled MiniLM) or, trained with
+`--answer-type-input opening`, over the vector of its opening ("On what date did the": the
+model's token states over that span of the question, `qa.features.opening_span`), fitted by
 `training/train_answer_scorer.py` on the fitting questions' gold short answers, each labelled by
 `answer_type` (the same detectors the features use), and shipped inside the scorer's weights.
 """
@@ -25,6 +27,10 @@ from articleqa.qa.text import capitalised_words, is_count, tokens, years
 
 ANSWER_TYPES: tuple[str, ...] = ("name", "count", "date", "other")
 """The kinds of answer, in the order of `AnswerTypeModel.proba`'s columns."""
+INPUTS: tuple[str, ...] = ("question", "opening")
+"""What the model can read: the whole question's vector (the shipped weights), or its opening's
+(`qa.features.OPENING_ROW`). The opening's vector says what is asked ("On what date did the"),
+the whole question's is mostly its topic; training/README.md compares them."""
 
 _MONTH_OR_DAY = re.compile(
     r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December|"
@@ -78,22 +84,29 @@ class AnswerTypeModel:
 
     coef: np.ndarray  # (len(ANSWER_TYPES), dimensions)
     intercept: np.ndarray  # (len(ANSWER_TYPES),)
+    input: str = "question"  # one of INPUTS
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AnswerTypeModel:
         if tuple(data.get("types", ())) != ANSWER_TYPES:
             raise ValueError(f"answer-type model for {data.get('types')!r}, expected {ANSWER_TYPES}")
-        return cls(np.asarray(data["coef"], dtype=np.float32), np.asarray(data["intercept"], dtype=np.float32))
+        kind = data.get("input", "question")  # weights before the choice read the question
+        if kind not in INPUTS:
+            raise ValueError(f"answer-type model reading {kind!r}, expected one of {INPUTS}")
+        return cls(
+            np.asarray(data["coef"], dtype=np.float32), np.asarray(data["intercept"], dtype=np.float32), input=kind
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "types": list(ANSWER_TYPES),
+            "input": self.input,
             "coef": np.round(self.coef, 6).tolist(),
             "intercept": np.round(self.intercept, 6).tolist(),
         }
 
     def proba(self, vectors: np.ndarray) -> np.ndarray:
-        """(n, len(ANSWER_TYPES)) probabilities for (n, dimensions) question vectors."""
+        """(n, len(ANSWER_TYPES)) probabilities for (n, dimensions) vectors of the model's input."""
         z = np.atleast_2d(np.asarray(vectors, dtype=np.float32)) @ self.coef.T + self.intercept
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)

@@ -38,7 +38,7 @@ from articleqa.index.encoding import SpanVectors
 from articleqa.qa.answer_type import new_date
 from articleqa.qa.metadata import SourceCatalog
 from articleqa.qa.models import Passage
-from articleqa.qa.text import capitalised_words, content_terms, has_year, is_count, tokens, years
+from articleqa.qa.text import TOKEN, capitalised_words, content_terms, has_year, is_count, tokens, years
 
 # Fragments shorter than this many words (captions, bylines, headlines) are not candidates
 # unless nothing longer exists.
@@ -102,13 +102,18 @@ DocumentFrequencySource = Callable[[Sequence[str]], tuple[dict[str, int], int]]
 
 @dataclass(frozen=True)
 class Question:
-    """A question, analysed once: its form, clauses, terms and the sources it names."""
+    """A question, analysed once: its form, opening, clauses, terms and the sources it names."""
 
     text: str
     form: str
     clause_spans: tuple[tuple[int, int], ...]  # offsets of the clauses in `text`; () if one clause
     terms: tuple[str, ...]
     sources: tuple[str, ...]
+    opening_span: tuple[int, int] = (0, 0)  # offsets of `opening(text)` in `text`
+
+    @property
+    def opening(self) -> str:
+        return self.text[self.opening_span[0] : self.opening_span[1]]
 
     @property
     def clauses(self) -> tuple[str, ...]:
@@ -135,6 +140,29 @@ def question_form(question: str) -> str:
     return "other"
 
 
+# Words of the opening after the interrogative word ("what date did the"): what the question asks
+# for is said there, before its topic.
+OPENING_WORDS = 4
+_INTERROGATIVES = frozenset("who whom whose what which when where why how".split())
+_PREPOSITIONS = frozenset("on in at by for from to of since until during after before".split())
+
+
+def opening_span(question: str) -> tuple[int, int]:
+    """Offsets of the question's opening: its first interrogative word with the preposition just
+    before it, if any, and the `OPENING_WORDS - 1` words after it ("On what date did the",
+    "Which company, recently reported"), or its first `OPENING_WORDS` words when it has no
+    interrogative word ("Does the TechCrunch article"). The answer-type model reads the vector
+    of this span (`qa.answer_type`): the whole question's vector is mostly its topic."""
+    words = list(TOKEN.finditer(question))
+    if not words:
+        return (0, len(question))
+    lower = [w.group(0).lower() for w in words]
+    at = next((i for i, w in enumerate(lower) if w in _INTERROGATIVES), 0)
+    first = at - 1 if at > 0 and lower[at - 1] in _PREPOSITIONS else at
+    last = min(at + OPENING_WORDS, len(words)) - 1
+    return (words[first].start(), words[last].end())
+
+
 def clause_spans(question: str) -> tuple[tuple[int, int], ...]:
     """Offsets of the clauses of a long question (at least `_MIN_CLAUSE_WORDS` words each), or
     () when it has only one."""
@@ -156,6 +184,7 @@ def analyse(question: str, catalog: SourceCatalog | None = None) -> Question:
         clause_spans=clause_spans(question),
         terms=tuple(content_terms(question)),
         sources=catalog.named_sources(question) if catalog else (),
+        opening_span=opening_span(question),
     )
 
 
@@ -217,18 +246,25 @@ def linked(cands: list[Candidate]) -> list[Candidate]:
     return cands
 
 
-def question_vectors(question: Question, embeddings: Any) -> np.ndarray:
-    """Unit vectors of the question (row 0) and of its clauses (rows 1..).
+QUESTION_ROW = 0
+OPENING_ROW = 1
+CLAUSE_ROWS = slice(2, None)
+"""Rows of `question_vectors`: the question, its opening, then its clauses."""
 
-    The clause vectors come from the question's own pass through the model (the mean of its
-    token states over each clause) when the model gives span vectors, so a question costs one
-    short encode; otherwise the clauses are encoded in the same batch.
+
+def question_vectors(question: Question, embeddings: Any) -> np.ndarray:
+    """Unit vectors of the question (row QUESTION_ROW), of its opening (OPENING_ROW) and of its
+    clauses (CLAUSE_ROWS).
+
+    The opening's and the clauses' vectors come from the question's own pass through the model
+    (the mean of its token states over each span) when the model gives span vectors, so a
+    question costs one short encode; otherwise they are encoded as texts in the same batch.
     """
-    if question.clause_spans and getattr(embeddings, "supports_spans", False):
-        whole, per_text = embeddings.encode_with_spans([question.text], [list(question.clause_spans)])
-        rows = [whole[:1], per_text[0].vectors] if len(per_text[0].vectors) else [whole[:1]]
-        return np.vstack(rows).astype(np.float32)
-    return np.asarray(embeddings.encode([question.text, *question.clauses]), dtype=np.float32)
+    if getattr(embeddings, "supports_spans", False):
+        spans = [question.opening_span, *question.clause_spans]
+        whole, per_text = embeddings.encode_with_spans([question.text], [spans])
+        return np.vstack([whole[:1], per_text[0].vectors]).astype(np.float32)
+    return np.asarray(embeddings.encode([question.text, question.opening, *question.clauses]), dtype=np.float32)
 
 
 def sentence_vectors(cands: Sequence[Candidate], embeddings: Any, stored: SentenceVectorSource | None) -> np.ndarray:
@@ -260,8 +296,8 @@ def features(
     sentence_vectors: np.ndarray,
     corpus: tuple[dict[str, int], int] | None = None,
 ) -> np.ndarray:
-    """The (len(cands), len(FEATURES)) feature matrix. `text_vectors[0]` is the question's,
-    the rest its clauses' (in `question.clauses` order). `corpus`: document frequencies of the
+    """The (len(cands), len(FEATURES)) feature matrix. `text_vectors`: `question_vectors`'s rows
+    (the question, its opening, its clauses in `question.clauses` order). `corpus`: document frequencies of the
     question's terms over the whole index and the number of chunks (None: the candidates
     stand in for the corpus)."""
     n = len(cands)
@@ -270,7 +306,8 @@ def features(
         return out
     col = {name: i for i, name in enumerate(FEATURES)}
     cos_q = sentence_vectors @ text_vectors[0]
-    cos_clause = (sentence_vectors @ text_vectors[1:].T).max(axis=1) if len(text_vectors) > 1 else cos_q
+    clauses = text_vectors[CLAUSE_ROWS]
+    cos_clause = (sentence_vectors @ clauses.T).max(axis=1) if len(clauses) else cos_q
 
     doc_freq: dict[str, int] = {}
     for cand in cands:

@@ -44,6 +44,8 @@ from articleqa.qa.cross_encoder import CrossEncoder, pair_text, shared_cross_enc
 from articleqa.qa.features import (
     FEATURES,
     FORMS,
+    OPENING_ROW,
+    QUESTION_ROW,
     Candidate,
     DocumentFrequencySource,
     Question,
@@ -176,7 +178,8 @@ class QuestionScores:
     # The cross-encoder's logit for the candidates it read (the feature model's best k), NaN
     # for the others; None when no cross-encoder ran.
     cross: np.ndarray | None = None
-    question_vector: np.ndarray | None = None  # the question's unit vector (row 0 of question_vectors)
+    question_vector: np.ndarray | None = None  # the question's unit vector (QUESTION_ROW of question_vectors)
+    opening_vector: np.ndarray | None = None  # its opening's (OPENING_ROW)
     answer_types: np.ndarray | None = None  # P(each of ANSWER_TYPES) for the question, when a model gave it
 
     def order(self) -> list[int]:
@@ -354,7 +357,10 @@ class AnswerScorer:
                 "the answer scorer's weights have no answer-type model (older weights); retrain them: "
                 "python -m training.train_answer_scorer"
             )
-        self.answer_type_model = AnswerTypeModel.from_json(self.weights["answer_type_model"])
+        try:
+            self.answer_type_model = AnswerTypeModel.from_json(self.weights["answer_type_model"])
+        except ValueError as exc:
+            raise ScorerWeightsError(f"{exc}; retrain them: python -m training.train_answer_scorer") from None
         if len(self.sentence_model.mean) != len(FEATURES) + len(SENTENCE_TYPE_INPUTS):
             raise ScorerWeightsError(
                 f"the sentence model reads {len(self.sentence_model.mean)} inputs, this code gives it "
@@ -399,14 +405,19 @@ class AnswerScorer:
         corpus = self.document_frequencies(q.terms) if self.document_frequencies and q.terms else None
         x = features(q, cands, text_vecs, sent_vecs, corpus)
         missing, total = missing_names(question, passages, catalog)
-        question_vector = np.asarray(text_vecs[0], dtype=np.float32)
-        answer_types = self.answer_type_model.proba(question_vector)[0] if self.answer_type_model is not None else None
+        question_vector = np.asarray(text_vecs[QUESTION_ROW], dtype=np.float32)
+        opening_vector = np.asarray(text_vecs[OPENING_ROW], dtype=np.float32)
+        answer_types = None
+        if self.answer_type_model is not None:
+            read = opening_vector if self.answer_type_model.input == "opening" else question_vector
+            answer_types = self.answer_type_model.proba(read)[0]
         if self.sentence_model is not None and answer_types is not None:
             proba = self.sentence_model.proba(sentence_inputs(x, answer_types))
         else:
             proba = np.zeros(len(x), np.float32)
         scores = QuestionScores(q, cands, x, proba, sent_vecs, list(passages), missing, total)
         scores.question_vector = question_vector
+        scores.opening_vector = opening_vector
         scores.answer_types = answer_types
         if self.reranker is not None and self.cross_encoder is not None and len(cands):
             read = scores.order()[: self.reranker.k]

@@ -171,9 +171,10 @@ def fit_sentence_model(x, y, groups, seed, weight):
     return kind, weights, oof_p, {k: round(v[1], 4) for k, v in results.items()}, fold_models
 
 
-def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10.0, 100.0)):
+def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10.0, 100.0), reads="question"):
     """The answer-type model (`qa.answer_type`): multinomial logistic regression from the
-    question's vector to the kind of its gold short answer, C chosen by out-of-fold log loss.
+    question's vector (`reads="opening"`: its opening's) to the kind of its gold short answer,
+    C chosen by out-of-fold log loss.
     Every example's `answer_types` are set to out-of-fold probabilities (a near miss takes its
     question's); those of questions without a gold answer (unanswerable), from the model
     fitted on all. `extra`: (question vectors, gold answers) of questions that only teach this
@@ -185,8 +186,11 @@ def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10
 
     from articleqa.qa.answer_type import ANSWER_TYPES, AnswerTypeModel, answer_type
 
+    def vector(e):
+        return e.scores.opening_vector if reads == "opening" else e.scores.question_vector
+
     labelled = [e for e in examples if e.answerable and e.gold]
-    v = np.vstack([e.scores.question_vector for e in labelled])
+    v = np.vstack([vector(e) for e in labelled])
     t = np.array([ANSWER_TYPES.index(answer_type(e.gold)) for e in labelled])
     extra_v, extra_answers = extra if extra is not None else (np.zeros((0, v.shape[1])), [])
     extra_t = np.array([ANSWER_TYPES.index(answer_type(a)) for a in extra_answers], dtype=int)
@@ -217,11 +221,11 @@ def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10
     intercept[final.classes_] = (
         final.intercept_ if len(final.classes_) > 2 else np.array([-final.intercept_[0], final.intercept_[0]]) / 2
     )
-    model = AnswerTypeModel(coef.astype(np.float32), intercept.astype(np.float32))
+    model = AnswerTypeModel(coef.astype(np.float32), intercept.astype(np.float32), input=reads)
     by_id = {e.id: oof[i] for i, e in enumerate(labelled)}
     for e in examples + near_misses:
         p = by_id.get(e.extra.get("of", e.id))
-        e.scores.answer_types = p if p is not None else model.proba(e.scores.question_vector)[0]
+        e.scores.answer_types = p if p is not None else model.proba(vector(e))[0]
     record = {
         "C": c,
         "out_of_fold_log_loss": round(float(loss), 4),
@@ -236,12 +240,12 @@ def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10
     return model, record
 
 
-def answer_type_only(data_hashes: dict[str, str]):
-    """(question vectors, gold answers) of the answerable questions of
+def answer_type_only(data_hashes: dict[str, str], reads: str = "question"):
+    """(question or opening vectors, as `reads`; gold answers) of the answerable questions of
     `training.collect.ANSWER_TYPE_ONLY`, vectors as the scorer computes them; their files'
     SHA-256 go into `data_hashes`."""
     from articleqa.index.embeddings import get_embeddings
-    from articleqa.qa.features import analyse, question_vectors
+    from articleqa.qa.features import OPENING_ROW, QUESTION_ROW, analyse, question_vectors
     from training.collect import ANSWER_TYPE_ONLY, load
 
     embeddings = get_embeddings()
@@ -250,7 +254,8 @@ def answer_type_only(data_hashes: dict[str, str]):
         data_hashes[str(path.relative_to(ROOT))] = sha256(path)
         for q in load(path):
             if q.get("type") not in (None, "null") and q.get("answer"):
-                vectors.append(question_vectors(analyse(q["question"]), embeddings)[0])
+                row = OPENING_ROW if reads == "opening" else QUESTION_ROW
+                vectors.append(question_vectors(analyse(q["question"]), embeddings)[row])
                 answers.append(q["answer"])
     return np.vstack(vectors), answers
 
@@ -411,6 +416,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--answer-type-input",
+        choices=("question", "opening"),
+        default="question",
+        help="What the answer-type model reads: the whole question's vector (the shipped weights) or "
+        "its opening's ('On what date did the'; tried 2026-11-27, training/README.md).",
+    )
+    parser.add_argument(
         "--k",
         type=int,
         default=None,
@@ -506,7 +518,11 @@ def main(argv: list[str] | None = None) -> None:
     near_misses = [e for e in collected if e.extra.get("near_miss")]
     use_extra = args.answer_type_questions or args.answerability_questions
     answer_type_model, answer_type_record = fit_answer_types(
-        examples, near_misses, args.seed, answer_type_only(data_hashes) if use_extra else None
+        examples,
+        near_misses,
+        args.seed,
+        answer_type_only(data_hashes, args.answer_type_input) if use_extra else None,
+        reads=args.answer_type_input,
     )
     print(f"answer types: {answer_type_record}", file=sys.stderr)
 
@@ -567,7 +583,8 @@ def main(argv: list[str] | None = None) -> None:
     if extras:  # never in the sentence model's data: its final model scores them honestly
         final_sentence = DenseModel.from_json(sentence_weights)
         for e in extras:
-            e.scores.answer_types = answer_type_model.proba(e.scores.question_vector)[0]
+            read = e.scores.opening_vector if args.answer_type_input == "opening" else e.scores.question_vector
+            e.scores.answer_types = answer_type_model.proba(read)[0]
             e.scores.proba = final_sentence.proba(sentence_inputs(e.scores.features, e.scores.answer_types))
     pool = examples + near_misses + extras
     qx = np.vstack([answerability_features(e.scores) for e in pool])
