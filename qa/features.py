@@ -151,8 +151,9 @@ def opening_span(question: str) -> tuple[int, int]:
     """Offsets of the question's opening: its first interrogative word with the preposition just
     before it, if any, and the `OPENING_WORDS - 1` words after it ("On what date did the",
     "Which company, recently reported"), or its first `OPENING_WORDS` words when it has no
-    interrogative word ("Does the TechCrunch article"). The answer-type model reads the vector
-    of this span (`qa.answer_type`): the whole question's vector is mostly its topic."""
+    interrogative word ("Does the TechCrunch article"). An answer-type model trained with
+    `--answer-type-input opening` reads this span's vector (`qa.answer_type`): the whole
+    question's vector is mostly its topic."""
     words = list(TOKEN.finditer(question))
     if not words:
         return (0, len(question))
@@ -296,16 +297,16 @@ def features(
     sentence_vectors: np.ndarray,
     corpus: tuple[dict[str, int], int] | None = None,
 ) -> np.ndarray:
-    """The (len(cands), len(FEATURES)) feature matrix. `text_vectors`: `question_vectors`'s rows
-    (the question, its opening, its clauses in `question.clauses` order). `corpus`: document frequencies of the
-    question's terms over the whole index and the number of chunks (None: the candidates
-    stand in for the corpus)."""
+    """The (len(cands), len(FEATURES)) feature matrix. `text_vectors`: `question_vectors`'s
+    rows (the question, its opening, its clauses in `question.clauses` order). `corpus`:
+    document frequencies of the question's terms over the whole index and the number of chunks
+    (None: the candidates stand in for the corpus)."""
     n = len(cands)
     out = np.zeros((n, len(FEATURES)), dtype=np.float32)
     if n == 0:
         return out
     col = {name: i for i, name in enumerate(FEATURES)}
-    cos_q = sentence_vectors @ text_vectors[0]
+    cos_q = sentence_vectors @ text_vectors[QUESTION_ROW]
     clauses = text_vectors[CLAUSE_ROWS]
     cos_clause = (sentence_vectors @ clauses.T).max(axis=1) if len(clauses) else cos_q
 

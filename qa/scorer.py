@@ -4,11 +4,11 @@ Trained by `training/train_answer_scorer.py` on the fitting part of the MultiHop
 and our own training questions (never on the questions numbers are reported on), shipped inside
 the package as `qa/weights/answer_scorer.json` (about 200 kB; its SHA-256 is checked by a test):
 
-- the sentence model: an ensemble of one-hidden-layer networks over `qa.features.FEATURES`
-  and `SENTENCE_TYPE_INPUTS` (whether the sentence brings the kind of answer the question wants;
-  `sentence_inputs`) (their logits averaged), then Platt scaling fitted on out-of-fold predictions, so its output
-  is a calibrated probability that the sentence answers the question (reliability table in
-  docs/EVALUATION.md);
+- the sentence model: an ensemble of one-hidden-layer networks (their logits averaged) over
+  `qa.features.FEATURES` and `SENTENCE_TYPE_INPUTS` (whether the sentence brings the kind of
+  answer the question wants: `sentence_inputs`), then Platt scaling fitted on out-of-fold
+  predictions, so its output is a calibrated probability that the sentence answers the
+  question (reliability table in docs/EVALUATION.md);
 - optionally, a second stage (`Reranker`, used when the weights have one; the shipped ones do
   not, training/README.md says why): the cross-encoder of `qa.cross_encoder` reads the sentence
   model's best k candidates with the question, and a logistic combiner fitted on out-of-fold
