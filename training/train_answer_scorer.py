@@ -187,7 +187,7 @@ def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10
     from articleqa.qa.answer_type import ANSWER_TYPES, AnswerTypeModel, answer_type
 
     def vector(e):
-        return e.scores.opening_vector if reads == "opening" else e.scores.question_vector
+        return type_vector(e.scores, reads)
 
     labelled = [e for e in examples if e.answerable and e.gold]
     v = np.vstack([vector(e) for e in labelled])
@@ -240,6 +240,11 @@ def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10
     return model, record
 
 
+def type_vector(scores, reads: str) -> np.ndarray:
+    """The vector an answer-type model reading `reads` ("question" or "opening") takes."""
+    return scores.opening_vector if reads == "opening" else scores.question_vector
+
+
 def answer_type_only(data_hashes: dict[str, str], reads: str = "question"):
     """(question or opening vectors, as `reads`; gold answers) of the answerable questions of
     `training.collect.ANSWER_TYPE_ONLY`, vectors as the scorer computes them; their files'
@@ -249,22 +254,22 @@ def answer_type_only(data_hashes: dict[str, str], reads: str = "question"):
     from training.collect import ANSWER_TYPE_ONLY, load
 
     embeddings = get_embeddings()
+    row = OPENING_ROW if reads == "opening" else QUESTION_ROW
     vectors, answers = [], []
     for path in (p for files in ANSWER_TYPE_ONLY.values() for p in files):
         data_hashes[str(path.relative_to(ROOT))] = sha256(path)
         for q in load(path):
             if q.get("type") not in (None, "null") and q.get("answer"):
-                row = OPENING_ROW if reads == "opening" else QUESTION_ROW
                 vectors.append(question_vectors(analyse(q["question"]), embeddings)[row])
                 answers.append(q["answer"])
     return np.vstack(vectors), answers
 
 
-def choose_articles(scores, proba, tau):
+def choose_articles(scores, tau):
     """Articles the answer would cite: the best sentence's, then others whose best is >= tau."""
-    order = sorted(range(len(proba)), key=lambda j: (-proba[j], scores.candidates[j].rank, j))
+    proba = scores.proba
     cited: list[str] = []
-    for j in order:
+    for j in scores.order():
         article = scores.candidates[j].passage.article_id
         if article in cited:
             continue
@@ -293,11 +298,9 @@ def answer_accuracy_by_set(examples, q_oof_of, threshold, tau) -> dict[str, dict
             if not len(e.labels) or q_oof_of[e.id] < threshold:
                 hits.append(False)
                 continue
-            p = e.scores.proba
-            order = sorted(range(len(p)), key=lambda j: (-p[j], e.scores.candidates[j].rank, j))
-            cited = choose_articles(e.scores, p, tau)
+            cited = choose_articles(e.scores, tau)
             best = {}
-            for j in order:
+            for j in e.scores.order():
                 best.setdefault(e.scores.candidates[j].passage.article_id, e.scores.candidates[j].text)
             hits.append(contains(" ".join(best[a] for a in cited), e.gold))
         if hits:
@@ -583,8 +586,7 @@ def main(argv: list[str] | None = None) -> None:
     if extras:  # never in the sentence model's data: its final model scores them honestly
         final_sentence = DenseModel.from_json(sentence_weights)
         for e in extras:
-            read = e.scores.opening_vector if args.answer_type_input == "opening" else e.scores.question_vector
-            e.scores.answer_types = answer_type_model.proba(read)[0]
+            e.scores.answer_types = answer_type_model.proba(type_vector(e.scores, args.answer_type_input))[0]
             e.scores.proba = final_sentence.proba(sentence_inputs(e.scores.features, e.scores.answer_types))
     pool = examples + near_misses + extras
     qx = np.vstack([answerability_features(e.scores) for e in pool])
@@ -621,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
         for e in answerable:
             if not e.gold_articles or not len(e.labels):
                 continue
-            cited = set(choose_articles(e.scores, e.scores.proba, tau))
+            cited = set(choose_articles(e.scores, tau))
             hit = len(cited & set(e.gold_articles))
             f1s.append(2 * hit / (len(cited) + len(e.gold_articles)))
         return float(np.mean(f1s))
