@@ -2,19 +2,22 @@
 
 Trained by `training/train_answer_scorer.py` on the fitting part of the MultiHop-RAG questions
 and our own training questions (never on the questions numbers are reported on), shipped inside
-the package as `qa/weights/answer_scorer.json` (about 200 kB; its SHA-256 is checked by a test):
+the package as `qa/weights/answer_scorer.json` (about 1 MB; its SHA-256 is checked by a test):
 
-- the sentence model: an ensemble of one-hidden-layer networks (their logits averaged) over
-  `qa.features.FEATURES` and `SENTENCE_TYPE_INPUTS` (whether the sentence brings the kind of
-  answer the question wants: `sentence_inputs`), then Platt scaling fitted on out-of-fold
-  predictions, so its output is a calibrated probability that the sentence answers the
-  question (reliability table in docs/EVALUATION.md);
+- the sentence model (`BlendModel`): an ensemble of one-hidden-layer networks (`DenseModel`)
+  and gradient-boosted trees trained with monotonic constraints (`TreeModel`), their logits
+  averaged, over `qa.features.FEATURES` and `SENTENCE_TYPE_INPUTS` (whether the sentence
+  brings the kind of answer the question wants: `sentence_inputs`), then Platt scaling fitted
+  on out-of-fold predictions, so its output is a calibrated probability that the sentence
+  answers the question (reliability table in docs/EVALUATION.md);
 - optionally, a second stage (`Reranker`, used when the weights have one; the shipped ones do
   not, training/README.md says why): the cross-encoder of `qa.cross_encoder` reads the sentence
   model's best k candidates with the question, and a logistic combiner fitted on out-of-fold
   scores joins both into the calibrated probability;
 - the answer-type model (`qa.answer_type`): P(the question wants a name / count / date /
-  something else), from the question's vector;
+  something else), from the vector of the question's opening (its whole vector in older
+  weights). Embedders without span vectors encode the opening as a text of its own, which
+  is not the vector the model was trained on: the bundled model always gives span vectors;
 - the answerability model: logistic regression over question-level features (the best
   sentence probabilities, whether the best sentence brings new material of the kind the
   question wants, how much of the question's names the retrieved articles mention, whether

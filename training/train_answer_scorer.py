@@ -16,8 +16,9 @@ What it does, all on CPU in a few minutes:
    fitting question exactly as `articleqa ask` does;
 2. labels every sentence of those passages (`training.collect`): evidence sentences and
    evidence-article sentences holding the gold answer are positives, the rest hard negatives;
-3. fits the sentence model (an ensemble of 5 small MLPs; logistic regression is fitted too and
-   kept if it scores better out of fold), with 5-fold cross-validation grouped by question,
+3. fits the sentence model (5 small MLPs and gradient-boosted trees with monotonic
+   constraints, their logits averaged; logistic regression is fitted too and kept if it
+   scores better out of fold), with 5-fold cross-validation grouped by question,
    and Platt scaling on the out-of-fold predictions;
 4. fits the answerability model (logistic regression) on out-of-fold sentence probabilities,
    and picks the abstention threshold on its own out-of-fold probabilities: the highest one
