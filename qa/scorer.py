@@ -111,8 +111,23 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
 
 
+class _PlattScaled:
+    """`proba(x) = sigmoid(a * logit(x) + b)` for a model with `logit` and `platt = (a, b)`."""
+
+    platt: tuple[float, float]
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0, dtype=np.float32)
+        a, b = self.platt
+        return _sigmoid(a * self.logit(x) + b).astype(np.float32)
+
+
 @dataclass(frozen=True)
-class DenseModel:
+class DenseModel(_PlattScaled):
     """Standardise, then one or more stacks of dense layers (ReLU between) whose output logits
     are averaged (an ensemble of networks trained from different seeds is steadier than one),
     then a logistic output with Platt scaling `sigmoid(a * logit + b)`."""
@@ -160,15 +175,9 @@ class DenseModel:
             total += h[:, 0]
         return total / len(self.members)
 
-    def proba(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            return np.zeros(0, dtype=np.float32)
-        a, b = self.platt
-        return _sigmoid(a * self.logit(x) + b).astype(np.float32)
-
 
 @dataclass(frozen=True)
-class TreeModel:
+class TreeModel(_PlattScaled):
     """Gradient-boosted decision trees (scikit-learn's HistGradientBoostingClassifier, exported
     by the training script): the logit is `baseline` plus, per tree, the value of the leaf the
     row reaches (`x[feature] <= threshold` goes left), then Platt scaling as in DenseModel.
@@ -256,15 +265,9 @@ class TreeModel:
             node = stepped
         return self.baseline + t["value"][trees, node].sum(axis=1)
 
-    def proba(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            return np.zeros(0, dtype=np.float32)
-        a, b = self.platt
-        return _sigmoid(a * self.logit(x) + b).astype(np.float32)
-
 
 @dataclass(frozen=True)
-class BlendModel:
+class BlendModel(_PlattScaled):
     """The mean of its members' logits (each without its own Platt scaling), then Platt scaling."""
 
     members: tuple[DenseModel | TreeModel, ...]
@@ -285,12 +288,6 @@ class BlendModel:
 
     def logit(self, x: np.ndarray) -> np.ndarray:
         return np.mean([m.logit(x) for m in self.members], axis=0)
-
-    def proba(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            return np.zeros(0, dtype=np.float32)
-        a, b = self.platt
-        return _sigmoid(a * self.logit(x) + b).astype(np.float32)
 
 
 def _tree_depth(tree: dict[str, np.ndarray]) -> int:
