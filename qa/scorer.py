@@ -181,8 +181,9 @@ class TreeModel(_PlattScaled):
     """Gradient-boosted decision trees (scikit-learn's HistGradientBoostingClassifier, exported
     by the training script): the logit is `baseline` plus, per tree, the value of the leaf the
     row reaches (`x[feature] <= threshold` goes left), then Platt scaling as in DenseModel.
-    Trained with monotonic constraints (`training.train_answer_scorer.MONOTONIC`): more of the
-    question in a sentence never lowers its score."""
+    Trained with monotonic constraints (`MONOTONIC_INCREASING` / `MONOTONIC_DECREASING` in
+    `training/train_answer_scorer.py`): more of the question in a sentence never lowers its
+    score."""
 
     n_inputs: int
     baseline: float

@@ -192,6 +192,8 @@ class Trees:
     def to_model(self, n_inputs: int):
         from articleqa.qa.scorer import TreeModel
 
+        # scikit-learn keeps the fitted trees and the starting score in private attributes;
+        # tests/test_scorer.py checks that the exported model scores as decision_function does.
         trees = []
         for (predictor,) in self.model._predictors:  # one tree per boosting iteration (binary)
             nodes = predictor.nodes
