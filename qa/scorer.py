@@ -2,19 +2,22 @@
 
 Trained by `training/train_answer_scorer.py` on the fitting part of the MultiHop-RAG questions
 and our own training questions (never on the questions numbers are reported on), shipped inside
-the package as `qa/weights/answer_scorer.json` (about 200 kB; its SHA-256 is checked by a test):
+the package as `qa/weights/answer_scorer.json` (about 1 MB; its SHA-256 is checked by a test):
 
-- the sentence model: an ensemble of one-hidden-layer networks (their logits averaged) over
-  `qa.features.FEATURES` and `SENTENCE_TYPE_INPUTS` (whether the sentence brings the kind of
-  answer the question wants: `sentence_inputs`), then Platt scaling fitted on out-of-fold
-  predictions, so its output is a calibrated probability that the sentence answers the
-  question (reliability table in docs/EVALUATION.md);
+- the sentence model (`BlendModel`): an ensemble of one-hidden-layer networks (`DenseModel`)
+  and gradient-boosted trees trained with monotonic constraints (`TreeModel`), their logits
+  averaged, over `qa.features.FEATURES` and `SENTENCE_TYPE_INPUTS` (whether the sentence
+  brings the kind of answer the question wants: `sentence_inputs`), then Platt scaling fitted
+  on out-of-fold predictions, so its output is a calibrated probability that the sentence
+  answers the question (reliability table in docs/EVALUATION.md);
 - optionally, a second stage (`Reranker`, used when the weights have one; the shipped ones do
   not, training/README.md says why): the cross-encoder of `qa.cross_encoder` reads the sentence
   model's best k candidates with the question, and a logistic combiner fitted on out-of-fold
   scores joins both into the calibrated probability;
 - the answer-type model (`qa.answer_type`): P(the question wants a name / count / date /
-  something else), from the question's vector;
+  something else), from the vector of the question's opening (its whole vector in older
+  weights). Embedders without span vectors encode the opening as a text of its own, which
+  is not the vector the model was trained on: the bundled model always gives span vectors;
 - the answerability model: logistic regression over question-level features (the best
   sentence probabilities, whether the best sentence brings new material of the kind the
   question wants, how much of the question's names the retrieved articles mention, whether
@@ -32,6 +35,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -107,8 +111,23 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
 
 
+class _PlattScaled:
+    """`proba(x) = sigmoid(a * logit(x) + b)` for a model with `logit` and `platt = (a, b)`."""
+
+    platt: tuple[float, float]
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0, dtype=np.float32)
+        a, b = self.platt
+        return _sigmoid(a * self.logit(x) + b).astype(np.float32)
+
+
 @dataclass(frozen=True)
-class DenseModel:
+class DenseModel(_PlattScaled):
     """Standardise, then one or more stacks of dense layers (ReLU between) whose output logits
     are averaged (an ensemble of networks trained from different seeds is steadier than one),
     then a logistic output with Platt scaling `sigmoid(a * logit + b)`."""
@@ -156,11 +175,151 @@ class DenseModel:
             total += h[:, 0]
         return total / len(self.members)
 
-    def proba(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            return np.zeros(0, dtype=np.float32)
-        a, b = self.platt
-        return _sigmoid(a * self.logit(x) + b).astype(np.float32)
+
+@dataclass(frozen=True)
+class TreeModel(_PlattScaled):
+    """Gradient-boosted decision trees (scikit-learn's HistGradientBoostingClassifier, exported
+    by the training script): the logit is `baseline` plus, per tree, the value of the leaf the
+    row reaches (`x[feature] <= threshold` goes left), then Platt scaling as in DenseModel.
+    Trained with monotonic constraints (`MONOTONIC_INCREASING` / `MONOTONIC_DECREASING` in
+    `training/train_answer_scorer.py`): more of the question in a sentence never lowers its
+    score."""
+
+    n_inputs: int
+    baseline: float
+    # Per tree: node arrays feature, threshold, left, right, value, and is_leaf (1 for a leaf).
+    trees: tuple[dict[str, np.ndarray], ...]
+    platt: tuple[float, float] = (1.0, 0.0)
+
+    KIND = "trees"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TreeModel:
+        types = {"feature": np.int64, "threshold": np.float64, "left": np.int64, "right": np.int64}
+        trees = tuple(
+            {
+                **{k: np.asarray(t[k], dtype=dtype) for k, dtype in types.items()},
+                "value": np.asarray(t["value"], dtype=np.float64),
+                "is_leaf": np.asarray(t["is_leaf"], dtype=bool),
+            }
+            for t in data["trees"]
+        )
+        return cls(int(data["n_inputs"]), float(data["baseline"]), trees, tuple(data.get("platt", (1.0, 0.0))))  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.KIND,
+            "n_inputs": self.n_inputs,
+            "baseline": round(self.baseline, 8),
+            "trees": [
+                {
+                    "feature": t["feature"].tolist(),
+                    "threshold": [float(v) for v in t["threshold"]],
+                    "left": t["left"].tolist(),
+                    "right": t["right"].tolist(),
+                    "value": [round(float(v), 8) for v in t["value"]],
+                    "is_leaf": t["is_leaf"].astype(int).tolist(),
+                }
+                for t in self.trees
+            ],
+            "platt": [round(float(v), 6) for v in self.platt],
+        }
+
+    @cached_property
+    def _packed(self) -> dict[str, np.ndarray]:
+        """Every tree's nodes in one (trees, most nodes) array per field, so that all trees
+        take a step down at once; a leaf (or padding) points to itself."""
+        width = max(len(t["value"]) for t in self.trees)
+        packed = {
+            "feature": np.zeros((len(self.trees), width), np.int64),
+            "threshold": np.zeros((len(self.trees), width), np.float64),
+            "left": np.tile(np.arange(width), (len(self.trees), 1)),
+            "right": np.tile(np.arange(width), (len(self.trees), 1)),
+            "value": np.zeros((len(self.trees), width), np.float64),
+        }
+        depth = 0
+        for i, t in enumerate(self.trees):
+            inner = ~t["is_leaf"]
+            n = len(t["value"])
+            packed["feature"][i, :n] = t["feature"]
+            packed["threshold"][i, :n] = t["threshold"]
+            packed["left"][i, :n][inner] = t["left"][inner]
+            packed["right"][i, :n][inner] = t["right"][inner]
+            packed["value"][i, :n] = t["value"]
+            depth = max(depth, _tree_depth(t))
+        packed["depth"] = np.array(depth)
+        return packed
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if not self.trees:
+            return np.full(len(x), self.baseline)
+        t = self._packed
+        trees = np.arange(len(self.trees))[None, :]
+        rows = np.arange(len(x))[:, None]
+        node = np.zeros((len(x), len(self.trees)), dtype=np.int64)
+        for _ in range(int(t["depth"])):
+            left = x[rows, t["feature"][trees, node]] <= t["threshold"][trees, node]
+            stepped = np.where(left, t["left"][trees, node], t["right"][trees, node])
+            if np.array_equal(stepped, node):  # every row is at a leaf of every tree
+                break
+            node = stepped
+        return self.baseline + t["value"][trees, node].sum(axis=1)
+
+
+@dataclass(frozen=True)
+class BlendModel(_PlattScaled):
+    """The mean of its members' logits (each without its own Platt scaling), then Platt scaling."""
+
+    members: tuple[DenseModel | TreeModel, ...]
+    platt: tuple[float, float] = (1.0, 0.0)
+
+    KIND = "blend"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BlendModel:
+        return cls(tuple(sentence_model_from_json(m) for m in data["members"]), tuple(data.get("platt", (1.0, 0.0))))  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.KIND,
+            "members": [m.to_json() for m in self.members],
+            "platt": [round(float(v), 6) for v in self.platt],
+        }
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([m.logit(x) for m in self.members], axis=0)
+
+
+def _tree_depth(tree: dict[str, np.ndarray]) -> int:
+    """The most splits from the root to a leaf."""
+    depth, frontier = 0, [0]
+    while True:
+        frontier = [c for n in frontier if not tree["is_leaf"][n] for c in (tree["left"][n], tree["right"][n])]
+        if not frontier:
+            return depth
+        depth += 1
+
+
+SentenceModel = DenseModel | TreeModel | BlendModel
+
+
+def sentence_model_from_json(data: dict[str, Any]) -> SentenceModel:
+    """The sentence model of a weights file: by its `kind` (trees, a blend), else dense layers."""
+    kind = data.get("kind")
+    if kind == TreeModel.KIND:
+        return TreeModel.from_json(data)
+    if kind == BlendModel.KIND:
+        return BlendModel.from_json(data)
+    return DenseModel.from_json(data)
+
+
+def model_inputs(model: SentenceModel) -> int:
+    """How many input columns `model` reads."""
+    if isinstance(model, BlendModel):
+        counts = {model_inputs(m) for m in model.members}
+        return counts.pop() if len(counts) == 1 else -1  # members that disagree fit no input
+    return model.n_inputs if isinstance(model, TreeModel) else len(model.mean)
 
 
 @dataclass
@@ -350,7 +509,7 @@ class AnswerScorer:
                 "the answerability weights do not match ANSWERABILITY_FEATURES; retrain them: "
                 "python -m training.train_answer_scorer"
             )
-        self.sentence_model: DenseModel | None = DenseModel.from_json(self.weights["sentence_model"])
+        self.sentence_model: SentenceModel | None = sentence_model_from_json(self.weights["sentence_model"])
         self.answerability_model: DenseModel | None = DenseModel.from_json(self.weights["answerability_model"])
         if "answer_type_model" not in self.weights:
             raise ScorerWeightsError(
@@ -361,9 +520,9 @@ class AnswerScorer:
             self.answer_type_model = AnswerTypeModel.from_json(self.weights["answer_type_model"])
         except ValueError as exc:
             raise ScorerWeightsError(f"{exc}; retrain them: python -m training.train_answer_scorer") from None
-        if len(self.sentence_model.mean) != len(FEATURES) + len(SENTENCE_TYPE_INPUTS):
+        if model_inputs(self.sentence_model) != len(FEATURES) + len(SENTENCE_TYPE_INPUTS):
             raise ScorerWeightsError(
-                f"the sentence model reads {len(self.sentence_model.mean)} inputs, this code gives it "
+                f"the sentence model reads {model_inputs(self.sentence_model)} inputs, this code gives it "
                 f"{len(FEATURES) + len(SENTENCE_TYPE_INPUTS)} (the features and {', '.join(SENTENCE_TYPE_INPUTS)}); "
                 "retrain them: python -m training.train_answer_scorer"
             )

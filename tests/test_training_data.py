@@ -33,6 +33,7 @@ OWN_FILES = {
     "own-wikinews-2.jsonl": ROOT / "examples" / "articles" / "wikinews-2019-2020.jsonl",
     "own-multihop-articles.jsonl": SOURCE.parent / "articles.jsonl",
     "own-multihop-articles-2.jsonl": SOURCE.parent / "articles.jsonl",
+    "own-multihop-articles-3.jsonl": SOURCE.parent / "articles.jsonl",
 }
 
 

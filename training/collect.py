@@ -35,7 +35,11 @@ OWN = ROOT / "training" / "data"
 # (index name, articles, question files over them). The MultiHop-RAG reporting part and
 # tests/data/eval.jsonl are deliberately absent.
 TRAINING_SETS = (
-    ("multihop-rag", DATA / "articles.jsonl", (DATA / "questions-fit.jsonl", OWN / "own-multihop-articles.jsonl")),
+    (
+        "multihop-rag",
+        DATA / "articles.jsonl",
+        (DATA / "questions-fit.jsonl", OWN / "own-multihop-articles.jsonl", OWN / "own-multihop-articles-3.jsonl"),
+    ),
     ("wikinews", ROOT / "examples" / "articles", (OWN / "own-wikinews.jsonl",)),
 )
 # More questions of ours (training/data/README.md), read only with the trainer's

@@ -16,8 +16,9 @@ What it does, all on CPU in a few minutes:
    fitting question exactly as `articleqa ask` does;
 2. labels every sentence of those passages (`training.collect`): evidence sentences and
    evidence-article sentences holding the gold answer are positives, the rest hard negatives;
-3. fits the sentence model (an ensemble of 5 small MLPs; logistic regression is fitted too and
-   kept if it scores better out of fold), with 5-fold cross-validation grouped by question,
+3. fits the sentence model (5 small MLPs and gradient-boosted trees with monotonic
+   constraints, their logits averaged; logistic regression is fitted too and kept if it
+   scores better out of fold), with 5-fold cross-validation grouped by question,
    and Platt scaling on the out-of-fold predictions;
 4. fits the answerability model (logistic regression) on out-of-fold sentence probabilities,
    and picks the abstention threshold on its own out-of-fold probabilities: the highest one
@@ -121,29 +122,164 @@ class Ensemble:
         return np.mean(logits, axis=0)
 
 
-def fit_sentence_model(x, y, groups, seed, weight):
-    """Out-of-fold logits for the MLP ensemble and for logistic regression; the better one,
-    refitted on all the data."""
+# Inputs of the sentence model whose increase may never lower a sentence's score in the trees
+# model (how much of the question the sentence, its window or its passage holds; the
+# retrieval ranks; whether it brings the kind of answer asked for), and the two that may
+# never raise it (the most specific question term it lacks).
+MONOTONIC_INCREASING = (
+    "cos_question",
+    "cos_question_rel",
+    "cos_clause_max",
+    "cos_clause_rel",
+    "overlap",
+    "overlap_rel",
+    "overlap_clause_max",
+    "overlap_window",
+    "overlap_article",
+    "overlap_corpus",
+    "overlap_corpus_window",
+    "passage_score_rel",
+    "inv_rank",
+    "inv_dense_rank",
+    "inv_lexical_rank",
+    "year_agrees",
+    "slot_filled",
+)
+MONOTONIC_DECREASING = ("missing_specific", "missing_specific_window")
+
+
+def monotonic_constraints() -> list[int]:
+    """Per sentence-model input (`qa.features.FEATURES`, then `qa.scorer.SENTENCE_TYPE_INPUTS`):
+    1 increasing, -1 decreasing, 0 free."""
+    from articleqa.qa.features import FEATURES
+    from articleqa.qa.scorer import SENTENCE_TYPE_INPUTS
+
+    names = (*FEATURES, *SENTENCE_TYPE_INPUTS)
+    unknown = set(MONOTONIC_INCREASING + MONOTONIC_DECREASING) - set(names)
+    if unknown:
+        raise ValueError(f"monotonic constraints name inputs the model does not read: {sorted(unknown)}")
+    return [1 if n in MONOTONIC_INCREASING else -1 if n in MONOTONIC_DECREASING else 0 for n in names]
+
+
+class Trees:
+    """Gradient-boosted trees with the monotonic constraints above (scikit-learn's
+    HistGradientBoostingClassifier, early-stopped on a tenth of the rows); `logit` is its raw
+    score, `to_model` the shipped `qa.scorer.TreeModel`."""
+
+    def __init__(self, seed: int):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        self.model = HistGradientBoostingClassifier(
+            max_iter=300,
+            learning_rate=0.05,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=True,
+            validation_fraction=0.1,
+            n_iter_no_change=20,
+            random_state=seed,
+            monotonic_cst=monotonic_constraints(),
+        )
+
+    def fit(self, x, y, sample_weight=None):
+        self.model.fit(x, y, sample_weight=sample_weight)
+        return self
+
+    def logit(self, x):
+        return self.model.decision_function(x)
+
+    def to_model(self, n_inputs: int):
+        from articleqa.qa.scorer import TreeModel
+
+        # scikit-learn keeps the fitted trees and the starting score in private attributes;
+        # tests/test_scorer.py checks that the exported model scores as decision_function does.
+        trees = []
+        for (predictor,) in self.model._predictors:  # one tree per boosting iteration (binary)
+            nodes = predictor.nodes
+            trees.append(
+                {
+                    "feature": nodes["feature_idx"].astype(np.int64),
+                    "threshold": nodes["num_threshold"].astype(np.float64),
+                    "left": nodes["left"].astype(np.int64),
+                    "right": nodes["right"].astype(np.int64),
+                    "value": nodes["value"].astype(np.float64),
+                    "is_leaf": nodes["is_leaf"].astype(bool),
+                }
+            )
+        return TreeModel(n_inputs, float(self.model._baseline_prediction.ravel()[0]), tuple(trees))
+
+
+class Blend:
+    """The MLP ensemble (on standardised inputs) and the trees, their logits averaged."""
+
+    def __init__(self, seed: int):
+        from sklearn.preprocessing import StandardScaler
+
+        self.scaler = StandardScaler()
+        self.mlp = Ensemble(ENSEMBLE, seed)
+        self.trees = Trees(seed)
+
+    def fit(self, x, y, sample_weight=None):
+        self.scaler.fit(x)
+        self.mlp.fit(self.scaler.transform(x), y, sample_weight=sample_weight)
+        self.trees.fit(x, y, sample_weight=sample_weight)
+        return self
+
+    def logit(self, x):
+        return (self.mlp.logit(self.scaler.transform(x)) + self.trees.logit(x)) / 2
+
+    def to_json(self, n_inputs: int) -> dict:
+        from articleqa.qa.scorer import BlendModel
+
+        return {
+            "kind": BlendModel.KIND,
+            "members": [dense_from(self.mlp.members, self.scaler), self.trees.to_model(n_inputs).to_json()],
+        }
+
+
+class Unscaled:
+    """The identity in place of StandardScaler (trees split on the features as they are)."""
+
+    def fit(self, x):
+        self.mean_, self.scale_ = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        return self
+
+    def transform(self, x):
+        return x
+
+
+def fit_sentence_model(x, y, groups, seed, weight, model="blend"):
+    """Out-of-fold logits for `model` ("blend": `Blend`; "trees": `Trees`; "mlp": an ensemble
+    of MLPs) and for logistic regression; the one with the lower out-of-fold log loss, refitted
+    on all the data."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
     from sklearn.model_selection import GroupKFold
     from sklearn.preprocessing import StandardScaler
 
     def make(kind):
+        if kind == "trees":
+            return Trees(seed)
+        if kind == "blend":
+            return Blend(seed)
         return Ensemble(ENSEMBLE, seed) if kind == "mlp" else LogisticRegression(C=1.0, max_iter=2000)
 
+    def scaler_for(kind):
+        return Unscaled() if kind in ("trees", "blend") else StandardScaler()
+
     def logit(model, features):
-        if isinstance(model, Ensemble):
+        if isinstance(model, (Ensemble, Trees, Blend)):
             return model.logit(features)
         p = np.clip(model.predict_proba(features)[:, 1], 1e-7, 1 - 1e-7)
         return np.log(p / (1 - p))
 
     results = {}
-    for kind in ("logistic", "mlp"):
+    for kind in ("logistic", model):
         oof = np.zeros(len(y))
         fitted = []
         for train, test in GroupKFold(n_splits=FOLDS).split(x, y, groups):
-            scaler = StandardScaler().fit(x[train])
+            scaler = scaler_for(kind).fit(x[train])
             model = make(kind).fit(scaler.transform(x[train]), y[train], sample_weight=weight[train])
             fitted.append((scaler, model))
             oof[test] = logit(model, scaler.transform(x[test]))
@@ -163,9 +299,14 @@ def fit_sentence_model(x, y, groups, seed, weight):
         return proba
 
     fold_models = [fold_model(sc, m) for sc, m in results[kind][2]]
-    scaler = StandardScaler().fit(x)
-    model = make(kind).fit(scaler.transform(x), y, sample_weight=weight)
-    weights = dense_from(model.members if kind == "mlp" else model, scaler)
+    scaler = scaler_for(kind).fit(x)
+    fitted_model = make(kind).fit(scaler.transform(x), y, sample_weight=weight)
+    if kind == "trees":
+        weights = fitted_model.to_model(x.shape[1]).to_json()
+    elif kind == "blend":
+        weights = fitted_model.to_json(x.shape[1])
+    else:
+        weights = dense_from(fitted_model.members if kind == "mlp" else fitted_model, scaler)
     weights["platt"] = [round(a, 6), round(b, 6)]
     oof_p = 1 / (1 + np.exp(-(a * oof_logit + b)))
     return kind, weights, oof_p, {k: round(v[1], 4) for k, v in results.items()}, fold_models
@@ -420,10 +561,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--answer-type-input",
-        choices=("question", "opening"),
-        default="question",
-        help="What the answer-type model reads: the whole question's vector (the shipped weights) or "
-        "its opening's ('On what date did the'; tried 2026-11-27, training/README.md).",
+        choices=("opening", "question"),
+        default="opening",
+        help="What the answer-type model reads: its opening's vector ('On what date did the'; the "
+        "shipped weights, since the tenth session) or the whole question's (before; training/README.md).",
+    )
+    parser.add_argument(
+        "--sentence-model",
+        choices=("blend", "mlp", "trees"),
+        default="blend",
+        help="The sentence model fitted beside logistic regression (the lower out-of-fold log loss "
+        "is kept): the 5 MLPs and gradient-boosted trees with monotonic constraints, their logits "
+        "averaged (the shipped weights, since the tenth session), the MLPs alone (before) or the "
+        "trees alone (training/README.md).",
     )
     parser.add_argument(
         "--k",
@@ -500,7 +650,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from articleqa.qa.defaults import DEFAULT_K
     from articleqa.qa.features import FEATURES
-    from articleqa.qa.scorer import ANSWERABILITY_FEATURES, DenseModel, answerability_features, sentence_inputs
+    from articleqa.qa.scorer import (
+        ANSWERABILITY_FEATURES,
+        answerability_features,
+        sentence_inputs,
+        sentence_model_from_json,
+    )
     from training.collect import ANSWER_TYPE_ONLY, collect_training_sets
 
     extra_files = ANSWER_TYPE_ONLY if args.answerability_questions else None
@@ -543,7 +698,9 @@ def main(argv: list[str] | None = None) -> None:
         file=sys.stderr,
     )
 
-    kind, sentence_weights, oof_p, losses, fold_models = fit_sentence_model(x, y, groups, args.seed, row_weight)
+    kind, sentence_weights, oof_p, losses, fold_models = fit_sentence_model(
+        x, y, groups, args.seed, row_weight, args.sentence_model
+    )
     offset = 0
     for e in examples:
         e.scores.proba = oof_p[offset : offset + len(e.labels)].astype(np.float32)
@@ -584,7 +741,7 @@ def main(argv: list[str] | None = None) -> None:
     # Answerability: logistic regression on question-level features from out-of-fold
     # probabilities, over the real questions and the near misses.
     if extras:  # never in the sentence model's data: its final model scores them honestly
-        final_sentence = DenseModel.from_json(sentence_weights)
+        final_sentence = sentence_model_from_json(sentence_weights)
         for e in extras:
             e.scores.answer_types = answer_type_model.proba(type_vector(e.scores, args.answer_type_input))[0]
             e.scores.proba = final_sentence.proba(sentence_inputs(e.scores.features, e.scores.answer_types))
@@ -689,7 +846,7 @@ def main(argv: list[str] | None = None) -> None:
         },
     }
     # The check that the shipped file loads: the same class the answerer uses.
-    DenseModel.from_json(sentence_weights).proba(x[:2])
+    sentence_model_from_json(sentence_weights).proba(x[:2])
     args.out.write_text(json.dumps(weights, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {sha256(args.out)}) in {minutes} min")
 
