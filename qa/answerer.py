@@ -145,7 +145,8 @@ class ExtractiveAnswerer:
 
     def answer(self, context: AnswerContext) -> Answer:
         """Answer `context.question` from `context.passages`, or abstain (scored with
-        `context.question_vectors` when given, else the question is encoded here).
+        `context.question_vectors` when given, else the question is encoded here). With
+        `context.focus_articles`, from those articles' passages first (`AnswerContext`).
 
         Returns:
             A grounded `Answer` quoting sentences with `[n]` markers and matching citations
@@ -154,7 +155,24 @@ class ExtractiveAnswerer:
         """
         question, passages = context.question, list(context.passages)
         query = context.retrieval_query or question
-        scores = self.score(question, passages, context.question_vectors)
+        focus = [p for p in passages if p.article_id in context.focus_articles]
+        if not focus or len(focus) == len(passages):
+            return self._answer(question, passages, query, context.question_vectors)
+        # A follow-up that leans on the conversation ("What did he say about troops?") is about
+        # the articles the previous answer cited: answer from them when they answer it, else
+        # from every passage; when neither does, their passages are the closest ones to show.
+        within = self._answer(question, focus, query, context.question_vectors)
+        if within.grounded:
+            return within
+        wider = self._answer(question, passages, query, context.question_vectors)
+        if not wider.grounded:
+            seen = {(c.article_id, c.passage_start) for c in within.related}
+            merged = within.related + [c for c in wider.related if (c.article_id, c.passage_start) not in seen]
+            wider.related = [c.model_copy(update={"n": i}) for i, c in enumerate(merged[: self.related_k], 1)]
+        return wider
+
+    def _answer(self, question: str, passages: list[Passage], query: str, vectors: np.ndarray | None) -> Answer:
+        scores = self.score(question, passages, vectors)
         ranked = _ranked(scores)
         if not ranked:
             return self._abstain(question, query, [], 0.0, ["no passages retrieved"])

@@ -47,6 +47,9 @@ class AnswerContext:
         today: The day the question is asked (default: today).
         unavailable: The answerer's model already failed for this question (while
             condensing), with this reason: do not call it again, fall back at once.
+        focus_articles: The articles a follow-up that leans on the conversation is about
+            (`qa.conversation.conversation_articles`): the extractive answerer answers from
+            their passages first, and from all passages only when those do not answer.
     """
 
     question: str
@@ -56,6 +59,7 @@ class AnswerContext:
     standalone: str | None = None
     today: date | None = None
     unavailable: str | None = None
+    focus_articles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

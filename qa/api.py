@@ -31,7 +31,7 @@ from articleqa.index.precision import DEFAULT_PRECISION, Precision
 from articleqa.index.store import read_manifest
 from articleqa.qa.answerer import ExtractiveAnswerer
 from articleqa.qa.answering import AnswerContext, Answerer, StreamEvent
-from articleqa.qa.conversation import Turn, as_turns, condense_query
+from articleqa.qa.conversation import Turn, as_turns, condense_query, conversation_articles
 from articleqa.qa.llm import DEFAULT_TIMEOUT, EXTRACTIVE, LLMAnswerer, LLMUnavailableError, create_chat_model
 from articleqa.qa.llm import LLMConfigError as _LLMSpecError
 from articleqa.qa.metadata import SourceCatalog
@@ -72,6 +72,7 @@ class _Prepared:
     standalone: str | None = None  # the LLM's standalone rewrite of a follow-up
     notes: list[str] = field(default_factory=list)
     unavailable: str | None = None  # the LLM already failed for this question
+    focus_articles: tuple[str, ...] = ()  # a follow-up's conversation articles
 
     def context(self, today: date | None) -> AnswerContext:
         """What the answerer gets: the question, the passages, the question's vectors (encoded
@@ -84,6 +85,7 @@ class _Prepared:
             standalone=self.standalone,
             today=today,
             unavailable=self.unavailable,
+            focus_articles=self.focus_articles,
         )
 
 
@@ -343,6 +345,7 @@ class ArticleQA:
             elif rewrite.failure:
                 prepared.notes.append(f"{rewrite.failure}; the follow-up was condensed without it")
         follow_up = condensed != question
+        prepared.focus_articles = conversation_articles(question, turns)
         # Encoded once: row 0 is the retrieval's query vector, and the answerer gets all of
         # them (with its clause rows) through the context, so nothing is encoded twice.
         encoded = self.answerer.question_vectors(question)

@@ -69,6 +69,14 @@ def needs_context(question: str) -> bool:
     return bool(_REFERENCE.search(question)) or len(query_terms(question)) < 2
 
 
+def conversation_articles(question: str, history: Sequence[Turn]) -> tuple[str, ...]:
+    """The articles a follow-up is about: those the previous answer cited, when the question
+    leans on the conversation ("What did he say about troops?"); () for a standalone question."""
+    if not history or not needs_context(question):
+        return ()
+    return tuple(dict.fromkeys(history[-1].article_ids))
+
+
 def condense_query(question: str, history: Sequence[Turn]) -> str:
     """The retrieval query for `question` after `history` (most recent turn last)."""
     if not history or not needs_context(question):

@@ -233,6 +233,30 @@ def test_short_fragments_skipped_unless_nothing_else(answerer):
     assert [s.text for s in answerer.score_sentences("Who?", [only_short])] == ["Reuters"]
 
 
+# ---- follow-ups: the conversation's articles first ----------------------------------------
+
+
+def test_follow_up_is_answered_from_the_conversations_article(answerer, seed):
+    # wn-0134 ("US troops had defeated ISIS") ranks first, but the follow-up's "he" is about
+    # the article the previous answer cited: its sentences are shown first.
+    other = _wikinews("wn-0134")
+    passages = _passages(other, 0.9, 2) + _passages(seed, 0.5)
+    context = AnswerContext("What did he say about troops?", passages, focus_articles=(seed.id,))
+    answer = answerer.answer(context)
+    shown = answer.citations or answer.related
+    assert shown[0].article_id == seed.id and "troops" in shown[0].quote
+    _check_citations(answer, {seed.id: seed, other.id: other})
+
+
+def test_follow_up_is_answered_from_every_passage_when_the_conversation_does_not_answer(answerer, seed):
+    magnitogorsk = _wikinews("wn-0001")
+    passages = _passages(seed, 0.9) + _passages(magnitogorsk, 0.5)
+    question = "Which Russian emergencies minister told Putin that 36 to 40 people were under the rubble?"
+    answer = answerer.answer(AnswerContext(question, passages, focus_articles=(seed.id,)))
+    assert answer.grounded and answer.short_answer == "Yevgeny Zinichev"
+    assert answer.citations[0].article_id == magnitogorsk.id
+
+
 # ---- sources named in the question ----------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from articleqa.qa.conversation import Turn, as_turns, condense_query, needs_context
+from articleqa.qa.conversation import Turn, as_turns, condense_query, conversation_articles, needs_context
 
 HISTORY = [
     Turn(
@@ -25,6 +25,13 @@ def test_standalone_question_is_left_alone():
     question = "How many people died in the Magnitogorsk building collapse?"
     assert condense_query(question, HISTORY) == question
     assert condense_query("What did he say?", []) == "What did he say?"
+
+
+def test_conversation_articles_only_for_follow_ups():
+    history = [Turn(question="Who called the meeting a waste of time?", article_ids=["rt-1", "wn-7", "rt-1"])]
+    assert conversation_articles("What did he say about troops?", history) == ("rt-1", "wn-7")
+    assert conversation_articles("Who won the Iowa caucuses?", history) == ()
+    assert conversation_articles("What did he say about troops?", []) == ()
 
 
 @pytest.mark.parametrize(
