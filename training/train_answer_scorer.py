@@ -668,6 +668,12 @@ def main(argv: list[str] | None = None) -> None:
         extra=extra_files,
         k=k,
     )
+    # From here on (fitting), one BLAS thread: a multi-threaded matrix product may sum in another
+    # order from run to run under load, and the MLPs' weights then differed in their last bits
+    # (tenth session). The trees' OpenMP threads are left alone (they were bit-identical).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     extra_sets = {p.name for files in (extra_files or {}).values() for p in files}
     # Questions that teach the answerability model but not the sentence model (tried: --answerability-questions).
     extras = [e for e in collected if e.extra["set"] in extra_sets]
