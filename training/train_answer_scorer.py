@@ -668,9 +668,9 @@ def main(argv: list[str] | None = None) -> None:
         extra=extra_files,
         k=k,
     )
-    # From here on (fitting), one BLAS thread: a multi-threaded matrix product may sum in another
-    # order from run to run under load, and the MLPs' weights then differed in their last bits
-    # (tenth session). The trees' OpenMP threads are left alone (they were bit-identical).
+    # From here on (fitting), one BLAS thread, so that no fitted number depends on how a matrix
+    # product is split between threads. The trees' OpenMP threads are left alone (their output
+    # was bit-identical). Runs can still differ through collection (training/README.md).
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
