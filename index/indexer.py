@@ -244,6 +244,9 @@ def index_paths(
             indexer.prune({a.id for a in loaded.articles}, loaded.origin_failed, report)
         if rechunk:  # only once every article has been re-chunked
             store.write_manifest(store.manifest.dimension)
+        # Even when nothing changed: an index written before saving existed gets its graph
+        # written out too (about 0.1 s at 10,000 chunks; `HybridStore.save_vectors`).
+        store.hybrid.save_vectors(force=True)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -302,6 +305,7 @@ def rebuild_index(
         try:
             fresh.write_manifest(len(fresh.embeddings.embed_query("dimension probe")))
             Indexer(fresh, progress).index_articles(articles, report=report)
+            fresh.hybrid.save_vectors()  # (its writes are outside its own write session)
         except BaseException:
             fresh.drop_dense()
             fresh.close()

@@ -153,6 +153,7 @@ class HybridStore(VectorStore):
         # A Chroma server (its requests are retried through short outages; `index.chroma_retry`).
         self.server_url = server_url
         self._owned: list[Callable[[], None]] = []  # what `close` closes (see `open`)
+        self.unsaved = False  # vectors written or deleted since Chroma last wrote its graph
 
     @classmethod
     def open(cls, folder: str | Path, embedding: Embeddings, *, collection: str = DEFAULT_COLLECTION) -> HybridStore:
@@ -165,7 +166,10 @@ class HybridStore(VectorStore):
         return store
 
     def close(self) -> None:
-        """Close what `open` opened (a store made by `IndexStore` is closed by it)."""
+        """Close what `open` opened, writing Chroma's graph out first when vectors changed
+        (`save_vectors`; a store made by `IndexStore` is closed, and saved, by it)."""
+        if self._owned and self.unsaved:
+            self.save_vectors()
         for close in self._owned:
             try:
                 close()
@@ -251,6 +255,8 @@ class HybridStore(VectorStore):
         except ChromaServerError as exc:
             self._roll_back([i for i in ids if i not in existed], exc)
             raise
+        finally:
+            self.unsaved = True  # (even a failed upsert may have written part of the batch)
         return ids
 
     def _roll_back(self, written: list[str], error: ChromaServerError) -> None:
@@ -278,11 +284,34 @@ class HybridStore(VectorStore):
             raise ValueError("HybridStore.delete needs the ids to delete (it never deletes everything)")
         if not ids:
             return True
+        self.unsaved = True
         call_server(
             lambda: self.dense.delete(ids=list(ids)), self.server_url, f"deleting {len(ids)} chunks", WRITE_PAUSES_S
         )
         self.lexical.delete(ids)
         return True
+
+    def save_vectors(self, force: bool = False) -> None:
+        """Have Chroma write its whole HNSW graph to disk now, if vectors changed since it last
+        did (in this process; `force`: whatever happened before, e.g. an index written before
+        this existed).
+
+        Chroma has no call for this: it writes the graph once `sync_threshold` operations have
+        reached it since the last write (CHROMA_SYNC_THRESHOLD). So that many deletes of ids no
+        chunk has are sent in one request: they change nothing, and they make Chroma write the
+        graph with every vector written before them (0.1 s at 1,844 vectors; the log entries
+        are purged afterwards). Without it, the vectors written since Chroma last wrote the graph
+        are inserted into it again by every process that opens the collection, a little
+        differently each time, and the same question could retrieve different deep neighbours in
+        different processes.
+        """
+        if not (self.unsaved or force):
+            return
+        collection = self.chroma_collection()
+        hnsw = (collection.configuration_json or {}).get("hnsw") or {}
+        markers = [f"{SAVE_MARKER_ID}:{i}" for i in range(int(hnsw.get("sync_threshold") or CHROMA_SYNC_THRESHOLD))]
+        call_server(lambda: collection.delete(ids=markers), self.server_url, "saving the vector index", WRITE_PAUSES_S)
+        self.unsaved = False
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids, in that order (missing ids are left out)."""
@@ -375,6 +404,18 @@ class HybridStore(VectorStore):
 # get another answer after a restart, and training was not repeatable. At 400 repeated runs
 # agree, and the top 90 keep 89 of their neighbours on average.
 HNSW_EF_SEARCH = 400
+# Chroma writes its HNSW graph to disk once `sync_threshold` operations (its default, 1000) have
+# reached it since the last write. The vectors written since stay in its log, and every process
+# that opens the collection inserts them into its in-memory graph again, with several threads,
+# so each process built a slightly different graph: the same question got different deep
+# neighbours in different processes (the bundled articles' index with 817 vectors in the log:
+# between any two of four processes, 1 to 4 of the 241 dense rankings of our 170 Wikinews
+# training questions differed in their top 120; 2026-11-28). This is what was left of the
+# nondeterminism HNSW_EF_SEARCH was raised against. `HybridStore.save_vectors` makes Chroma
+# write the graph after every write session, so that every process loads the same graph.
+CHROMA_SYNC_THRESHOLD = 1000  # (used when a collection's configuration does not say)
+# The ids of the no-op deletes that make Chroma write its graph (`HybridStore.save_vectors`).
+SAVE_MARKER_ID = "articleqa:save-vectors"
 
 
 def dense_store(client: chromadb.ClientAPI, collection: str, embedding: Embeddings) -> Chroma:
@@ -514,6 +555,7 @@ class IndexStore:
                 (self.on_stale or self.reopen)()
             try:
                 yield
+                self.hybrid.save_vectors()  # (`HybridStore.save_vectors`: every process then loads the same graph)
             finally:
                 self.folder.touch()  # the live data: a rebuild may have switched it
                 self.token = self.folder.token()
