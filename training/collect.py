@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "multihop-rag"
 OWN = ROOT / "training" / "data"
+# Chroma's `ef_search` for training retrieval. Two builds of the same index write different HNSW
+# graphs (Chroma inserts with several threads), and at the product's 400
+# (`index.store.HNSW_EF_SEARCH`) 12 to 14 of 300 rankings of 120 neighbours over the 9,808
+# MultiHop-RAG chunk vectors differed between two builds; at 1,500, none (2026-11-28). So the
+# training rows, and the weights, do not depend on which build of the index the trainer reads.
+TRAINING_EF_SEARCH = 1500
 # (index name, articles, question files over them). The MultiHop-RAG reporting part and
 # tests/data/eval.jsonl are deliberately absent.
 TRAINING_SETS = (
@@ -223,6 +229,8 @@ def collect_training_sets(
         if only and articles_name not in only:
             continue
         store = open_index(index_dir / articles_name)
+        # (before anything reads the graph: Chroma keeps the settings it loaded it with)
+        store.hybrid.chroma_collection().modify(configuration={"hnsw": {"ef_search": TRAINING_EF_SEARCH}})
         report = index_paths(store, [articles])
         print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
         qa, scorer = untrained_reader(store, k)
