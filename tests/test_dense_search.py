@@ -63,8 +63,8 @@ def graph_lag(chroma_dir: Path) -> int:
 
 
 def test_an_indexing_run_leaves_the_whole_graph_on_disk(example_index):
-    """1,844 chunks: without `save_vectors` the last 844 stay in Chroma's log (it writes the
-    graph every 1,000), and every process inserts them again, differently."""
+    """1,844 chunks: without `save_vectors` the last 817 stay in Chroma's log (it writes the
+    graph every 1,000 operations), and every process inserts them again, differently."""
     assert graph_lag(example_index / "chroma") == 0
 
 

@@ -34,7 +34,7 @@ DATA = ROOT / "tests" / "data" / "multihop-rag"
 OWN = ROOT / "training" / "data"
 # Chroma's `ef_search` for training retrieval. Two builds of the same index write different HNSW
 # graphs (Chroma inserts with several threads), and at the product's 400
-# (`index.store.HNSW_EF_SEARCH`) 12 to 14 of 300 rankings of 120 neighbours over the 9,808
+# (`index.store.HNSW_EF_SEARCH`) 12 to 15 of 300 rankings of 120 neighbours over the 9,808
 # MultiHop-RAG chunk vectors differed between two builds; at 1,500, none (2026-11-28). So the
 # training rows, and the weights, do not depend on which build of the index the trainer reads.
 TRAINING_EF_SEARCH = 1500
