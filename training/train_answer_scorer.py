@@ -670,7 +670,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     # From here on (fitting), one BLAS thread, so that no fitted number depends on how a matrix
     # product is split between threads. The trees' OpenMP threads are left alone (their output
-    # was bit-identical). Runs can still differ through collection (training/README.md).
+    # was bit-identical). Collection is repeatable too since the twelfth session: Chroma's graph
+    # is saved after writes and training searches at TRAINING_EF_SEARCH (training/README.md).
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
