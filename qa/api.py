@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from articleqa.index import (
     DEFAULT_BACKEND,
@@ -45,6 +45,9 @@ from articleqa.qa.retrieval import (
     RetrievalMode,
     RetrievalResult,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class QAError(RuntimeError):
@@ -347,8 +350,14 @@ class ArticleQA:
         follow_up = condensed != question
         prepared.focus_articles = conversation_articles(question, turns)
         # Encoded once: row 0 is the retrieval's query vector, and the answerer gets all of
-        # them (with its clause rows) through the context, so nothing is encoded twice.
-        encoded = self.answerer.question_vectors(question)
+        # them (with its clause rows) through the context, so nothing is encoded twice. The
+        # retriever encodes while its BM25 searches run.
+        encoded: list[np.ndarray | None] = []
+
+        def encode() -> np.ndarray | None:
+            encoded.append(self.answerer.question_vectors(question))
+            return encoded[0][0] if encoded[0] is not None else None
+
         prepared.result = self.retriever.retrieve(
             question,
             k=k,
@@ -357,9 +366,9 @@ class ArticleQA:
             context_query=condensed if follow_up else None,
             prefer_articles=turns[-1].article_ids if follow_up and turns else (),
             prefer_sources=self.catalog().named_sources(question),
-            vector=encoded[0] if encoded is not None else None,
+            vector=encode,
         )
-        prepared.result.question_vectors = encoded
+        prepared.result.question_vectors = encoded[0] if encoded else None
         return prepared
 
     def ask(

@@ -10,9 +10,11 @@ in-window articles are preferred without excluding the rest.
 from __future__ import annotations
 
 import re
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -176,7 +178,7 @@ class HybridRetriever(BaseRetriever):
         context_query: str | None = None,
         prefer_articles: Sequence[str] = (),
         prefer_sources: Sequence[str] = (),
-        vector: Sequence[float] | None = None,
+        vector: Sequence[float] | Callable[[], Sequence[float]] | None = None,
     ) -> RetrievalResult:
         """The best `k` passages for `query`.
 
@@ -195,7 +197,9 @@ class HybridRetriever(BaseRetriever):
                 chunks get a dense and a BM25 ranking of their own (favoured, not required:
                 two more queries, however many sources), and the best chunk of each named
                 source is kept among the `k` passages when it has one.
-            vector: `query` already embedded (by the caller, with the same model).
+            vector: `query` already embedded (by the caller, with the same model), or a function
+                that embeds it: it is called once the BM25 searches have started, so that
+                encoding and lexical search overlap.
 
         Returns:
             Passages best first, with the time window that was preferred, if any.
@@ -206,37 +210,43 @@ class HybridRetriever(BaseRetriever):
         filters = filters or self.filters
         window = time_window(time_query or query, today or date.today())
         n = max(self.candidates, 3 * k)
-        vector = [float(v) for v in vector] if vector is not None else self.store.embeddings.embed_query(query)
 
-        rankings: list[tuple[str, list[str]]] = [
-            ("dense", self._dense(vector, n, filters.chroma_where())),
-            ("lexical", self._lexical(query, n, filters, None)),
-        ]
+        # Every ranking is listed first, then computed: the BM25 searches need no vector, so
+        # they run on a lexical thread while this one encodes the question (when the caller
+        # has not) and runs the dense searches. Fusion then reads them in the listed order, so
+        # it adds the same numbers in the same order as one thread would.
+        where = filters.chroma_where()
+        plan = [_dense_ranking(where), _lexical_ranking(query, filters)]
         if context_query and context_query != query:
-            context_vector = self.store.embeddings.embed_query(context_query)
-            rankings.append(("dense", self._dense(context_vector, n, filters.chroma_where())))
-            rankings.append(("lexical", self._lexical(context_query, n, filters, None)))
+            plan += [_dense_ranking(where, context=True), _lexical_ranking(context_query, filters)]
         if prefer_articles:
             ids = tuple(dict.fromkeys(prefer_articles))
-            where = filters.chroma_where()
             article_clause = {"article_id": {"$in": list(ids)}}
-            where = {"$and": [where, article_clause]} if where else article_clause
-            rankings.append(("dense", self._dense(vector, n, where)))
-            rankings.append(("lexical", self._lexical(query, n, filters, None, ids)))
-        quota: list[list[str]] = []
+            plan += [
+                _dense_ranking({"$and": [where, article_clause]} if where else article_clause),
+                _lexical_ranking(query, filters, article_ids=ids),
+            ]
         named = [s for s in dict.fromkeys(prefer_sources) if not filters.sources or s in filters.sources]
+        per_source: list[_Ranking] = []
         if named:  # (a hard source filter wins over the question's wish)
             narrowed = Filters(sources=tuple(named), after=filters.after, before=filters.before)
-            per_source = [
-                ("dense", self._dense(vector, n, narrowed.chroma_where())),
-                ("lexical", self._lexical(query, n, narrowed, None)),
-            ]
-            rankings.extend(per_source)
-            quota = _best_per_source(self.store, named, [ids for _kind, ids in per_source])
+            per_source = [_dense_ranking(narrowed.chroma_where()), _lexical_ranking(query, narrowed)]
+            plan += per_source
         if window:
-            rankings.append(("dense", self._dense(vector, n, filters.chroma_where(window))))
-            rankings.append(("lexical", self._lexical(query, n, filters, window)))
+            plan += [_dense_ranking(filters.chroma_where(window)), _lexical_ranking(query, filters, window=window)]
 
+        pending = [(r, _lexical_pool().submit(self._search_lexical, r, n)) for r in plan if r.kind == "lexical"]
+        if callable(vector):
+            vector = vector()
+        query_vector = [float(v) for v in (vector if vector is not None else self.store.embeddings.embed_query(query))]
+        context_vector = self.store.embeddings.embed_query(context_query) if any(r.context for r in plan) else None
+        for r in plan:
+            if r.kind == "dense":
+                r.ids = self._dense(context_vector if r.context else query_vector, n, r.where)
+        for r, future in pending:
+            r.ids = future.result()
+        quota = _best_per_source(self.store, named, [r.ids for r in per_source]) if named else []
+        rankings = [(r.kind, r.ids) for r in plan]
         if self.mode != "hybrid":  # single-retriever modes, for evaluation
             rankings = [(kind, ids) for kind, ids in rankings if kind == self.mode]
         fused: dict[str, float] = defaultdict(float)
@@ -250,6 +260,9 @@ class HybridRetriever(BaseRetriever):
         ordered = _with_quota(ordered, fused, quota, k)
         passages = self._passages(ordered, fused, best_rank, k)
         return RetrievalResult(passages, context_query or query, window)
+
+    def _search_lexical(self, ranking: _Ranking, n: int) -> list[str]:
+        return self._lexical(ranking.query, n, ranking.filters, ranking.window, ranking.article_ids)
 
     def _dense(self, vector: list[float], n: int, where: dict | None) -> list[str]:
         return [chunk_id for chunk_id, _distance in self.store.hybrid.nearest(vector, n, where)]
@@ -320,6 +333,47 @@ class HybridRetriever(BaseRetriever):
             )
             for p in self.retrieve(query, k=k).passages
         ]
+
+
+@dataclass(eq=False)
+class _Ranking:
+    """One ranking to fuse: a dense search (Chroma, with a where-clause) by the question's
+    vector (or the condensed follow-up's, `context`), or a BM25 search of `query`."""
+
+    kind: str  # "dense" or "lexical"
+    where: dict[str, Any] | None = None
+    context: bool = False
+    query: str = ""
+    filters: Filters = Filters()
+    window: DateWindow | None = None
+    article_ids: Sequence[str] | None = None
+    ids: list[str] = field(default_factory=list)
+
+
+def _dense_ranking(where: dict[str, Any] | None, *, context: bool = False) -> _Ranking:
+    return _Ranking("dense", where=where, context=context)
+
+
+def _lexical_ranking(
+    query: str, filters: Filters, *, window: DateWindow | None = None, article_ids: Sequence[str] | None = None
+) -> _Ranking:
+    return _Ranking("lexical", query=query, filters=filters, window=window, article_ids=article_ids)
+
+
+# BM25 searches run here, beside the encoding of the question and the dense searches (SQLite,
+# PostgreSQL, OpenVINO and Chroma all release the GIL while they work). Two threads: a
+# question has up to five BM25 rankings, and the machines this runs on have two cores or more.
+LEXICAL_THREADS = 2
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _lexical_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=LEXICAL_THREADS, thread_name_prefix="articleqa-bm25")
+        return _pool
 
 
 def _best_per_source(store: IndexStore, sources: list[str], rankings: list[list[str]]) -> list[list[str]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from datetime import date
 
 import pytest
@@ -181,3 +183,45 @@ def test_a_named_source_is_favoured_not_required(qa):
     # The same words without the source name do not reach the RT article.
     plain = qa.retriever.retrieve("According to someone, what was reported on Monday?").passages
     assert SEED_ID not in {p.article_id for p in plain}
+
+
+def test_bm25_searches_run_while_the_question_is_encoded(qa, monkeypatch):
+    """The BM25 searches start on the lexical thread before the question is encoded, and
+    the encoding (on the caller's thread) waits for nothing: both overlap. The test fails on a
+    retriever that encodes first (the encoder would wait out its timeout for a search that
+    only starts after it)."""
+    searching = threading.Event()
+    threads: list[str] = []
+    seen_while_encoding: list[bool] = []
+    search, question_vectors = qa.store.lexical.search, qa.answerer.question_vectors
+
+    def recording_search(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        searching.set()
+        return search(*args, **kwargs)
+
+    def waiting_question_vectors(question):
+        seen_while_encoding.append(searching.wait(timeout=10))
+        threads.append(f"encoder on {threading.current_thread().name}")
+        return question_vectors(question)
+
+    monkeypatch.setattr(qa.store.lexical, "search", recording_search)
+    monkeypatch.setattr(qa.answerer, "question_vectors", waiting_question_vectors)
+    answer = qa.ask("Who called the meeting a waste of time?")
+    assert seen_while_encoding == [True]
+    assert f"encoder on {threading.current_thread().name}" in threads
+    searches = [name for name in threads if not name.startswith("encoder")]
+    assert searches and all(name.startswith("articleqa-bm25") for name in searches)
+    assert WASTE_SENTENCE in [c.quote for c in answer.citations]
+
+
+def test_a_failing_bm25_search_fails_the_question(qa, monkeypatch):
+    """An error on the lexical thread reaches the caller; it is not lost or turned into an
+    empty ranking."""
+
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(qa.store.lexical, "search", broken)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        qa.ask("Who called the meeting a waste of time?")
