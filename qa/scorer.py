@@ -227,15 +227,19 @@ class TreeModel(_PlattScaled):
 
     @cached_property
     def _packed(self) -> dict[str, np.ndarray]:
-        """Every tree's nodes in one (trees, most nodes) array per field, so that all trees
-        take a step down at once; a leaf (or padding) points to itself."""
+        """Every tree's nodes in one flat array per field, tree i's node j at i * width + j
+        (width: the most nodes of a tree), so that all trees take a step down at once with
+        flat `take`s; `left` and `right` hold flat indices too, and a leaf (or padding) points
+        to itself. `start` is each tree's root."""
         width = max(len(t["value"]) for t in self.trees)
+        shape = (len(self.trees), width)
+        start = np.arange(len(self.trees)) * width
         packed = {
-            "feature": np.zeros((len(self.trees), width), np.int64),
-            "threshold": np.zeros((len(self.trees), width), np.float64),
+            "feature": np.zeros(shape, np.int64),
+            "threshold": np.zeros(shape, np.float64),
             "left": np.tile(np.arange(width), (len(self.trees), 1)),
             "right": np.tile(np.arange(width), (len(self.trees), 1)),
-            "value": np.zeros((len(self.trees), width), np.float64),
+            "value": np.zeros(shape, np.float64),
         }
         depth = 0
         for i, t in enumerate(self.trees):
@@ -247,24 +251,28 @@ class TreeModel(_PlattScaled):
             packed["right"][i, :n][inner] = t["right"][inner]
             packed["value"][i, :n] = t["value"]
             depth = max(depth, _tree_depth(t))
-        packed["depth"] = np.array(depth)
-        return packed
+        packed["left"] += start[:, None]
+        packed["right"] += start[:, None]
+        flat = {name: array.ravel() for name, array in packed.items()}
+        flat["start"] = start
+        flat["depth"] = np.array(depth)
+        return flat
 
     def logit(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        x = np.ascontiguousarray(x, dtype=np.float64)
         if not self.trees:
             return np.full(len(x), self.baseline)
         t = self._packed
-        trees = np.arange(len(self.trees))[None, :]
-        rows = np.arange(len(x))[:, None]
-        node = np.zeros((len(x), len(self.trees)), dtype=np.int64)
+        row_start = (np.arange(len(x)) * x.shape[1])[:, None]  # row r's features in x.ravel()
+        values = x.ravel()
+        node = np.tile(t["start"], (len(x), 1))  # (rows, trees): every row at every root
         for _ in range(int(t["depth"])):
-            left = x[rows, t["feature"][trees, node]] <= t["threshold"][trees, node]
-            stepped = np.where(left, t["left"][trees, node], t["right"][trees, node])
+            left = values.take(row_start + t["feature"].take(node)) <= t["threshold"].take(node)
+            stepped = np.where(left, t["left"].take(node), t["right"].take(node))
             if np.array_equal(stepped, node):  # every row is at a leaf of every tree
                 break
             node = stepped
-        return self.baseline + t["value"][trees, node].sum(axis=1)
+        return self.baseline + t["value"].take(node).sum(axis=1)
 
 
 @dataclass(frozen=True)
