@@ -38,7 +38,7 @@ from articleqa.index.encoding import SpanVectors
 from articleqa.qa.answer_type import new_date
 from articleqa.qa.metadata import SourceCatalog
 from articleqa.qa.models import Passage
-from articleqa.qa.text import TOKEN, capitalised_words, content_terms, has_year, is_count, tokens, years
+from articleqa.qa.text import TOKEN, capitalised_words, content_terms, has_year, is_count, terms_of, tokens, years
 
 # Fragments shorter than this many words (captions, bylines, headlines) are not candidates
 # unless nothing longer exists.
@@ -201,6 +201,7 @@ class Candidate:
     prev: int | None = None  # index of the previous / next candidate in the same passage
     next: int | None = None
     terms: frozenset[str] = field(default_factory=frozenset)
+    words: tuple[str, ...] = ()  # `tokens(text)`, split once
 
 
 def candidates(passages: Sequence[Passage], question: Question | None = None) -> list[Candidate]:
@@ -223,8 +224,9 @@ def candidates(passages: Sequence[Passage], question: Question | None = None) ->
             seen.add(key)
             text = passage.text[span.start : span.end]
             cand = Candidate(passage, rank, passage.start + span.start, passage.start + span.end, text)
-            cand.terms = frozenset(content_terms(text))
-            (long_ones if len(tokens(text)) >= MIN_WORDS else short_ones).append(cand)
+            cand.words = tuple(tokens(text))
+            cand.terms = frozenset(terms_of(cand.words))
+            (long_ones if len(cand.words) >= MIN_WORDS else short_ones).append(cand)
     chosen = long_ones or short_ones
     if question is not None and not question.yes_no:
         asked = set(question.terms)
@@ -396,7 +398,7 @@ def features(
         row[col["inv_lexical_rank"]] = 1.0 / p.lexical_rank if p.lexical_rank else 0.0
         row[col["lead"]] = float(cand.start == 0)
         row[col["log_offset"]] = math.log1p(cand.start) / 10
-        words = tokens(cand.text)
+        words = cand.words
         row[col["log_words"]] = math.log1p(len(words)) / 4
         row[col["new_names"]] = min(len(new_names[j]), 5) / 5
         row[col["shared_names"]] = (

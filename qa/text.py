@@ -10,6 +10,7 @@ looked up in the lexical index's vocabulary (corpus document frequencies).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 import Stemmer
@@ -54,8 +55,13 @@ def tokens(text: str) -> list[str]:
 
 def content_terms(text: str) -> list[str]:
     """Stemmed content words (stopwords and single letters dropped), in order, unique."""
+    return terms_of(tokens(text))
+
+
+def terms_of(words: Iterable[str]) -> list[str]:
+    """`content_terms` of text already split by `tokens`."""
     seen: dict[str, None] = {}
-    for token in tokens(text):
+    for token in words:
         low = token.lower().replace("’", "'").rstrip(".,")
         if low in STOPWORDS or (len(low) < 2 and not low.isdigit()):
             continue
@@ -68,6 +74,7 @@ def is_number(token: str) -> bool:
     return bool(_NUMBER.match(token))
 
 
+@lru_cache(maxsize=65536)
 def is_count(token: str) -> bool:
     """Digits or a number written as a word ("five", "twenty-one", "dozens")."""
     if is_number(token):
