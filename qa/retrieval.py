@@ -9,6 +9,7 @@ in-window articles are preferred without excluding the rest.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import defaultdict
@@ -364,16 +365,18 @@ def _lexical_ranking(
 # PostgreSQL, OpenVINO and Chroma all release the GIL while they work). Two threads: a
 # question has up to five BM25 rankings, and the machines this runs on have two cores or more.
 LEXICAL_THREADS = 2
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process it belongs to, the pool)
 _pool_lock = threading.Lock()
 
 
 def _lexical_pool() -> ThreadPoolExecutor:
+    """The process's pool, made on first use; a forked child makes its own (the parent's
+    threads do not exist in the child, and work sent to them would never run)."""
     global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=LEXICAL_THREADS, thread_name_prefix="articleqa-bm25")
-        return _pool
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=LEXICAL_THREADS, thread_name_prefix="articleqa-bm25"))
+        return _pool[1]
 
 
 def _best_per_source(store: IndexStore, sources: list[str], rankings: list[list[str]]) -> list[list[str]]:
