@@ -187,11 +187,20 @@ class LexicalIndex:
         if published_to is not None:
             where.append("c.published_ord <= ?")
             params.append(published_to)
-        sql = (
-            "SELECT c.chunk_id, bm25(chunks_fts) AS rank FROM chunks_fts "
-            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
-            f"WHERE {' AND '.join(where)} ORDER BY rank LIMIT ?"
-        )
+        if len(where) == 1:
+            # No filter: rank inside FTS5 and join only the k best to their chunk ids. Joining
+            # every match first (the filtered form) read a chunk row per match: 28 against
+            # 15 ms a long question over the 609 MultiHop-RAG articles, same hits.
+            sql = (
+                "SELECT c.chunk_id, f.rank FROM (SELECT rowid, bm25(chunks_fts) AS rank FROM chunks_fts "
+                "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid ORDER BY f.rank"
+            )
+        else:
+            sql = (
+                "SELECT c.chunk_id, bm25(chunks_fts) AS rank FROM chunks_fts "
+                "JOIN chunks c ON c.rowid = chunks_fts.rowid "
+                f"WHERE {' AND '.join(where)} ORDER BY rank LIMIT ?"
+            )
         rows = self._db.execute(sql, [*params, k]).fetchall()
         # FTS5's bm25() is negated so that ORDER BY ascending puts the best first.
         return [LexicalHit(chunk_id, -rank) for chunk_id, rank in rows]
