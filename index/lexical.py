@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+-- for filtered searches, which list the allowed rows first (`LexicalIndex.search`)
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+CREATE INDEX IF NOT EXISTS chunks_published ON chunks(published_ord);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, content='chunks', content_rowid='rowid',
     tokenize='porter unicode61 remove_diacritics 2'
@@ -174,33 +177,40 @@ class LexicalIndex:
         if not terms or k <= 0:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        where, params = ["chunks_fts MATCH ?"], [match]
+        where: list[str] = []
+        params: list[object] = []
         if sources:
-            where.append(f"c.source IN ({','.join('?' * len(sources))})")
+            where.append(f"source IN ({','.join('?' * len(sources))})")
             params.extend(sources)
         if article_ids:
-            where.append(f"c.article_id IN ({','.join('?' * len(article_ids))})")
+            where.append(f"article_id IN ({','.join('?' * len(article_ids))})")
             params.extend(article_ids)
         if published_from is not None:
-            where.append("c.published_ord >= ?")
+            where.append("published_ord >= ?")
             params.append(published_from)
         if published_to is not None:
-            where.append("c.published_ord <= ?")
+            where.append("published_ord <= ?")
             params.append(published_to)
-        if len(where) == 1:
-            # No filter: rank inside FTS5 and join only the k best to their chunk ids. Joining
-            # every match first (the filtered form) read a chunk row per match: 28 against
-            # 15 ms a long question over the 609 MultiHop-RAG articles, same hits.
-            sql = (
-                "SELECT c.chunk_id, f.rank FROM (SELECT rowid, bm25(chunks_fts) AS rank FROM chunks_fts "
-                "WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid ORDER BY f.rank"
-            )
+        # Rank inside FTS5 and join only the k best to their chunk ids (joining every match first
+        # read a chunk row per match: 28 against 15 ms a long question over the 609 MultiHop-RAG
+        # articles, same hits). bm25() runs only for the matches that get past the filter.
+        ranked = (
+            "SELECT c.chunk_id, f.rank FROM (SELECT chunks_fts.rowid AS rowid, bm25(chunks_fts) AS rank "
+            "FROM chunks_fts {allowed}WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?) f "
+            "JOIN chunks c ON c.rowid = f.rowid ORDER BY f.rank"
+        )
+        if not where:
+            sql = ranked.format(allowed="")
         else:
+            # Filtered: list the allowed rows first (from the indexes on the filter columns), and
+            # test each match against that list. Joining every match to its chunk row instead
+            # took 20 against 10 ms a long question filtered by source over 3,000 articles, same
+            # hits. CROSS JOIN keeps FTS5 the outer loop: handed the rowids as constraints, it
+            # would run the whole query once per allowed row.
             sql = (
-                "SELECT c.chunk_id, bm25(chunks_fts) AS rank FROM chunks_fts "
-                "JOIN chunks c ON c.rowid = chunks_fts.rowid "
-                f"WHERE {' AND '.join(where)} ORDER BY rank LIMIT ?"
+                f"WITH allowed(r) AS MATERIALIZED (SELECT rowid FROM chunks WHERE {' AND '.join(where)}) "
+                + ranked.format(allowed="CROSS JOIN allowed ON allowed.r = chunks_fts.rowid ")
             )
-        rows = self._db.execute(sql, [*params, k]).fetchall()
+        rows = self._db.execute(sql, [*params, match, k]).fetchall()
         # FTS5's bm25() is negated so that ORDER BY ascending puts the best first.
         return [LexicalHit(chunk_id, -rank) for chunk_id, rank in rows]
