@@ -245,6 +245,20 @@ class PostgresLexicalIndex:
         total, _tokens, counts = self.database.read(lambda db: _statistics(db, list(dict.fromkeys(terms)), []))
         return counts, total
 
+    def chunk_ids_where(
+        self,
+        *,
+        sources: Sequence[str] | None = None,
+        published_from: int | None = None,
+        published_to: int | None = None,
+        article_ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """The ids of the chunks that `search` with these filters may return (as
+        `LexicalIndex.chunk_ids_where`)."""
+        filters, params = _filter_sql(sources, published_from, published_to, article_ids)
+        where = f" WHERE {' AND '.join(filters)}" if filters else ""
+        return self._column(f"SELECT chunk_id FROM {CHUNKS}{where}", params)
+
     def chunk_ids_of(self, article_id: str) -> set[str]:
         return set(self._column(f"SELECT chunk_id FROM {CHUNKS} WHERE article_id = :a", {"a": article_id}))
 
@@ -290,22 +304,34 @@ class PostgresLexicalIndex:
         phrases = [tuple(words) for words in lexemes_of(terms) if words]
         if not phrases:
             return []
-        filters, params = [], {}
-        if sources:
-            filters.append("source = ANY(:sources)")
-            params["sources"] = list(sources)
-        if article_ids:
-            filters.append("article_id = ANY(:article_ids)")
-            params["article_ids"] = list(article_ids)
-        if published_from is not None:
-            filters.append("published_ord >= :published_from")
-            params["published_from"] = published_from
-        if published_to is not None:
-            filters.append("published_ord <= :published_to")
-            params["published_to"] = published_to
+        filters, params = _filter_sql(sources, published_from, published_to, article_ids)
         # One statement for the statistics, one for the scores: read without a transaction, as
         # each statement sees the committed data at its start either way.
         return self.database.read(lambda db: _search(db, phrases, filters, params, k))
+
+
+def _filter_sql(
+    sources: Sequence[str] | None,
+    published_from: int | None,
+    published_to: int | None,
+    article_ids: Sequence[str] | None,
+) -> tuple[list[str], dict[str, Any]]:
+    """The conditions on the chunks table (to AND together) and their parameters."""
+    filters: list[str] = []
+    params: dict[str, Any] = {}
+    if sources:
+        filters.append("source = ANY(:sources)")
+        params["sources"] = list(sources)
+    if article_ids:
+        filters.append("article_id = ANY(:article_ids)")
+        params["article_ids"] = list(article_ids)
+    if published_from is not None:
+        filters.append("published_ord >= :published_from")
+        params["published_from"] = published_from
+    if published_to is not None:
+        filters.append("published_ord <= :published_to")
+        params["published_to"] = published_to
+    return filters, params
 
 
 def _search(

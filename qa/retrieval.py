@@ -216,25 +216,20 @@ class HybridRetriever(BaseRetriever):
         # they run on a lexical thread while this one encodes the question (when the caller
         # has not) and runs the dense searches. Fusion then reads them in the listed order, so
         # it adds the same numbers in the same order as one thread would.
-        where = filters.chroma_where()
-        plan = [_dense_ranking(where), _lexical_ranking(query, filters)]
+        plan = [_dense_ranking(filters), _lexical_ranking(query, filters)]
         if context_query and context_query != query:
-            plan += [_dense_ranking(where, context=True), _lexical_ranking(context_query, filters)]
+            plan += [_dense_ranking(filters, context=True), _lexical_ranking(context_query, filters)]
         if prefer_articles:
             ids = tuple(dict.fromkeys(prefer_articles))
-            article_clause = {"article_id": {"$in": list(ids)}}
-            plan += [
-                _dense_ranking({"$and": [where, article_clause]} if where else article_clause),
-                _lexical_ranking(query, filters, article_ids=ids),
-            ]
+            plan += [_dense_ranking(filters, article_ids=ids), _lexical_ranking(query, filters, article_ids=ids)]
         named = [s for s in dict.fromkeys(prefer_sources) if not filters.sources or s in filters.sources]
         per_source: list[_Ranking] = []
         if named:  # (a hard source filter wins over the question's wish)
             narrowed = Filters(sources=tuple(named), after=filters.after, before=filters.before)
-            per_source = [_dense_ranking(narrowed.chroma_where()), _lexical_ranking(query, narrowed)]
+            per_source = [_dense_ranking(narrowed), _lexical_ranking(query, narrowed)]
             plan += per_source
         if window:
-            plan += [_dense_ranking(filters.chroma_where(window)), _lexical_ranking(query, filters, window=window)]
+            plan += [_dense_ranking(filters, window=window), _lexical_ranking(query, filters, window=window)]
 
         pending = [(r, _lexical_pool().submit(self._search_lexical, r, n)) for r in plan if r.kind == "lexical"]
         if callable(vector):
@@ -243,7 +238,7 @@ class HybridRetriever(BaseRetriever):
         context_vector = self.store.embeddings.embed_query(context_query) if any(r.context for r in plan) else None
         for r in plan:
             if r.kind == "dense":
-                r.ids = self._dense(context_vector if r.context else query_vector, n, r.where)
+                r.ids = self._dense(context_vector if r.context else query_vector, n, r)
         for r, future in pending:
             r.ids = future.result()
         quota = _best_per_source(self.store, named, [r.ids for r in per_source]) if named else []
@@ -265,8 +260,17 @@ class HybridRetriever(BaseRetriever):
     def _search_lexical(self, ranking: _Ranking, n: int) -> list[str]:
         return self._lexical(ranking.query, n, ranking.filters, ranking.window, ranking.article_ids)
 
-    def _dense(self, vector: list[float], n: int, where: dict | None) -> list[str]:
-        return [chunk_id for chunk_id, _distance in self.store.hybrid.nearest(vector, n, where)]
+    def _dense(self, vector: list[float], n: int, ranking: _Ranking) -> list[str]:
+        within = None
+        if ranking.where and self.store.hybrid.searches_within_ids:  # the chunks the clause allows
+            lo, hi = ranking.filters._range(ranking.window)
+            within = self.store.lexical.chunk_ids_where(
+                sources=ranking.filters.sources or None,
+                published_from=lo,
+                published_to=hi,
+                article_ids=ranking.article_ids,
+            )
+        return [chunk_id for chunk_id, _distance in self.store.hybrid.nearest(vector, n, ranking.where, within=within)]
 
     def _lexical(
         self,
@@ -351,8 +355,18 @@ class _Ranking:
     ids: list[str] = field(default_factory=list)
 
 
-def _dense_ranking(where: dict[str, Any] | None, *, context: bool = False) -> _Ranking:
-    return _Ranking("dense", where=where, context=context)
+def _dense_ranking(
+    filters: Filters,
+    *,
+    window: DateWindow | None = None,
+    article_ids: Sequence[str] | None = None,
+    context: bool = False,
+) -> _Ranking:
+    where = filters.chroma_where(window)
+    if article_ids:
+        clause = {"article_id": {"$in": list(article_ids)}}
+        where = {"$and": [where, clause]} if where else clause
+    return _Ranking("dense", where=where, context=context, filters=filters, window=window, article_ids=article_ids)
 
 
 def _lexical_ranking(

@@ -77,6 +77,37 @@ def test_date_filter(qa):
         Filters(after=date(2020, 4, 1), before=date(2020, 3, 1))
 
 
+def test_filtered_dense_searches_get_the_allowed_ids_and_the_same_passages(qa, monkeypatch):
+    """With embedded Chroma and SQLite, a filtered dense search hands Chroma the chunk ids the
+    filter allows (`HybridStore.searches_within_ids`); the passages are those the where-clause
+    alone gives, for a source filter, a date filter, a named source and a follow-up's articles."""
+    from articleqa.index.store import HybridStore
+
+    asks = [
+        ("peacekeepers in Ukraine", {"filters": Filters(sources=("RT",))}),
+        ("coronavirus outbreak", {"filters": Filters(after=date(2020, 3, 1), before=date(2020, 3, 31))}),
+        ("What did Wikinews report about the escape room fire in Koszalin?", {"prefer_sources": ["Wikinews"]}),
+        ("What did he say about troops?", {"prefer_articles": [SEED_ID]}),
+    ]
+    given: list = []
+    nearest = HybridStore.nearest
+
+    def spied(self, vector, k, where=None, *, within=None):
+        given.append((where, within))
+        return nearest(self, vector, k, where, within=within)
+
+    monkeypatch.setattr(HybridStore, "nearest", spied)
+    assert qa.store.hybrid.searches_within_ids
+    with_ids = [qa.retriever.retrieve(q, **kw).passages for q, kw in asks]
+    filtered = [(where, within) for where, within in given if where]
+    assert len(filtered) >= len(asks) and all(within for _where, within in filtered)
+    monkeypatch.setattr(HybridStore, "searches_within_ids", property(lambda self: False))
+    given.clear()
+    by_clause = [qa.retriever.retrieve(q, **kw).passages for q, kw in asks]
+    assert all(within is None for _where, within in given)
+    assert by_clause == with_ids and all(with_ids)
+
+
 def test_relative_time_prefers_articles_of_that_window(qa):
     # Same words, different "today": the window moves the preferred articles.
     question = "What happened with the coronavirus last week?"

@@ -171,3 +171,18 @@ def test_search_equals_fts5_on_many_questions(both):
             assert [h.score for h in found] == pytest.approx([h.score for h in expected], rel=1e-9), question
             done += bool(expected)
     assert done > 500
+
+
+def test_the_chunks_a_filter_allows_are_the_same_in_both(both):
+    """`chunk_ids_where` (what a filtered dense search is restricted to) agrees between the two
+    lexical indexes for every filter the searches above use, and holds exactly the chunks
+    those filtered searches may return."""
+    sqlite, pg, article_ids = both
+    filters = [f for _q, f in searches(article_ids) if f]
+    assert len(filters) > 30
+    for f in filters:
+        allowed = sqlite.chunk_ids_where(**f)
+        assert sorted(pg.chunk_ids_where(**f)) == sorted(allowed), f
+        assert {h.chunk_id for h in sqlite.search("the said", 500, **f)} <= set(allowed)
+    assert sorted(pg.chunk_ids_where()) == sorted(sqlite.chunk_ids_where()) == sorted(sqlite.chunk_ids())
+    assert pg.chunk_ids_where(sources=["Nobody"]) == []
