@@ -175,8 +175,8 @@ def test_search_equals_fts5_on_many_questions(both):
 
 def test_the_chunks_a_filter_allows_are_the_same_in_both(both):
     """`chunk_ids_where` (what a filtered dense search is restricted to) agrees between the two
-    lexical indexes for every filter the searches above use, and holds exactly the chunks
-    those filtered searches may return."""
+    lexical indexes for every filter the searches above use, and contains every chunk those
+    filtered searches return."""
     sqlite, pg, article_ids = both
     filters = [f for _q, f in searches(article_ids) if f]
     assert len(filters) > 30
