@@ -3,8 +3,10 @@
 A light extractor over the sentence the scorer ranked best: "Who ..." and "Which ..." want a
 name (a run of capitalised words), "How many ..." a number with its unit, "When ..." a date.
 Words the question already contains are never the answer ("Who is Sam Altman's successor?" is
-not answered by "Altman"). The span always lies inside the sentence, so it is as verified as the
-quote; when nothing fits, there is no short answer and the quote stands alone.
+not answered by "Altman"). `candidates` lists every span that fits; the answerer lets the
+learned span ranker (`qa.span_ranker`) choose among them, and `short_answer` takes the first.
+The span always lies inside the sentence, so it is as verified as the quote; when nothing fits,
+there is no short answer and the quote stands alone.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ _DATE = re.compile(
     rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}(?:,?\s+\d{{4}})?"
     rf"|{_MONTH}\s+\d{{4}}|(?:1[89]|20)\d\d)\b"
 )
-# A number, optionally with a currency sign before it and a scale or unit word after it.
+# A number (ending in a digit: "35, fell" is "35"), optionally with a currency sign before it and
+# a scale or unit word after it.
 _QUANTITY = re.compile(
-    r"[$€£¥]?\d[\d,.]*(?:\s?%|\s+(?:percent|per cent|million|billion|trillion|thousand|hundred)\b)?"
+    r"[$€£¥]?\d(?:[\d,.]*\d)?(?:\s?%|\s+(?:percent|per cent|million|billion|trillion|thousand|hundred)\b)?"
     r"(?:\s+[a-z]+)?"
 )
 _NAME_WORD = r"[A-Z][\w’'&.\-]*"
@@ -114,9 +117,18 @@ def _quantity_fit(question: str, candidate: str) -> int:
 
 
 def short_answer(question: str, form: str, sentence: str) -> Span | None:
-    """The span of `sentence` that answers a question of `form` (see `qa.features.FORMS`)."""
+    """The span of `sentence` that answers a question of `form` (see `qa.features.FORMS`): the
+    first of `candidates`."""
+    return next(iter(candidates(question, form, sentence)), None)
+
+
+def candidates(question: str, form: str, sentence: str) -> list[Span]:
+    """Every span of `sentence` that could answer a question of `form`, in the extractor's
+    order of preference (text order; for "How many", numbers that count the asked thing first).
+    Empty when the question wants no name, number or date."""
     if form in ("yes_no", "other") or (form == "what" and _asks_for_statement(question)):
-        return None
+        return []
+    found: list[Span] = []
     pattern = _DATE if form == "when" else _QUANTITY if form == "quantity" else _NAME
     asked, question_names = _question_words(question)
     matches = list(pattern.finditer(sentence))
@@ -144,5 +156,7 @@ def short_answer(question: str, form: str, sentence: str) -> Span | None:
             continue
         if form in ("who", "where", "what") and len(words) == 1 and _modifies_next_word(sentence, end):
             continue
-        return Span(text, start, start + len(text))
-    return None
+        span = Span(text, start, start + len(text))
+        if span not in found:
+            found.append(span)
+    return found

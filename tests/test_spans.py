@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from articleqa.qa.features import question_form
-from articleqa.qa.spans import short_answer
+from articleqa.qa.spans import candidates, short_answer
 from tests.conftest import WASTE_SENTENCE
 
 
@@ -101,3 +101,19 @@ def test_question_form_on_the_multihop_development_questions():
     # (the rest open with a clause: "After TechCrunch reported ..., did ...?").
     assert all(question_form(q["question"]) in ("who", "what") for q in inference)
     assert sum(question_form(q["question"]) == "yes_no" for q in yes_no) / len(yes_no) >= 0.75
+
+
+def test_candidates_list_every_name_in_text_order_and_the_first_is_the_short_answer():
+    question = "Which Everton director of football broke the news to Sean Dyche?"
+    sentence = "Dyche was ill while on holiday in Dubai when informed by Everton’s director of football, Kevin Thelwell."
+    found = candidates(question, question_form(question), sentence)
+    assert [s.text for s in found] == ["Dubai", "Kevin Thelwell"]
+    assert all(sentence[s.start : s.end] == s.text for s in found)
+    assert short_answer(question, question_form(question), sentence) == found[0]
+    assert candidates("Did it rain?", "yes_no", sentence) == []
+
+
+def test_a_number_ends_in_a_digit_not_in_the_comma_after_it():
+    question = "How many people worked at the plant?"
+    sentence = "Employment at the plant, which was 35, fell to 12 people in 2020."
+    assert [s.text for s in candidates(question, "quantity", sentence)][:2] == ["12 people", "35"]
