@@ -80,6 +80,7 @@ class QuestionResult(BaseModel):
     correct: bool  # factoid: gold in the (grounded) answer; yes_no: answer starts with it; null: abstained
     cited_articles: list[str]
     seconds: float
+    short_answer: str | None = None  # the span shown first (a name, number or date), if any
 
     @property
     def answerable(self) -> bool:
@@ -100,6 +101,12 @@ class Metrics(BaseModel):
     citation_precision: float | None = None
     false_abstention_rate: float | None = None
     abstention_rate: float | None = None
+    short_answer_shown: float | None = Field(
+        None, description="Answered short-answer questions: share whose answer shows a short answer first."
+    )
+    short_answer_right: float | None = Field(
+        None, description="Of the short answers shown: share that is the gold answer (`short_answer_matches`)."
+    )
     two_article_both_cited: float | None = Field(
         None, description="Answerable questions with exactly two evidence articles: share citing both."
     )
@@ -174,6 +181,14 @@ def contains(haystack: str, needle: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", normalise(haystack)) is not None
 
 
+def short_answer_matches(span: str, gold: str) -> bool:
+    """A short answer is the gold answer: it contains it as whole words, or it is a part of it
+    holding at least half its words ("Bankman-Fried" for "Sam Bankman-Fried")."""
+    if contains(span, gold):
+        return True
+    return contains(gold, span) and 2 * len(normalise(span).split()) >= len(normalise(gold).split())
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
@@ -197,6 +212,8 @@ def metrics(results: Sequence[QuestionResult]) -> Metrics:
     two = [r for r in answerable if len(set(r.gold_articles)) == 2]
     multi = [r for r in answerable if len(set(r.gold_articles)) >= 2]
     latencies = [r.seconds * 1000 for r in results]
+    answered = [r for r in factoid if r.grounded]
+    shown = [r for r in answered if r.short_answer]
     return Metrics(
         questions=len(results),
         answer_hit_at_k=_mean(r.answer_hit for r in factoid),
@@ -208,6 +225,8 @@ def metrics(results: Sequence[QuestionResult]) -> Metrics:
         answer_accuracy=_mean(r.correct for r in (factoid or answerable)),
         citation_precision=_mean(a in r.gold_articles for a, r in cited) if cited else None,
         false_abstention_rate=_mean(not r.grounded for r in answerable),
+        short_answer_shown=_mean(bool(r.short_answer) for r in answered),
+        short_answer_right=_mean(short_answer_matches(r.short_answer or "", r.gold) for r in shown),
         abstention_rate=_mean(not r.grounded for r in null),
         two_article_both_cited=_mean(r.all_gold_cited for r in two),
         multi_article_cited=_mean(len(set(r.cited_articles) & set(r.gold_articles)) >= 2 for r in multi),
@@ -254,6 +273,7 @@ def evaluate(
             correct=_correct(kind, answer, q.answer),
             cited_articles=[c.article_id for c in answer.citations],
             seconds=seconds,
+            short_answer=answer.short_answer if answer.grounded else None,
         )
         results.append(result)
         if progress:

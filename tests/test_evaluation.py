@@ -8,7 +8,15 @@ from datetime import date
 
 import pytest
 
-from articleqa.qa.evaluation import EvalQuestion, EvalRun, contains, evaluate, evaluate_qa, load_questions
+from articleqa.qa.evaluation import (
+    EvalQuestion,
+    EvalRun,
+    contains,
+    evaluate,
+    evaluate_qa,
+    load_questions,
+    short_answer_matches,
+)
 from articleqa.qa.models import Answer, Citation, Passage
 
 
@@ -82,6 +90,19 @@ def test_metrics_split_short_answers_yes_no_and_unanswerable():
     assert answerable.false_abstention_rate == 0.0
     assert answerable.two_article_both_cited == pytest.approx(1 / 3, abs=1e-3)
     assert answerable.citation_precision == 1.0
+    # Of the two answered short-answer questions, one shows a short answer, and it is the gold one.
+    assert report.by_type["factoid"].short_answer_shown == 0.5
+    assert report.by_type["factoid"].short_answer_right == 1.0
+
+
+def test_short_answer_matches_the_gold_answer_or_most_of_it():
+    assert short_answer_matches("Sam Bankman-Fried", "Sam Bankman-Fried")
+    assert short_answer_matches("337 suspected", "337")  # holds the gold as whole words
+    assert short_answer_matches("Bankman-Fried", "Sam Bankman-Fried")  # half its words
+    assert short_answer_matches("Dark Side of Comedy", "The Dark Side of Comedy")
+    assert not short_answer_matches("Late", "The Late Show with Stephen Colbert")
+    assert not short_answer_matches("UTC", "11:25am")
+    assert not short_answer_matches("3370", "337")
 
 
 class _FakeQA:

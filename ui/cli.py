@@ -750,6 +750,8 @@ _EVAL_ROWS = (
     ("answer in top k (hit@k)", "factoid", "answer_hit_at_k"),
     ("gold article in top k", "answerable", "article_hit_at_k"),
     ("answer accuracy (short answers)", "factoid", "answer_accuracy"),
+    ("short answer shown first (answered)", "factoid", "short_answer_shown"),
+    ("short answer shown is the gold one", "factoid", "short_answer_right"),
     ("yes/no questions", "yes_no", "questions"),
     ("yes/no answered correctly", "yes_no", "answer_accuracy"),
     ("citation precision", "answerable", "citation_precision"),
