@@ -15,14 +15,16 @@ question, and the question a probability that the retrieved articles answer it a
 - A yes/no question ("Did both reports ...") gets those sentences with their sources and dates,
   and a line saying the yes/no is left to the reader.
 - When the question asks for a name, number or date, the short answer inside the best quote
-  (`qa.spans`) is shown first, and its offsets are kept on the citation.
+  is shown first, and its offsets are kept on the citation: `qa.spans` lists the sentence's
+  candidate spans and the learned span ranker (`qa.span_ranker`) picks one.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -31,7 +33,8 @@ from articleqa.qa.features import FEATURES, DocumentFrequencySource, SentenceVec
 from articleqa.qa.metadata import SourceCatalog
 from articleqa.qa.models import Answer, Citation, Passage
 from articleqa.qa.scorer import AnswerScorer, QuestionScores
-from articleqa.qa.spans import short_answer
+from articleqa.qa.span_ranker import SpanRanker, best_span
+from articleqa.qa.spans import candidates
 from articleqa.qa.text import content_terms
 
 if TYPE_CHECKING:
@@ -46,6 +49,12 @@ MAX_ARTICLES = 4
 # A second sentence from the best article is not added when it embeds this close to the
 # first (cosine of the two sentence vectors): it would say the same thing again.
 NEAR_DUPLICATE_COSINE = 0.9
+
+
+@functools.cache
+def shipped_span_ranker() -> SpanRanker:
+    """The span ranker in the package (`qa/weights/span_ranker.json`), read once per process."""
+    return SpanRanker.load()
 
 
 class _Encoder(Protocol):
@@ -89,6 +98,8 @@ class ExtractiveAnswerer:
         weights: Trained scorer weights (default: the ones shipped in the package).
         document_frequencies: Corpus statistics of terms (the index's; None: the candidate
             sentences stand in for the corpus).
+        span_ranker: Picks the short answer among a sentence's candidate spans (None: the one
+            shipped in the package; False: the extractor's first candidate, no extra encode).
     """
 
     llm: str | None = None  # generates nothing: the answer is quoted sentences, complete at once
@@ -104,6 +115,7 @@ class ExtractiveAnswerer:
         catalog: Callable[[], SourceCatalog] | None = None,
         weights: dict[str, Any] | None = None,
         document_frequencies: DocumentFrequencySource | None = None,
+        span_ranker: SpanRanker | Literal[False] | None = None,
     ):
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
@@ -115,6 +127,9 @@ class ExtractiveAnswerer:
         self.threshold = self.scorer.threshold if threshold is None else threshold
         self.related_k = related_k
         self.catalog = catalog
+        self.span_ranker: SpanRanker | None = (
+            shipped_span_ranker() if span_ranker is None else None if span_ranker is False else span_ranker
+        )
 
     # ---- scoring ---------------------------------------------------------------------------
 
@@ -194,7 +209,14 @@ class ExtractiveAnswerer:
         chosen = sorted(self._select(ranked, scores.question.sources), key=lambda s: -s.score)
         multi_article = len({s.passage.article_id for s in chosen}) > 1
         best = chosen[0]
-        span = short_answer(question, scores.question.form, best.text)
+        span = best_span(
+            self.span_ranker,
+            self.embeddings,
+            candidates(question, scores.question.form, best.text),
+            best.text,
+            scores.question_vector,
+            scores.opening_vector,
+        )
         citations = []
         for i, s in enumerate(chosen):
             c = _citation(i + 1, s)

@@ -53,7 +53,7 @@ def test_the_wheel_holds_one_top_level_name(wheel):
     top_level = {name.split("/", 1)[0] for name in names}
     assert {t for t in top_level if not t.endswith(".dist-info")} == {"articleqa"}
     assert {"articleqa/qa/__init__.py", "articleqa/index/__init__.py", "articleqa/ui/cli.py"} <= set(names)
-    assert "articleqa/qa/weights/answer_scorer.json" in names
+    assert {"articleqa/qa/weights/answer_scorer.json", "articleqa/qa/weights/span_ranker.json"} <= set(names)
     assert "articleqa/prompts/answer.txt" in names
     assert {"articleqa/index/calibration/news.jsonl", "articleqa/index/calibration/LICENSE-NOTE.txt"} <= set(names)
     assert not [n for n in names if n.startswith(("articleqa/tests", "articleqa/training", "tests/"))]

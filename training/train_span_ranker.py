@@ -1,0 +1,186 @@
+"""Train the span ranker shipped in `qa/weights/span_ranker.json` (`qa/span_ranker.py`).
+
+Data: the answerable fitting questions of `training.collect.TRAINING_SETS` whose gold answer is
+a short answer (not "Yes"/"No"): the MultiHop-RAG fitting part (Yixuan Tang and Yi Yang, COLM
+2024, ODC-BY 1.0; LICENSE-NOTE.txt beside the data) and our own questions over the MultiHop-RAG
+and Wikinews articles (training/data/README.md). The MultiHop-RAG reporting part, the held-out
+`own-*-2.jsonl` files and tests/data/eval.jsonl are never read here.
+
+What it does, on CPU in a few minutes:
+
+1. retrieves passages for every such question as `articleqa ask` does (the indexes of
+   `train_answer_scorer`, in `--index-dir`, built if missing);
+2. in every retrieved sentence that contains the gold answer, lists `qa.spans.candidates` for
+   the question and labels each right when it is the gold answer
+   (`qa.evaluation.short_answer_matches`, the same test `articleqa eval` reports); a sentence
+   counts when at least one of its candidates is right;
+3. encodes each such sentence once with its spans (`encode_with_spans`) and makes the rows of
+   `qa.span_ranker.span_inputs`;
+4. picks C of a logistic regression by 5-fold cross-validation grouped by question (the share
+   of sentences whose best-rated candidate is right, against the extractor's first candidate),
+   fits it on all rows and writes the weights with what produced them.
+
+    python -m training.train_span_ranker            # same data: same weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.collect import ROOT, TRAINING_EF_SEARCH, TRAINING_SETS, load, sha256
+
+OUT = ROOT / "qa" / "weights" / "span_ranker.json"
+FOLDS = 5
+CS = (0.1, 1.0, 10.0)
+
+
+@dataclass
+class SentenceRows:
+    """The candidates of one sentence holding a question's gold answer."""
+
+    question_id: str
+    inputs: np.ndarray  # (candidates, columns of span_inputs)
+    labels: np.ndarray  # (candidates,) 1 where the candidate is the gold answer
+
+
+def collect_spans(index_dir: Path, *, only=None, limit: int | None = None) -> tuple[list[SentenceRows], dict]:
+    """The rows of every fitting question (see the module's docstring) and the SHA-256 of each
+    question file read."""
+    from rich.progress import Progress
+
+    from articleqa.index import index_paths, open_index
+    from articleqa.qa.evaluation import YES_NO, contains, normalise, short_answer_matches
+    from articleqa.qa.span_ranker import span_inputs, span_vectors
+    from articleqa.qa.spans import candidates
+    from training.collect import untrained_reader
+
+    rows: list[SentenceRows] = []
+    hashes: dict[str, str] = {}
+    for name, articles, files in TRAINING_SETS:
+        if only and name not in only:
+            continue
+        store = open_index(index_dir / name)
+        store.hybrid.chroma_collection().modify(configuration={"hnsw": {"ef_search": TRAINING_EF_SEARCH}})
+        print(f"index {name}: {index_paths(store, [articles]).summary()}", file=sys.stderr)
+        qa, scorer = untrained_reader(store)
+        catalog = qa.catalog()
+        for path in files:
+            hashes[str(path.relative_to(ROOT))] = sha256(path)
+            questions = [
+                q
+                for q in load(path)[:limit]
+                if q.get("type") not in (None, "null") and q.get("answer") and normalise(q["answer"]) not in YES_NO
+            ]
+            with Progress(transient=True) as progress:
+                task = progress.add_task(f"Spans of {path.name}", total=len(questions))
+                for q in questions:
+                    question, gold = q["question"], q["answer"]
+                    scores = scorer.featurise(question, qa.retrieve(question).passages, catalog)
+                    for cand in scores.candidates:
+                        if not contains(cand.text, gold):
+                            continue
+                        spans = candidates(question, scores.question.form, cand.text)
+                        labels = np.array([short_answer_matches(s.text, gold) for s in spans], dtype=np.int8)
+                        if not labels.any():
+                            continue
+                        vectors = span_vectors(store.embeddings, cand.text, spans)
+                        inputs = span_inputs(spans, vectors, cand.text, scores.question_vector, scores.opening_vector)
+                        rows.append(SentenceRows(q["id"], inputs, labels))
+                    progress.advance(task)
+        store.close()
+    return rows, hashes
+
+
+def top1(rows: list[SentenceRows], scores: list[np.ndarray]) -> float:
+    """Share of sentences whose best-scored candidate is right (ties: the first)."""
+    return float(np.mean([r.labels[int(np.argmax(s))] for r, s in zip(rows, scores)]))
+
+
+def fit(rows: list[SentenceRows], seed: int = 0):
+    """(the model, the record): C chosen by grouped out-of-fold top-1 (ties: the smallest C)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    x = np.vstack([r.inputs for r in rows])
+    y = np.concatenate([r.labels for r in rows])
+    groups = np.concatenate([[r.question_id] * len(r.labels) for r in rows])
+    sentence = np.concatenate([[i] * len(r.labels) for i, r in enumerate(rows)])
+    by_c: dict[float, float] = {}
+    for c in CS:
+        oof = np.zeros(len(y))
+        for train, test in GroupKFold(FOLDS).split(x, y, groups):
+            model = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(x[train], y[train])
+            oof[test] = model.decision_function(x[test])
+        by_c[c] = round(top1(rows, [oof[sentence == i] for i in range(len(rows))]), 4)
+        print(f"C={c}: out-of-fold top-1 {by_c[c]}", file=sys.stderr)
+    best = max(CS, key=lambda c: (by_c[c], -c))
+    model = LogisticRegression(C=best, max_iter=5000, random_state=seed).fit(x, y)
+    first = round(top1(rows, [-np.arange(len(r.labels)) for r in rows]), 4)
+    record = {
+        "sentences": len(rows),
+        "questions": len(set(groups)),
+        "candidates": int(len(y)),
+        "sentences_with_several_candidates": sum(len(r.labels) > 1 for r in rows),
+        "C": best,
+        "out_of_fold_top1_by_C": {str(c): v for c, v in by_c.items()},
+        "top1_first_candidate": first,
+    }
+    return model, record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=ROOT / ".articleqa-train",
+        help="Where the training indexes are kept (one subfolder per article set; shared with train_answer_scorer).",
+    )
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", action="append", help="Only this article set (multihop-rag, wikinews).")
+    parser.add_argument("--limit", type=int, help="At most this many questions per file (a smoke run).")
+    args = parser.parse_args(argv)
+
+    import sklearn
+
+    from articleqa.qa.span_ranker import SpanRanker
+
+    started = time.time()
+    rows, hashes = collect_spans(args.index_dir, only=args.only, limit=args.limit)
+    if not rows:
+        raise SystemExit("no sentence holds a gold short answer among its candidates: nothing to train on")
+    model, record = fit(rows, args.seed)
+    ranker = SpanRanker(
+        model.coef_[0].astype(np.float32),
+        float(model.intercept_[0]),
+        {
+            "command": "python -m training.train_span_ranker",
+            "seed": args.seed,
+            "limit": args.limit,
+            "data": {
+                "questions_sha256": hashes,
+                "credit": "MultiHop-RAG (Tang and Yang, COLM 2024), ODC-BY 1.0; Wikinews, CC BY 2.5",
+            },
+            **record,
+            "python": platform.python_version(),
+            "scikit_learn": sklearn.__version__,
+        },
+    )
+    data = ranker.to_json()
+    SpanRanker.from_json(data)  # the shipped file loads with the class the answerer uses
+    args.out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    minutes = round((time.time() - started) / 60, 1)
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {sha256(args.out)}) in {minutes} min")
+
+
+if __name__ == "__main__":
+    main()
