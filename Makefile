@@ -92,9 +92,10 @@ test: test-packages install $(VENV)/.llm-test-installed
 bench: install
 	$(BIN)/python -m bench.run_all
 
-# Refit the answer scorer (qa/weights/answer_scorer.json) on the fitting data: training/README.md.
+# Refit the answer scorer and the span ranker (qa/weights/) on the fitting data: training/README.md.
 train: install
 	$(BIN)/python -m training.train_answer_scorer
+	$(BIN)/python -m training.train_span_ranker
 
 clean:
 	rm -rf $(VENV) $(INDEX_DIR) .articleqa-train .pytest_cache test-artifacts
