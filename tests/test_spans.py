@@ -105,7 +105,9 @@ def test_question_form_on_the_multihop_development_questions():
 
 def test_candidates_list_every_name_in_text_order_and_the_first_is_the_short_answer():
     question = "Which Everton director of football broke the news to Sean Dyche?"
-    sentence = "Dyche was ill while on holiday in Dubai when informed by Everton’s director of football, Kevin Thelwell."
+    sentence = (
+        "Dyche was ill while on holiday in Dubai when informed by Everton’s director of football, Kevin Thelwell."
+    )
     found = candidates(question, question_form(question), sentence)
     assert [s.text for s in found] == ["Dubai", "Kevin Thelwell"]
     assert all(sentence[s.start : s.end] == s.text for s in found)
