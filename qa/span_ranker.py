@@ -4,8 +4,9 @@
 question; the extractor alone takes the first. The span ranker scores each candidate from
 what the bundled model makes of it *in its sentence* (the mean of the span's token states in
 the sentence's own pass, `encode_with_spans`), against the question's vector and its opening's
-("Who succeeded", "How many votes"), plus where the span sits. So "UTC" in "died today at 10:00
-a.m. Tongan time (2100 UTC)" no longer answers "Who succeeded ...?" just by coming first.
+("Who was Anthony Joshua's opponent"), plus where the span sits. So in "Joshua (26-3, 23 KOs)
+welcomes former title challenger Otto Wallin ...", "KOs" no longer answers that question just
+by coming first.
 
 Logistic regression, trained by `python -m training.train_span_ranker` on the fitting questions'
 gold short answers (training/README.md), shipped as `qa/weights/span_ranker.json`.
@@ -107,12 +108,12 @@ class SpanRanker:
 
 
 def span_vectors(embeddings: Any, sentence: str, spans: Sequence[Span]) -> np.ndarray:
-    """Each span's vector from the sentence's own pass (zeros for a span beyond the model's
-    window, which a sentence never is in practice)."""
-    _, per_text = embeddings.encode_with_spans([sentence], [[(s.start, s.end) for s in spans]])
+    """Each span's vector from the sentence's own pass (zeros for a span past the model's
+    window: a sentence longer than `max_seq_length` tokens)."""
+    whole, per_text = embeddings.encode_with_spans([sentence], [[(s.start, s.end) for s in spans]])
     got = {(int(a), int(b)): v for (a, b), v in zip(per_text[0].spans, per_text[0].vectors)}
-    dim = per_text[0].vectors.shape[1] if len(per_text[0].vectors) else 0
-    return np.stack([got.get((s.start, s.end), np.zeros(dim, np.float32)) for s in spans]).astype(np.float32)
+    zeros = np.zeros(np.asarray(whole).shape[1], np.float32)
+    return np.stack([got.get((s.start, s.end), zeros) for s in spans]).astype(np.float32)
 
 
 def best_span(

@@ -145,6 +145,21 @@ def test_one_candidate_or_no_ranker_takes_the_first_without_encoding():
     assert best_span(ranker, NoEncoder(), [], "x", q, q) is None
 
 
+def test_candidates_past_the_model_window_still_get_a_choice(embeddings):
+    """A "sentence" longer than the model's 256 tokens (a run-on line from a web page): spans
+    past the window get zero vectors, and the ranker still picks one of the candidates."""
+    from articleqa.qa.features import OPENING_ROW, QUESTION_ROW, analyse, question_vectors
+    from articleqa.qa.spans import candidates
+
+    sentence = "and then " * 200 + "the award went to Alice Smith, not to Bob Jones."
+    question = "Who won the award?"
+    spans = candidates(question, "who", sentence)
+    assert [s.text for s in spans] == ["Alice Smith", "Bob Jones"]
+    vectors = question_vectors(analyse(question), embeddings)
+    best = best_span(SpanRanker.load(), embeddings, spans, sentence, vectors[QUESTION_ROW], vectors[OPENING_ROW])
+    assert best in spans
+
+
 def test_span_inputs_layout():
     spans = [Span("a", 0, 1), Span("b c", 4, 7)]
     v = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
