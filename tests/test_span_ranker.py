@@ -112,6 +112,7 @@ def test_weights_for_other_inputs_are_refused():
         SpanRanker.from_json(data)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("qid", "question", "sentence", "gold", "first"), HELD_OUT, ids=[h[0] for h in HELD_OUT])
 def test_ranker_picks_the_asked_name_over_the_first_candidate(embeddings, qid, question, sentence, gold, first):
     plain = _answer(embeddings, question, sentence, span_ranker=False)
@@ -122,6 +123,7 @@ def test_ranker_picks_the_asked_name_over_the_first_candidate(embeddings, qid, q
     assert sentence[c.answer_start : c.answer_end] == ranked.short_answer  # exact offsets inside the quote
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("qid", "question", "sentence", "gold"), HELD_OUT_FIRST_RIGHT, ids=[h[0] for h in HELD_OUT_FIRST_RIGHT]
 )
@@ -145,6 +147,7 @@ def test_one_candidate_or_no_ranker_takes_the_first_without_encoding():
     assert best_span(ranker, NoEncoder(), [], "x", q, q) is None
 
 
+@pytest.mark.slow
 def test_candidates_past_the_model_window_still_get_a_choice(embeddings):
     """A "sentence" longer than the model's 256 tokens (a run-on line from a web page): spans
     past the window get zero vectors, and the ranker still picks one of the candidates."""
