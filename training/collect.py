@@ -203,6 +203,19 @@ def untrained_reader(store, k: int = DEFAULT_K) -> tuple[ArticleQA, AnswerScorer
     return qa, scorer
 
 
+def open_training_index(index_dir: Path, name: str, articles: Path):
+    """The training index `index_dir/name` (an `IndexStore`), brought up to date with `articles`
+    (incrementally; built if missing) and searched with `TRAINING_EF_SEARCH`."""
+    from articleqa.index import index_paths, open_index
+
+    store = open_index(index_dir / name)
+    # (before anything reads the graph: Chroma keeps the settings it loaded it with)
+    store.hybrid.chroma_collection().modify(configuration={"hnsw": {"ef_search": TRAINING_EF_SEARCH}})
+    report = index_paths(store, [articles])
+    print(f"index {name}: {report.summary()}", file=sys.stderr)
+    return store
+
+
 def collect_training_sets(
     index_dir: Path,
     *,
@@ -220,19 +233,13 @@ def collect_training_sets(
     """
     from rich.progress import Progress
 
-    from articleqa.index import index_paths, open_index
-
     only = set(only or ())
     collected: list[Example] = []
     data_hashes: dict[str, str] = {}
     for articles_name, articles, question_files in TRAINING_SETS:
         if only and articles_name not in only:
             continue
-        store = open_index(index_dir / articles_name)
-        # (before anything reads the graph: Chroma keeps the settings it loaded it with)
-        store.hybrid.chroma_collection().modify(configuration={"hnsw": {"ef_search": TRAINING_EF_SEARCH}})
-        report = index_paths(store, [articles])
-        print(f"index {articles_name}: {report.summary()}", file=sys.stderr)
+        store = open_training_index(index_dir, articles_name, articles)
         qa, scorer = untrained_reader(store, k)
         for path in (*question_files, *(extra or {}).get(articles_name, ())):
             questions = load(path)[:limit]

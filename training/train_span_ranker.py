@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.collect import ROOT, TRAINING_EF_SEARCH, TRAINING_SETS, load, sha256
+from training.collect import ROOT, TRAINING_SETS, load, sha256
 
 OUT = ROOT / "qa" / "weights" / "span_ranker.json"
 FOLDS = 5
@@ -56,20 +56,17 @@ def collect_spans(index_dir: Path, *, only=None, limit: int | None = None) -> tu
     question file read."""
     from rich.progress import Progress
 
-    from articleqa.index import index_paths, open_index
     from articleqa.qa.evaluation import YES_NO, contains, normalise, short_answer_matches
     from articleqa.qa.span_ranker import span_inputs, span_vectors
     from articleqa.qa.spans import candidates
-    from training.collect import untrained_reader
+    from training.collect import open_training_index, untrained_reader
 
     rows: list[SentenceRows] = []
     hashes: dict[str, str] = {}
     for name, articles, files in TRAINING_SETS:
         if only and name not in only:
             continue
-        store = open_index(index_dir / name)
-        store.hybrid.chroma_collection().modify(configuration={"hnsw": {"ef_search": TRAINING_EF_SEARCH}})
-        print(f"index {name}: {index_paths(store, [articles]).summary()}", file=sys.stderr)
+        store = open_training_index(index_dir, name, articles)
         qa, scorer = untrained_reader(store)
         catalog = qa.catalog()
         for path in files:
