@@ -24,7 +24,6 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from articleqa.index.encoding import tokenizer_of, torch_runner
 from articleqa.index.offline import HUB_OFFLINE, apply_offline_environment
 from articleqa.index.openvino_backend import OpenVINORunner, default_cache_dir
 from articleqa.index.precision import float_precision
+from articleqa.qa.weights import file_sha256, shipped
 
 if TYPE_CHECKING:
     from articleqa.qa.features import Candidate
@@ -63,11 +63,7 @@ def candidate_key(candidate: Candidate) -> str:
 
 
 def weights_path() -> Path:
-    return Path(str(resources.files("articleqa.qa.weights").joinpath(WEIGHTS_FILE)))
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return shipped(WEIGHTS_FILE)
 
 
 @dataclass(frozen=True)

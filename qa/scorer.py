@@ -30,13 +30,11 @@ Apart from the cross-encoder's transformer passes, inference is a few matrix pro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +61,8 @@ from articleqa.qa.features import (
 )
 from articleqa.qa.metadata import SourceCatalog
 from articleqa.qa.models import Passage
+from articleqa.qa.weights import file_sha256, shipped
 
-WEIGHTS_PACKAGE = "articleqa.qa.weights"
 WEIGHTS_FILE = "answer_scorer.json"
 
 ANSWERABILITY_FEATURES: tuple[str, ...] = (
@@ -100,11 +98,11 @@ class ScorerWeightsError(RuntimeError):
 
 
 def weights_path() -> Path:
-    return Path(str(resources.files(WEIGHTS_PACKAGE).joinpath(WEIGHTS_FILE)))
+    return shipped(WEIGHTS_FILE)
 
 
 def weights_sha256(path: Path | None = None) -> str:
-    return hashlib.sha256((path or weights_path()).read_bytes()).hexdigest()
+    return file_sha256(path or weights_path())
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

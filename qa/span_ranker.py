@@ -14,19 +14,17 @@ gold short answers (training/README.md), shipped as `qa/weights/span_ranker.json
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from articleqa.qa.spans import Span
+from articleqa.qa.weights import file_sha256, shipped
 
-WEIGHTS_PACKAGE = "articleqa.qa.weights"
 WEIGHTS_FILE = "span_ranker.json"
 
 POSITION_INPUTS: tuple[str, ...] = ("first", "position", "one_over_count", "words", "start")
@@ -34,11 +32,11 @@ POSITION_INPUTS: tuple[str, ...] = ("first", "position", "one_over_count", "word
 
 
 def weights_path() -> Path:
-    return Path(str(resources.files(WEIGHTS_PACKAGE).joinpath(WEIGHTS_FILE)))
+    return shipped(WEIGHTS_FILE)
 
 
 def weights_sha256(path: Path | None = None) -> str:
-    return hashlib.sha256((path or weights_path()).read_bytes()).hexdigest()
+    return file_sha256(path or weights_path())
 
 
 def span_inputs(

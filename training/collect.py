@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "multihop-rag"
 OWN = ROOT / "training" / "data"
+# Where the trainers keep their indexes (one subfolder per article set), shared by both.
+TRAINING_INDEX_DIR = ROOT / ".articleqa-train"
 # Chroma's `ef_search` for training retrieval. Two builds of the same index write different HNSW
 # graphs (Chroma inserts with several threads), and at the product's 400
 # (`index.store.HNSW_EF_SEARCH`) 12 to 15 of 300 rankings of 120 neighbours over the 9,808

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.collect import ROOT, TRAINING_SETS, sha256
+from training.collect import ROOT, TRAINING_INDEX_DIR, TRAINING_SETS, sha256
 
 OUT = ROOT / "qa" / "weights" / "answer_scorer.json"
 # Candidates the cross-encoder reads per question: a speed setting. Each costs one transformer
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--index-dir",
         type=Path,
-        default=ROOT / ".articleqa-train",
+        default=TRAINING_INDEX_DIR,
         help="Where the training indexes are kept (one subfolder per article set).",
     )
     parser.add_argument("--out", type=Path, default=OUT)

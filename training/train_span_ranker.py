@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.collect import ROOT, TRAINING_SETS, load, sha256
+from training.collect import ROOT, TRAINING_INDEX_DIR, TRAINING_SETS, load, sha256
 
 OUT = ROOT / "qa" / "weights" / "span_ranker.json"
 FOLDS = 5
@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--index-dir",
         type=Path,
-        default=ROOT / ".articleqa-train",
-        help="Where the training indexes are kept (one subfolder per article set; shared with train_answer_scorer).",
+        default=TRAINING_INDEX_DIR,
+        help="Where the training indexes are kept (one subfolder per article set).",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seed", type=int, default=0)
