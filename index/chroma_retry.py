@@ -2,7 +2,7 @@
 
 With a Chroma server on another machine, a restart, a deploy or a dropped connection fails a
 request in transport (connection refused, reset, timed out). Such a request is tried again after
-growing pauses: an indexer's write (`index.store.HybridStore`: the lexical index first, then
+growing pauses: an indexer's write (`index.vectorstore.HybridStore`: the lexical index first, then
 Chroma) for 7.5 s in all (`WRITE_PAUSES_S`, about what a `chroma run` restart takes), a
 question's read for 1.75 s (`READ_PAUSES_S`: someone is waiting). Writes are upserts and deletes
 by id, so one the server did apply before the connection broke is harmless to repeat. When the

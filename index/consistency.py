@@ -1,6 +1,6 @@
 """`check_index`: do Chroma and the lexical index (SQLite or the database) hold the same chunks?
 
-Every write goes to both with the same ids (`index.store.HybridStore`), and a run that is
+Every write goes to both with the same ids (`index.vectorstore.HybridStore`), and a run that is
 killed is finished by its re-run. What can still part them is outside the product: a Chroma
 server restored from an older backup than the database, a collection or table emptied by hand,
 a disk that filled up on one server only. An article is visible when its chunks are in both
@@ -61,7 +61,7 @@ def check_index(store: IndexStore, *, repair: bool = False, wait: float | None =
             store.articles.delete(articles)
             store.records.delete_keys([*only_dense, *only_lexical])
             if only_dense:
-                store.dense.delete(ids=only_dense)
+                store.vectors.delete(ids=only_dense)
             if only_lexical:
                 store.lexical.delete(only_lexical)
         return CheckReport(
@@ -78,7 +78,7 @@ def _articles_of_dense(store: IndexStore, ids: Iterable[str]) -> set[str]:
     ids = list(ids)
     if not ids:
         return set()
-    metadatas = store.dense.get(ids=ids, include=["metadatas"])["metadatas"]
+    metadatas = store.vectors.get(ids=ids, include=["metadatas"])["metadatas"]
     return {m["article_id"] for m in metadatas if m and m.get("article_id")}
 
 

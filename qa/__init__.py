@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports e
     from articleqa.qa.conversation import Turn
     from articleqa.qa.models import Answer, Citation, Passage
     from articleqa.qa.options import QAOptions
-    from articleqa.qa.retrieval import FilterError, Filters, HybridRetriever, parse_filters
+    from articleqa.qa.retrieval import FilterError, Filters, HybridSearch, parse_filters
+    from articleqa.qa.retriever import HybridRetriever
 
 __all__ = [
     "NO_ANSWER",
@@ -38,6 +39,7 @@ __all__ = [
     "FilterError",
     "Filters",
     "HybridRetriever",
+    "HybridSearch",
     "LLMConfigError",
     "Passage",
     "QAError",
@@ -61,7 +63,8 @@ _SOURCES: dict[str, str] = {
     "ExtractiveAnswerer": "answerer",
     "FilterError": "retrieval",
     "Filters": "retrieval",
-    "HybridRetriever": "retrieval",
+    "HybridRetriever": "retriever",
+    "HybridSearch": "retrieval",
     "LLMConfigError": "api",
     "Passage": "models",
     "QAError": "api",

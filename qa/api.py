@@ -41,13 +41,15 @@ from articleqa.qa.retrieval import (
     DEFAULT_RETRIEVAL_MODE,
     RETRIEVAL_MODES,
     Filters,
-    HybridRetriever,
+    HybridSearch,
     RetrievalMode,
     RetrievalResult,
 )
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from articleqa.qa.retriever import HybridRetriever
 
 
 class QAError(RuntimeError):
@@ -142,7 +144,7 @@ class ArticleQA:
             raise ValueError(f"k must be at least 1, got {k}")
         _check_mode(retrieval_mode)
         self.store = store
-        self.retriever = HybridRetriever(store=store, k=k, mode=retrieval_mode)
+        self.retriever = HybridSearch(store=store, k=k, mode=retrieval_mode)
         self.answerer: Answerer = answerer or extractive_answerer(store)
         self._catalog = source_catalog(store)
 
@@ -304,6 +306,13 @@ class ArticleQA:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def as_retriever(self) -> HybridRetriever:
+        """This instance's search as a LangChain retriever (`qa.retriever.HybridRetriever`), for
+        use in LangChain chains; `invoke(question)` gives the passages `retrieve` would."""
+        from articleqa.qa.retriever import HybridRetriever
+
+        return HybridRetriever(search=self.retriever)
 
     def retrieve(
         self,

@@ -29,9 +29,6 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage
-
 from articleqa.prompts import render_prompt
 from articleqa.qa.answerer import NO_ANSWER
 from articleqa.qa.answering import AnswerContext, Answerer, Condensed, StreamEvent
@@ -41,8 +38,10 @@ from articleqa.qa.features import question_form
 from articleqa.qa.models import Answer, Passage
 from articleqa.qa.verify import normalise, verify_answer
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (LangChain's chat-model classes are imported when a model is made or used:
+    # the extractive answerer, the default, never needs them)
     import numpy as np
+    from langchain_core.language_models import BaseChatModel
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -294,6 +293,8 @@ def stream_with_deadline(model: BaseChatModel, prompt: str, timeout: float) -> I
     Raises:
         Whatever the model raised, or a TimeoutError when the deadline passes.
     """
+    from langchain_core.messages import HumanMessage
+
     pieces: queue.Queue = queue.Queue()
 
     async def work() -> None:

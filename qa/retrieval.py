@@ -5,6 +5,10 @@ on ("Lavrov", "30,000"). Reciprocal rank fusion (RRF) combines the two rankings 
 having to calibrate their incomparable scores against each other. A time cue in the question
 ("last week", "in 2019") adds two more rankings restricted to that publication window, so
 in-window articles are preferred without excluding the rest.
+
+`HybridSearch` does it without LangChain (what `ArticleQA` asks with, so a one-off question
+imports no LangChain retriever classes); `qa.retriever.HybridRetriever` is the same search as a
+LangChain retriever.
 """
 
 from __future__ import annotations
@@ -20,10 +24,6 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
 
 from articleqa.index.store import IndexStore, published_ord
 from articleqa.qa.defaults import DEFAULT_K as DEFAULT_K
@@ -151,22 +151,18 @@ class RetrievalResult:
     question_vectors: np.ndarray | None = None
 
 
-class HybridRetriever(BaseRetriever):
-    """A LangChain retriever over an `IndexStore`: dense + BM25, fused with RRF.
-
-    Use `retrieve()` for typed `Passage`s; `invoke()` (LangChain) returns Documents whose
-    metadata carries the same fields.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+@dataclass
+class HybridSearch:
+    """Dense + BM25 search over an `IndexStore`, fused with RRF; `retrieve()` gives typed
+    `Passage`s (`qa.retriever.HybridRetriever` wraps it as a LangChain retriever)."""
 
     store: IndexStore
     k: int = DEFAULT_K
     candidates: int = 30
-    filters: Filters = Filters()
+    filters: Filters = field(default_factory=Filters)
     mode: RetrievalMode = DEFAULT_RETRIEVAL_MODE
     rrf_k: int = RRF_K
-    weights: dict[str, float] = DEFAULT_WEIGHTS
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
     def retrieve(
         self,
@@ -262,7 +258,7 @@ class HybridRetriever(BaseRetriever):
 
     def _dense(self, vector: list[float], n: int, ranking: _Ranking) -> list[str]:
         within = None
-        if ranking.where and self.store.hybrid.searches_within_ids:  # the chunks the clause allows
+        if ranking.where and self.store.searches_within_ids:  # the chunks the clause allows
             lo, hi = ranking.filters._range(ranking.window)
             within = self.store.lexical.chunk_ids_where(
                 sources=ranking.filters.sources or None,
@@ -270,7 +266,7 @@ class HybridRetriever(BaseRetriever):
                 published_to=hi,
                 article_ids=ranking.article_ids,
             )
-        return [chunk_id for chunk_id, _distance in self.store.hybrid.nearest(vector, n, ranking.where, within=within)]
+        return [chunk_id for chunk_id, _distance in self.store.nearest(vector, n, ranking.where, within=within)]
 
     def _lexical(
         self,
@@ -325,19 +321,6 @@ class HybridRetriever(BaseRetriever):
             if len(passages) == k:
                 break
         return passages
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
-    ) -> list[Document]:
-        """LangChain's `invoke(query)`; `invoke(query, k=3)` overrides the retriever's `k`."""
-        return [
-            Document(
-                page_content=p.text,
-                id=p.chunk_id,
-                metadata=p.model_dump(mode="json", exclude={"text", "chunk_id"}),
-            )
-            for p in self.retrieve(query, k=k).passages
-        ]
 
 
 @dataclass(eq=False)

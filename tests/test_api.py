@@ -79,9 +79,9 @@ def test_date_filter(qa):
 
 def test_filtered_dense_searches_get_the_allowed_ids_and_the_same_passages(qa, monkeypatch):
     """With embedded Chroma and SQLite, a filtered dense search hands Chroma the chunk ids the
-    filter allows (`HybridStore.searches_within_ids`); the passages are those the where-clause
+    filter allows (`IndexStore.searches_within_ids`); the passages are those the where-clause
     alone gives, for a source filter, a date filter, a named source and a follow-up's articles."""
-    from articleqa.index.store import HybridStore
+    from articleqa.index.store import IndexStore
 
     asks = [
         ("peacekeepers in Ukraine", {"filters": Filters(sources=("RT",))}),
@@ -90,22 +90,38 @@ def test_filtered_dense_searches_get_the_allowed_ids_and_the_same_passages(qa, m
         ("What did he say about troops?", {"prefer_articles": [SEED_ID]}),
     ]
     given: list = []
-    nearest = HybridStore.nearest
+    nearest = IndexStore.nearest
 
     def spied(self, vector, k, where=None, *, within=None):
         given.append((where, within))
         return nearest(self, vector, k, where, within=within)
 
-    monkeypatch.setattr(HybridStore, "nearest", spied)
-    assert qa.store.hybrid.searches_within_ids
+    monkeypatch.setattr(IndexStore, "nearest", spied)
+    assert qa.store.searches_within_ids
     with_ids = [qa.retriever.retrieve(q, **kw).passages for q, kw in asks]
     filtered = [(where, within) for where, within in given if where]
     assert len(filtered) >= len(asks) and all(within for _where, within in filtered)
-    monkeypatch.setattr(HybridStore, "searches_within_ids", property(lambda self: False))
+    monkeypatch.setattr(IndexStore, "searches_within_ids", property(lambda self: False))
     given.clear()
     by_clause = [qa.retriever.retrieve(q, **kw).passages for q, kw in asks]
     assert all(within is None for _where, within in given)
     assert by_clause == with_ids and all(with_ids)
+
+
+def test_as_retriever_gives_langchain_the_same_passages(qa):
+    """`as_retriever()`: the search `ask` uses, as a LangChain retriever (made on demand: asking
+    itself never imports LangChain's retriever classes)."""
+    from langchain_core.retrievers import BaseRetriever
+
+    retriever = qa.as_retriever()
+    assert isinstance(retriever, BaseRetriever) and retriever.search is qa.retriever
+    question = "Who called the meeting a waste of time?"
+    docs = retriever.invoke(question)
+    passages = qa.retrieve(question).passages
+    assert [d.id for d in docs] == [p.chunk_id for p in passages] and len(docs) == qa.k
+    assert docs[0].page_content == passages[0].text
+    assert docs[0].metadata["article_id"] == passages[0].article_id
+    assert [d.id for d in retriever.invoke(question, k=2)] == [p.chunk_id for p in passages[:2]]
 
 
 def test_relative_time_prefers_articles_of_that_window(qa):

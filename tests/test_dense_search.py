@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from articleqa.index.store import HNSW_EF_SEARCH, chroma_client, dense_store
+from articleqa.index.store import HNSW_EF_SEARCH, chroma_client, open_collection
+from articleqa.index.vectorstore import dense_store
 
 pytestmark = pytest.mark.slow  # every test here loads the real model
 
@@ -27,6 +28,10 @@ def test_new_collections_search_with_the_larger_ef(tmp_path, embeddings):
     client = chroma_client(tmp_path / "chroma")
     dense_store(client, "articles", embeddings)
     assert _ef_search(client, "articles") == HNSW_EF_SEARCH > 100
+    # Opened without LangChain (what asking does), the collection is made the same way.
+    plain = open_collection(client, "plain")
+    assert plain.configuration_json == client.get_collection("articles").configuration_json
+    assert plain.configuration_json["hnsw"]["space"] == "cosine"
 
 
 def test_an_older_collection_is_raised_and_keeps_its_vectors(tmp_path, embeddings):
@@ -104,7 +109,7 @@ def test_the_same_question_finds_the_same_neighbours_after_a_restart(example_ind
     index = tmp_path / "index"
     shutil.copytree(example_index, index)
     store = IndexStore(index, embeddings, embedding_model="bundled:all-MiniLM-L6-v2")
-    name = store.hybrid.chroma_collection().name  # opening raises an older ef_search
+    name = store.vectors.name  # opening raises an older ef_search
     store.close()
     lines = (ROOT / "training" / "data" / "own-wikinews.jsonl").read_text(encoding="utf-8").splitlines()
     questions = [json.loads(line)["question"] for line in lines]
@@ -125,7 +130,7 @@ def test_the_same_question_finds_the_same_neighbours_after_a_restart(example_ind
 
 
 def test_a_filtered_search_by_the_allowed_ids_equals_the_where_clause(example_index, embeddings):
-    """`HybridStore.nearest(..., within=ids)`: Chroma searches the chunks the lexical index says
+    """`IndexStore.nearest(..., within=ids)` (`index.store.nearest`): Chroma searches the chunks the lexical index says
     the clause allows instead of evaluating the clause (faster), with the same neighbours and
     distances; when an id is not in Chroma (a chunk being indexed or deleted by another
     process), the clause answers."""
@@ -136,7 +141,7 @@ def test_a_filtered_search_by_the_allowed_ids_equals_the_where_clause(example_in
     from tests.conftest import ROOT
 
     store = IndexStore(example_index, embeddings, embedding_model="bundled:all-MiniLM-L6-v2")
-    hybrid, lexical = store.hybrid, store.lexical
+    lexical = store.lexical
     lines = (ROOT / "tests" / "data" / "eval.jsonl").read_text(encoding="utf-8").splitlines()[:12]
     vectors = embeddings.embed_documents([json.loads(line)["question"] for line in lines])
     lo, hi = date(2020, 1, 1).toordinal(), date(2020, 6, 30).toordinal()
@@ -155,18 +160,20 @@ def test_a_filtered_search_by_the_allowed_ids_equals_the_where_clause(example_in
             within = lexical.chunk_ids_where(**allowed_by)
             assert 0 < len(within) < lexical.count(), allowed_by
             for vector in vectors[:6]:
-                expected = hybrid.nearest(vector, 30, where)
-                assert hybrid.nearest(vector, 30, where, within=within) == expected, where
+                expected = store.nearest(vector, 30, where)
+                assert store.nearest(vector, 30, where, within=within) == expected, where
             # The ids are what Chroma searches: given half of them, it finds only those.
             half = set(within[::2])
-            found = hybrid.nearest(vectors[0], 30, where, within=sorted(half))
+            found = store.nearest(vectors[0], 30, where, within=sorted(half))
             assert found and {chunk_id for chunk_id, _ in found} <= half
         where, allowed_by = filters[0]
         within = lexical.chunk_ids_where(**allowed_by)
         for vector in vectors:
-            expected = hybrid.nearest(vector, 30, where)
-            assert hybrid.nearest(vector, 30, where, within=[*within, "not-in-chroma"]) == expected
-        assert hybrid.nearest(vectors[0], 30, {"source": {"$in": ["Nobody"]}}, within=[]) == []
+            expected = store.nearest(vector, 30, where)
+            assert store.nearest(vector, 30, where, within=[*within, "not-in-chroma"]) == expected
+        assert store.nearest(vectors[0], 30, {"source": {"$in": ["Nobody"]}}, within=[]) == []
+        # The LangChain vector store searches the same way.
+        assert store.hybrid.nearest(vectors[0], 30, where, within=within) == store.nearest(vectors[0], 30, where)
         assert lexical.chunk_ids_where(sources=["Nobody"]) == []
         assert len(lexical.chunk_ids_where()) == lexical.count()
     finally:

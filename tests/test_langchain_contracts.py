@@ -23,8 +23,9 @@ from langchain_tests.integration_tests import (
 )
 
 from articleqa.index import index_paths
-from articleqa.index.store import HybridStore, IndexStore
-from articleqa.qa.retrieval import HybridRetriever
+from articleqa.index.store import IndexStore
+from articleqa.index.vectorstore import HybridStore
+from articleqa.qa.retriever import HybridRetriever
 from tests.conftest import SEED, WASTE_Q, corpus_rows, write_jsonl
 
 

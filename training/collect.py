@@ -212,7 +212,7 @@ def open_training_index(index_dir: Path, name: str, articles: Path):
 
     store = open_index(index_dir / name)
     # (before anything reads the graph: Chroma keeps the settings it loaded it with)
-    store.hybrid.chroma_collection().modify(configuration={"hnsw": {"ef_search": TRAINING_EF_SEARCH}})
+    store.vectors.modify(configuration={"hnsw": {"ef_search": TRAINING_EF_SEARCH}})
     report = index_paths(store, [articles])
     print(f"index {name}: {report.summary()}", file=sys.stderr)
     return store
