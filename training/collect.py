@@ -10,7 +10,6 @@ negative: it was retrieved for the question and does not answer it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -25,6 +24,7 @@ from articleqa.qa.defaults import DEFAULT_K
 from articleqa.qa.evaluation import YES_NO
 from articleqa.qa.evaluation import normalise as fold
 from articleqa.qa.scorer import UNTRAINED, AnswerScorer, QuestionScores
+from articleqa.qa.weights import file_sha256
 
 if TYPE_CHECKING:
     from articleqa.qa.api import ArticleQA
@@ -78,8 +78,8 @@ class Example:
     extra: dict = field(default_factory=dict)
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# A file's SHA-256, as the training records name the question files and the weights.
+sha256 = file_sha256
 
 
 def load(path: Path) -> list[dict]:

@@ -729,7 +729,7 @@ def main(argv: list[str] | None = None) -> None:
     reranker_record = None
     top1_features = top1
     if args.cross_encoder is not None:
-        from articleqa.qa.cross_encoder import file_sha256
+        from articleqa.qa.weights import file_sha256
 
         if args.cross_encoder_weights:
             cross_sha256 = file_sha256(args.cross_encoder_weights)
