@@ -34,7 +34,7 @@ from articleqa.qa.metadata import SourceCatalog
 from articleqa.qa.models import Answer, Citation, Passage
 from articleqa.qa.scorer import AnswerScorer, QuestionScores
 from articleqa.qa.span_ranker import SpanRanker, best_span
-from articleqa.qa.spans import candidates
+from articleqa.qa.spans import candidates, span_form
 from articleqa.qa.text import content_terms
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ class ExtractiveAnswerer:
         span = best_span(
             self.span_ranker,
             self.embeddings,
-            candidates(question, scores.question.form, best.text),
+            candidates(question, span_form(scores.question.form, scores.answer_types), best.text),
             best.text,
             scores.question_vector,
             scores.opening_vector,

@@ -12,9 +12,11 @@ there is no short answer and the quote stands alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from articleqa.index.text import STOPWORDS
+from articleqa.qa.answer_type import ANSWER_TYPES
 from articleqa.qa.text import CALENDAR_WORDS
 
 _MONTH = (
@@ -114,6 +116,29 @@ def _quantity_fit(question: str, candidate: str) -> int:
     if asked and len(words) > 1 and _fold(words[-1]).rstrip("s") == _fold(asked.group(1)).rstrip("s"):
         return 2
     return 1 if _SCALED.search(candidate) else 0
+
+
+_FORM_OF_KIND = {"date": "when", "count": "quantity"}
+"""The form whose candidates a kind of `qa.answer_type.ANSWER_TYPES` wants, where it is not a name."""
+
+
+def span_form(form: str, answer_types: Sequence[float] | None) -> str:
+    """The form whose candidates answer a question of `form` (`qa.features.question_form`),
+    given the answer-type model's P(name, count, date, other) for it (`qa.answer_type`).
+
+    "Who", "when", "where" and "how many" say what kind of answer they want; "what" and "which"
+    do not: "On what date ...", "In what year ...", "What percentage ..." want a date or a
+    number, which the answer-type model reads from the question's opening. For those two the
+    model's likeliest kind decides when it is a date or a count; a name or anything else keeps
+    "what" (names, as before). Without the model's probabilities, `form` as it is.
+    """
+    if form != "what" or answer_types is None:
+        return form
+    probabilities = list(answer_types)
+    if len(probabilities) != len(ANSWER_TYPES):
+        raise ValueError(f"answer-type probabilities {probabilities!r}: expected one for each of {ANSWER_TYPES}")
+    kind = ANSWER_TYPES[max(range(len(probabilities)), key=probabilities.__getitem__)]
+    return _FORM_OF_KIND.get(kind, form)
 
 
 def short_answer(question: str, form: str, sentence: str) -> Span | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from articleqa.qa.features import question_form
-from articleqa.qa.spans import candidates, short_answer
+from articleqa.qa.spans import candidates, short_answer, span_form
 from tests.conftest import WASTE_SENTENCE
 
 
@@ -119,3 +119,41 @@ def test_a_number_ends_in_a_digit_not_in_the_comma_after_it():
     question = "How many people worked at the plant?"
     sentence = "Employment at the plant, which was 35, fell to 12 people in 2020."
     assert [s.text for s in candidates(question, "quantity", sentence)][:2] == ["12 people", "35"]
+
+
+# P(name, count, date, other), as `qa.answer_type.AnswerTypeModel.proba` gives them.
+NAME, COUNT, DATE, OTHER = (0.7, 0.1, 0.1, 0.1), (0.1, 0.7, 0.1, 0.1), (0.1, 0.1, 0.7, 0.1), (0.3, 0.1, 0.1, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("form", "answer_types", "expected"),
+    [
+        # "What"/"which" do not say the kind: the answer-type model's likeliest kind does.
+        ("what", DATE, "when"),  # "On what date ...", "In what year ..."
+        ("what", COUNT, "quantity"),  # "What percentage ...", "What peak brightness ..."
+        ("what", NAME, "what"),  # "Which company ..."
+        ("what", OTHER, "what"),  # unsure: names, as before
+        ("what", None, "what"),  # no model
+        # The other interrogatives say the kind themselves and keep it.
+        ("when", NAME, "when"),
+        ("quantity", DATE, "quantity"),  # "How old ...", "For how long ..."
+        ("who", DATE, "who"),
+        ("yes_no", COUNT, "yes_no"),
+    ],
+)
+def test_span_form_lets_the_answer_type_decide_only_for_what_and_which(form, answer_types, expected):
+    assert span_form(form, answer_types) == expected
+
+
+def test_span_form_names_bad_probabilities():
+    with pytest.raises(ValueError, match=r"expected one for each of \('name', 'count', 'date', 'other'\)"):
+        span_form("what", (0.5, 0.5))
+
+
+def test_a_what_date_question_gets_the_date_not_a_name():
+    question = "In what year did Warner Bros. buy the movie rights to Five Nights at Freddy's?"
+    sentence = "Warner Bros. bought the movie rights in 2015, and the project moved over to Blumhouse a year later."
+    assert question_form(question) == "what"
+    assert short_answer(question, question_form(question), sentence).text == "Blumhouse"  # the rule alone
+    span = short_answer(question, span_form(question_form(question), DATE), sentence)
+    assert span is not None and span.text == "2015" and sentence[span.start : span.end] == "2015"

@@ -11,13 +11,16 @@ What it does, on CPU in a few minutes:
 1. retrieves passages for every such question as `articleqa ask` does (the indexes of
    `train_answer_scorer`, in `--index-dir`, built if missing);
 2. in every retrieved sentence that contains the gold answer, lists `qa.spans.candidates` for
-   the question and labels each right when it is the gold answer
+   the question (of the form `qa.spans.span_form` gives, as the answerer does: "On what date"
+   lists dates, by the answer-type model of the shipped scorer weights, which
+   `train_answer_scorer` writes first) and labels each right when it is the gold answer
    (`qa.evaluation.short_answer_matches`, the same test `articleqa eval` reports); a sentence
    counts when at least one of its candidates is right;
 3. encodes each such sentence once with its spans (`encode_with_spans`) and makes the rows of
    `qa.span_ranker.span_inputs`;
 4. picks C of a logistic regression by 5-fold cross-validation grouped by question (the share
-   of sentences whose best-rated candidate is right, against the extractor's first candidate),
+   of sentences whose best-rated candidate is right, against the extractor's first candidate;
+   the smallest C within one standard error of the best),
    fits it on all rows and writes the weights with what produced them.
 
     python -m training.train_span_ranker            # same data: same weights
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from articleqa.qa.answer_type import AnswerTypeModel
 from training.collect import ROOT, TRAINING_INDEX_DIR, TRAINING_SETS, load, sha256
 
 OUT = ROOT / "qa" / "weights" / "span_ranker.json"
@@ -51,14 +55,16 @@ class SentenceRows:
     labels: np.ndarray  # (candidates,) 1 where the candidate is the gold answer
 
 
-def collect_spans(index_dir: Path, *, only=None, limit: int | None = None) -> tuple[list[SentenceRows], dict]:
+def collect_spans(
+    index_dir: Path, answer_types: AnswerTypeModel, *, only=None, limit: int | None = None
+) -> tuple[list[SentenceRows], dict]:
     """The rows of every fitting question (see the module's docstring) and the SHA-256 of each
-    question file read."""
+    question file read; `answer_types` types the questions for `span_form`."""
     from rich.progress import Progress
 
     from articleqa.qa.evaluation import YES_NO, contains, normalise, short_answer_matches
     from articleqa.qa.span_ranker import span_inputs, span_vectors
-    from articleqa.qa.spans import candidates
+    from articleqa.qa.spans import candidates, span_form
     from training.collect import open_training_index, untrained_reader
 
     rows: list[SentenceRows] = []
@@ -81,10 +87,12 @@ def collect_spans(index_dir: Path, *, only=None, limit: int | None = None) -> tu
                 for q in questions:
                     question, gold = q["question"], q["answer"]
                     scores = scorer.featurise(question, qa.retrieve(question).passages, catalog)
+                    read = scores.opening_vector if answer_types.input == "opening" else scores.question_vector
+                    form = span_form(scores.question.form, answer_types.proba(read)[0])
                     for cand in scores.candidates:
                         if not contains(cand.text, gold):
                             continue
-                        spans = candidates(question, scores.question.form, cand.text)
+                        spans = candidates(question, form, cand.text)
                         labels = np.array([short_answer_matches(s.text, gold) for s in spans], dtype=np.int8)
                         if not labels.any():
                             continue
@@ -102,7 +110,8 @@ def top1(rows: list[SentenceRows], scores: list[np.ndarray]) -> float:
 
 
 def fit(rows: list[SentenceRows], seed: int = 0):
-    """(the model, the record): C chosen by grouped out-of-fold top-1 (ties: the smallest C)."""
+    """(the model, the record): C chosen by grouped out-of-fold top-1, the smallest within one
+    standard error of the best."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
@@ -118,7 +127,12 @@ def fit(rows: list[SentenceRows], seed: int = 0):
             oof[test] = model.decision_function(x[test])
         by_c[c] = round(top1(rows, [oof[sentence == i] for i in range(len(rows))]), 4)
         print(f"C={c}: out-of-fold top-1 {by_c[c]}", file=sys.stderr)
-    best = max(CS, key=lambda c: (by_c[c], -c))
+    # The one-standard-error rule: the smallest C (the most regularised model) whose out-of-fold
+    # top-1 is within one standard error of the best one's; differences smaller than that are
+    # the sentences' sampling noise.
+    top = max(by_c.values())
+    standard_error = float(np.sqrt(top * (1 - top) / len(rows)))
+    best = min(c for c in CS if by_c[c] >= top - standard_error)
     model = LogisticRegression(C=best, max_iter=5000, random_state=seed).fit(x, y)
     first = round(top1(rows, [-np.arange(len(r.labels)) for r in rows]), 4)
     record = {
@@ -127,6 +141,8 @@ def fit(rows: list[SentenceRows], seed: int = 0):
         "candidates": int(len(y)),
         "sentences_with_several_candidates": sum(len(r.labels) > 1 for r in rows),
         "C": best,
+        "C_rule": "the smallest C within one standard error of the best out-of-fold top-1",
+        "standard_error": round(standard_error, 4),
         "out_of_fold_top1_by_C": {str(c): v for c, v in by_c.items()},
         "top1_first_candidate": first,
     }
@@ -149,10 +165,12 @@ def main(argv: list[str] | None = None) -> None:
 
     import sklearn
 
+    from articleqa.qa.scorer import load_weights, weights_path
     from articleqa.qa.span_ranker import SpanRanker
 
     started = time.time()
-    rows, hashes = collect_spans(args.index_dir, only=args.only, limit=args.limit)
+    answer_types = AnswerTypeModel.from_json(load_weights()["answer_type_model"])
+    rows, hashes = collect_spans(args.index_dir, answer_types, only=args.only, limit=args.limit)
     if not rows:
         raise SystemExit("no sentence holds a gold short answer among its candidates: nothing to train on")
     model, record = fit(rows, args.seed)
@@ -165,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             "limit": args.limit,
             "data": {
                 "questions_sha256": hashes,
+                "answer_type_model_of": f"answer_scorer.json sha256 {sha256(weights_path())}",
                 "credit": "MultiHop-RAG (Tang and Yang, COLM 2024), ODC-BY 1.0; Wikinews, CC BY 2.5",
             },
             **record,
