@@ -212,7 +212,7 @@ class ExtractiveAnswerer:
         span = best_span(
             self.span_ranker,
             self.embeddings,
-            candidates(question, span_form(scores.question.form, scores.answer_types), best.text),
+            candidates(question, span_form(scores.question.form, self._span_kinds(scores)), best.text),
             best.text,
             scores.question_vector,
             scores.opening_vector,
@@ -245,6 +245,15 @@ class ExtractiveAnswerer:
             answerer="extractive",
             notes=notes,
         )
+
+    def _span_kinds(self, scores: QuestionScores) -> np.ndarray | None:
+        """P(name, count, date, other) for choosing the short answer's kind (`qa.spans.span_form`):
+        the span ranker's own model when it has one, else the scorer's answer types."""
+        if self.span_ranker is not None:
+            kinds = self.span_ranker.kind_probabilities(scores.question_vector, scores.opening_vector)
+            if kinds is not None:
+                return kinds
+        return scores.answer_types
 
     def _abstain(
         self, question: str, query: str, ranked: list[ScoredSentence], confidence: float, notes: list[str]

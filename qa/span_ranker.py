@@ -10,6 +10,13 @@ by coming first.
 
 Logistic regression, trained by `python -m training.train_span_ranker` on the fitting questions'
 gold short answers (training/README.md), shipped as `qa/weights/span_ranker.json`.
+
+Which kind of span to list for a "what"/"which" question ("In what year ...": dates) is read by
+the ranker's own answer-type model (`SpanRanker.kinds`, `qa.answer_type.AnswerTypeModel` over
+the question's opening), fitted by the same script on the fitting questions and on our
+questions of every kind (`training/data/own-question-kinds.jsonl`). The scorer's answer-type
+model, an input to the calibrated probabilities that decide abstention, is not retrained for
+that: see training/README.md.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from articleqa.qa.answer_type import AnswerTypeModel
 from articleqa.qa.spans import Span
 from articleqa.qa.weights import file_sha256, shipped
 
@@ -71,6 +79,7 @@ class SpanRanker:
     coef: np.ndarray  # (3 * dimensions + len(POSITION_INPUTS),)
     intercept: float
     training: dict[str, Any] | None = None
+    kinds: AnswerTypeModel | None = None  # the kind of span a question wants (None: the scorer's)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SpanRanker:
@@ -79,7 +88,8 @@ class SpanRanker:
                 f"span ranker weights for inputs {data.get('position_inputs')!r}, this code reads {POSITION_INPUTS}; "
                 "retrain them: python -m training.train_span_ranker"
             )
-        return cls(np.asarray(data["coef"], dtype=np.float32), float(data["intercept"]), data.get("training"))
+        kinds = AnswerTypeModel.from_json(data["kind_model"]) if "kind_model" in data else None
+        return cls(np.asarray(data["coef"], dtype=np.float32), float(data["intercept"]), data.get("training"), kinds)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,8 +97,19 @@ class SpanRanker:
             "position_inputs": list(POSITION_INPUTS),
             "coef": np.round(self.coef, 6).tolist(),
             "intercept": round(float(self.intercept), 6),
+            **({"kind_model": self.kinds.to_json()} if self.kinds is not None else {}),
             **({"training": self.training} if self.training is not None else {}),
         }
+
+    def kind_probabilities(
+        self, question_vector: np.ndarray | None, opening_vector: np.ndarray | None
+    ) -> np.ndarray | None:
+        """P(name, count, date, other) of the short answer the question wants, by `kinds`
+        (None without it or without the vector it reads)."""
+        read = opening_vector if self.kinds is not None and self.kinds.input == "opening" else question_vector
+        if self.kinds is None or read is None:
+            return None
+        return self.kinds.proba(read)[0]
 
     @classmethod
     def load(cls, path: Path | None = None) -> SpanRanker:

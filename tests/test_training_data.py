@@ -34,6 +34,7 @@ OWN_FILES = {
     "own-multihop-articles.jsonl": SOURCE.parent / "articles.jsonl",
     "own-multihop-articles-2.jsonl": SOURCE.parent / "articles.jsonl",
     "own-multihop-articles-3.jsonl": SOURCE.parent / "articles.jsonl",
+    "own-question-kinds.jsonl": SOURCE.parent / "articles.jsonl",
 }
 
 

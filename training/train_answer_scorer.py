@@ -7,7 +7,10 @@ Data (`TRAINING_SETS`):
   beside the data);
 - our own questions (`training/data/`, see its README): single-article questions, answerable
   and near-miss unanswerable, over the MultiHop-RAG articles and over the bundled Wikinews
-  articles that tests/data/eval.jsonl does not use.
+  articles that tests/data/eval.jsonl does not use;
+- with `--kind-questions`, for the answer-type model only, `training.collect.ANSWER_TYPE_QUESTIONS`:
+  our questions of every kind of answer, with varied openings (training/data/README.md; tried,
+  not shipped: training/README.md).
 The MultiHop-RAG reporting part and tests/data/eval.jsonl are never read here.
 
 What it does, all on CPU in a few minutes:
@@ -38,6 +41,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -312,29 +316,16 @@ def fit_sentence_model(x, y, groups, seed, weight, model="blend"):
     return kind, weights, oof_p, {k: round(v[1], 4) for k, v in results.items()}, fold_models
 
 
-def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10.0, 100.0), reads="question"):
-    """The answer-type model (`qa.answer_type`): multinomial logistic regression from the
-    question's vector (`reads="opening"`: its opening's) to the kind of its gold short answer,
-    C chosen by out-of-fold log loss.
-    Every example's `answer_types` are set to out-of-fold probabilities (a near miss takes its
-    question's); those of questions without a gold answer (unanswerable), from the model
-    fitted on all. `extra`: (question vectors, gold answers) of questions that only teach this
-    model (`training.collect.ANSWER_TYPE_ONLY`), in the training part of every fold. Returns
-    the model and a record for the weights file."""
+def fit_type_regression(v, t, extra_v, extra_t, seed: int, grid=(1.0, 10.0, 100.0), reads="question"):
+    """The regression of `qa.answer_type.AnswerTypeModel`: multinomial logistic regression from
+    vectors `v` to kinds `t` (indices into ANSWER_TYPES), C from `grid` by 5-fold out-of-fold log
+    loss; `extra_v`, `extra_t` join the training part of every fold and the final fit.
+    Returns (the model, C, its out-of-fold log loss, the (len(v), types) out-of-fold probabilities)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
     from sklearn.model_selection import KFold
 
-    from articleqa.qa.answer_type import ANSWER_TYPES, AnswerTypeModel, answer_type
-
-    def vector(e):
-        return type_vector(e.scores, reads)
-
-    labelled = [e for e in examples if e.answerable and e.gold]
-    v = np.vstack([vector(e) for e in labelled])
-    t = np.array([ANSWER_TYPES.index(answer_type(e.gold)) for e in labelled])
-    extra_v, extra_answers = extra if extra is not None else (np.zeros((0, v.shape[1])), [])
-    extra_t = np.array([ANSWER_TYPES.index(answer_type(a)) for a in extra_answers], dtype=int)
+    from articleqa.qa.answer_type import ANSWER_TYPES, AnswerTypeModel
 
     def full(model, rows):  # probabilities for every type, 0 for a type the fold never saw
         out = np.zeros((len(rows), len(ANSWER_TYPES)))
@@ -362,12 +353,14 @@ def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10
     intercept[final.classes_] = (
         final.intercept_ if len(final.classes_) > 2 else np.array([-final.intercept_[0], final.intercept_[0]]) / 2
     )
-    model = AnswerTypeModel(coef.astype(np.float32), intercept.astype(np.float32), input=reads)
-    by_id = {e.id: oof[i] for i, e in enumerate(labelled)}
-    for e in examples + near_misses:
-        p = by_id.get(e.extra.get("of", e.id))
-        e.scores.answer_types = p if p is not None else model.proba(vector(e))[0]
-    record = {
+    return AnswerTypeModel(coef.astype(np.float32), intercept.astype(np.float32), input=reads), c, loss, oof
+
+
+def type_record(c, loss, oof, t, extra_t) -> dict:
+    """What the weights file records of a fitted answer-type regression."""
+    from articleqa.qa.answer_type import ANSWER_TYPES
+
+    return {
         "C": c,
         "out_of_fold_log_loss": round(float(loss), 4),
         "out_of_fold_accuracy": round(float(np.mean(oof.argmax(axis=1) == t)), 4),
@@ -378,7 +371,32 @@ def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10
             for i, kind in enumerate(ANSWER_TYPES)
         },
     }
-    return model, record
+
+
+def fit_answer_types(examples, near_misses, seed: int, extra=None, grid=(1.0, 10.0, 100.0), reads="question"):
+    """The answer-type model (`qa.answer_type`, `fit_type_regression`) on the kinds of the
+    examples' gold short answers, from the question's vector (`reads="opening"`: its opening's).
+    Every example's `answer_types` are set to out-of-fold probabilities (a near miss takes its
+    question's); those of questions without a gold answer (unanswerable), from the model
+    fitted on all. `extra`: (question vectors, gold answers) of questions that only teach this
+    model (`training.collect.ANSWER_TYPE_ONLY`), in the training part of every fold. Returns
+    the model and a record for the weights file."""
+    from articleqa.qa.answer_type import ANSWER_TYPES, answer_type
+
+    def vector(e):
+        return type_vector(e.scores, reads)
+
+    labelled = [e for e in examples if e.answerable and e.gold]
+    v = np.vstack([vector(e) for e in labelled])
+    t = np.array([ANSWER_TYPES.index(answer_type(e.gold)) for e in labelled])
+    extra_v, extra_answers = extra if extra is not None else (np.zeros((0, v.shape[1])), [])
+    extra_t = np.array([ANSWER_TYPES.index(answer_type(a)) for a in extra_answers], dtype=int)
+    model, c, loss, oof = fit_type_regression(v, t, extra_v, extra_t, seed, grid, reads)
+    by_id = {e.id: oof[i] for i, e in enumerate(labelled)}
+    for e in examples + near_misses:
+        p = by_id.get(e.extra.get("of", e.id))
+        e.scores.answer_types = p if p is not None else model.proba(vector(e))[0]
+    return model, type_record(c, loss, oof, t, extra_t)
 
 
 def type_vector(scores, reads: str) -> np.ndarray:
@@ -386,18 +404,19 @@ def type_vector(scores, reads: str) -> np.ndarray:
     return scores.opening_vector if reads == "opening" else scores.question_vector
 
 
-def answer_type_only(data_hashes: dict[str, str], reads: str = "question"):
+def answer_type_only(data_hashes: dict[str, str], reads: str = "question", files: Sequence[Path] = ()):
     """(question or opening vectors, as `reads`; gold answers) of the answerable questions of
-    `training.collect.ANSWER_TYPE_ONLY`, vectors as the scorer computes them; their files'
-    SHA-256 go into `data_hashes`."""
+    `files` (`training.collect.ANSWER_TYPE_QUESTIONS` with `--kind-questions`, `ANSWER_TYPE_ONLY`'s
+    with `--answer-type-questions`), vectors as the scorer computes them; their files' SHA-256
+    go into `data_hashes`."""
     from articleqa.index.embeddings import get_embeddings
     from articleqa.qa.features import OPENING_ROW, QUESTION_ROW, analyse, question_vectors
-    from training.collect import ANSWER_TYPE_ONLY, load
+    from training.collect import load
 
     embeddings = get_embeddings()
     row = OPENING_ROW if reads == "opening" else QUESTION_ROW
     vectors, answers = [], []
-    for path in (p for files in ANSWER_TYPE_ONLY.values() for p in files):
+    for path in files:
         data_hashes[str(path.relative_to(ROOT))] = sha256(path)
         for q in load(path):
             if q.get("type") not in (None, "null") and q.get("answer"):
@@ -611,6 +630,12 @@ def main(argv: list[str] | None = None) -> None:
         "(tried, not shipped: training/README.md).",
     )
     parser.add_argument(
+        "--kind-questions",
+        action="store_true",
+        help="Also fit the answer-type model on training.collect.ANSWER_TYPE_QUESTIONS, our questions "
+        "of every kind of answer (tried, not shipped: training/README.md).",
+    )
+    parser.add_argument(
         "--answerability-questions",
         action="store_true",
         help="Also fit the answer-type and answerability models on the questions of "
@@ -656,7 +681,7 @@ def main(argv: list[str] | None = None) -> None:
         sentence_inputs,
         sentence_model_from_json,
     )
-    from training.collect import ANSWER_TYPE_ONLY, collect_training_sets
+    from training.collect import ANSWER_TYPE_ONLY, ANSWER_TYPE_QUESTIONS, collect_training_sets
 
     extra_files = ANSWER_TYPE_ONLY if args.answerability_questions else None
     k = args.k or DEFAULT_K
@@ -682,11 +707,15 @@ def main(argv: list[str] | None = None) -> None:
     examples = [e for e in collected if not e.extra.get("near_miss")]
     near_misses = [e for e in collected if e.extra.get("near_miss")]
     use_extra = args.answer_type_questions or args.answerability_questions
+    type_files = [
+        *(ANSWER_TYPE_QUESTIONS if args.kind_questions else ()),
+        *(p for files in ANSWER_TYPE_ONLY.values() for p in files if use_extra),
+    ]
     answer_type_model, answer_type_record = fit_answer_types(
         examples,
         near_misses,
         args.seed,
-        answer_type_only(data_hashes, args.answer_type_input) if use_extra else None,
+        answer_type_only(data_hashes, args.answer_type_input, type_files) if type_files else None,
         reads=args.answer_type_input,
     )
     print(f"answer types: {answer_type_record}", file=sys.stderr)

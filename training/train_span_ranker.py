@@ -8,12 +8,16 @@ and Wikinews articles (training/data/README.md). The MultiHop-RAG reporting part
 
 What it does, on CPU in a few minutes:
 
+0. fits the ranker's answer-type model (`SpanRanker.kinds`: which kind of span a "what"/"which"
+   question wants) on the kinds of the gold answers of every answerable fitting question
+   ("Yes"/"No" is "other") and of `training.collect.ANSWER_TYPE_QUESTIONS`, our questions of
+   every kind, from the question's opening (`train_answer_scorer.fit_type_regression`: C by
+   out-of-fold log loss);
 1. retrieves passages for every such question as `articleqa ask` does (the indexes of
    `train_answer_scorer`, in `--index-dir`, built if missing);
 2. in every retrieved sentence that contains the gold answer, lists `qa.spans.candidates` for
    the question (of the form `qa.spans.span_form` gives, as the answerer does: "On what date"
-   lists dates, by the answer-type model of the shipped scorer weights, which
-   `train_answer_scorer` writes first) and labels each right when it is the gold answer
+   lists dates, by the question's out-of-fold kind probabilities from 0.) and labels each right when it is the gold answer
    (`qa.evaluation.short_answer_matches`, the same test `articleqa eval` reports); a sentence
    counts when at least one of its candidates is right;
 3. encodes each such sentence once with its spans (`encode_with_spans`) and makes the rows of
@@ -38,8 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from articleqa.qa.answer_type import AnswerTypeModel
-from training.collect import ROOT, TRAINING_INDEX_DIR, TRAINING_SETS, load, sha256
+from training.collect import ANSWER_TYPE_QUESTIONS, ROOT, TRAINING_INDEX_DIR, TRAINING_SETS, load, sha256
 
 OUT = ROOT / "qa" / "weights" / "span_ranker.json"
 FOLDS = 5
@@ -55,11 +58,47 @@ class SentenceRows:
     labels: np.ndarray  # (candidates,) 1 where the candidate is the gold answer
 
 
+def fit_kinds(embeddings, *, only=None, limit: int | None = None, seed: int = 0):
+    """Step 0 of the module's docstring. Returns (the model, {question id: out-of-fold
+    P(name, count, date, other)}, a record, the SHA-256 of the kinds file)."""
+    from articleqa.qa.answer_type import ANSWER_TYPES, answer_type
+    from articleqa.qa.features import OPENING_ROW, analyse, question_vectors
+    from training.train_answer_scorer import fit_type_regression, type_record
+
+    def rows(questions):
+        kept = [q for q in questions if q.get("type") not in (None, "null") and q.get("answer")]
+        vectors = [question_vectors(analyse(q["question"]), embeddings)[OPENING_ROW] for q in kept]
+        kinds = [ANSWER_TYPES.index(answer_type(q["answer"])) for q in kept]
+        return [q["id"] for q in kept], vectors, kinds
+
+    ids, v, t = [], [], []
+    for name, _articles, files in TRAINING_SETS:
+        if only and name not in only:
+            continue
+        for path in files:
+            got = rows(load(path)[:limit])
+            ids += got[0]
+            v += got[1]
+            t += got[2]
+    extra_v, extra_t, hashes = [], [], {}
+    for path in ANSWER_TYPE_QUESTIONS:
+        hashes[str(path.relative_to(ROOT))] = sha256(path)
+        _ids, vectors, kinds = rows(load(path))
+        extra_v += vectors
+        extra_t += kinds
+    t_all, extra_all = np.array(t, dtype=int), np.array(extra_t, dtype=int)
+    model, c, loss, oof = fit_type_regression(np.vstack(v), t_all, np.vstack(extra_v), extra_all, seed, reads="opening")
+    record = type_record(c, loss, oof, t_all, extra_all)
+    print(f"kinds: {record}", file=sys.stderr)
+    return model, dict(zip(ids, oof)), record, hashes
+
+
 def collect_spans(
-    index_dir: Path, answer_types: AnswerTypeModel, *, only=None, limit: int | None = None
+    index_dir: Path, kinds_of: dict[str, np.ndarray], *, only=None, limit: int | None = None
 ) -> tuple[list[SentenceRows], dict]:
     """The rows of every fitting question (see the module's docstring) and the SHA-256 of each
-    question file read; `answer_types` types the questions for `span_form`."""
+    question file read; `kinds_of` (question id: P(name, count, date, other)) types the
+    questions for `span_form`."""
     from rich.progress import Progress
 
     from articleqa.qa.evaluation import YES_NO, contains, normalise, short_answer_matches
@@ -87,8 +126,7 @@ def collect_spans(
                 for q in questions:
                     question, gold = q["question"], q["answer"]
                     scores = scorer.featurise(question, qa.retrieve(question).passages, catalog)
-                    read = scores.opening_vector if answer_types.input == "opening" else scores.question_vector
-                    form = span_form(scores.question.form, answer_types.proba(read)[0])
+                    form = span_form(scores.question.form, kinds_of[q["id"]])
                     for cand in scores.candidates:
                         if not contains(cand.text, gold):
                             continue
@@ -165,12 +203,15 @@ def main(argv: list[str] | None = None) -> None:
 
     import sklearn
 
-    from articleqa.qa.scorer import load_weights, weights_path
+    from articleqa.index.embeddings import get_embeddings
     from articleqa.qa.span_ranker import SpanRanker
 
     started = time.time()
-    answer_types = AnswerTypeModel.from_json(load_weights()["answer_type_model"])
-    rows, hashes = collect_spans(args.index_dir, answer_types, only=args.only, limit=args.limit)
+    kinds, kinds_of, kinds_record, kinds_hashes = fit_kinds(
+        get_embeddings(), only=args.only, limit=args.limit, seed=args.seed
+    )
+    rows, hashes = collect_spans(args.index_dir, kinds_of, only=args.only, limit=args.limit)
+    hashes.update(kinds_hashes)
     if not rows:
         raise SystemExit("no sentence holds a gold short answer among its candidates: nothing to train on")
     model, record = fit(rows, args.seed)
@@ -183,13 +224,14 @@ def main(argv: list[str] | None = None) -> None:
             "limit": args.limit,
             "data": {
                 "questions_sha256": hashes,
-                "answer_type_model_of": f"answer_scorer.json sha256 {sha256(weights_path())}",
                 "credit": "MultiHop-RAG (Tang and Yang, COLM 2024), ODC-BY 1.0; Wikinews, CC BY 2.5",
             },
             **record,
+            "kind_model": kinds_record,
             "python": platform.python_version(),
             "scikit_learn": sklearn.__version__,
         },
+        kinds,
     )
     data = ranker.to_json()
     SpanRanker.from_json(data)  # the shipped file loads with the class the answerer uses
