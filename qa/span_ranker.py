@@ -106,10 +106,10 @@ class SpanRanker:
     ) -> np.ndarray | None:
         """P(name, count, date, other) of the short answer the question wants, by `kinds`
         (None without it or without the vector it reads)."""
-        read = opening_vector if self.kinds is not None and self.kinds.input == "opening" else question_vector
-        if self.kinds is None or read is None:
+        if self.kinds is None:
             return None
-        return self.kinds.proba(read)[0]
+        read = opening_vector if self.kinds.input == "opening" else question_vector
+        return None if read is None else self.kinds.proba(read)[0]
 
     @classmethod
     def load(cls, path: Path | None = None) -> SpanRanker:

@@ -50,11 +50,12 @@ TRAINING_SETS = (
     ),
     ("wikinews", ROOT / "examples" / "articles", (OWN / "own-wikinews.jsonl",)),
 )
-# Questions of ours that teach only the answer-type model (`qa.answer_type`), read with the
-# trainer's --kind-questions: varied openings of every kind ("In what year did Microsoft ...",
-# "What percentage ...") with their gold short answers, in the training part of every fold
-# (tried in the seventeenth session, not in the shipped weights: training/README.md). The model
-# reads nothing but the question, so they need no index.
+# Questions of ours that teach only an answer-type model (`qa.answer_type`): varied openings of
+# every kind ("In what year did Microsoft ...", "What percentage ...") with their gold short
+# answers, in the training part of every fold. `train_span_ranker` reads them for the span
+# ranker's kind model; `train_answer_scorer` only with --kind-questions (tried in the seventeenth
+# session, not in the shipped scorer: training/README.md). That model reads nothing but the
+# question, so they need no index.
 ANSWER_TYPE_QUESTIONS: tuple[Path, ...] = (OWN / "own-question-kinds.jsonl",)
 # More questions of ours (training/data/README.md), read only with the trainer's
 # --answer-type-questions / --answerability-questions (tried, not in the shipped weights:

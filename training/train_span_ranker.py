@@ -16,16 +16,16 @@ What it does, on CPU in a few minutes:
 1. retrieves passages for every such question as `articleqa ask` does (the indexes of
    `train_answer_scorer`, in `--index-dir`, built if missing);
 2. in every retrieved sentence that contains the gold answer, lists `qa.spans.candidates` for
-   the question (of the form `qa.spans.span_form` gives, as the answerer does: "On what date"
-   lists dates, by the question's out-of-fold kind probabilities from 0.) and labels each right when it is the gold answer
-   (`qa.evaluation.short_answer_matches`, the same test `articleqa eval` reports); a sentence
-   counts when at least one of its candidates is right;
+   the question, of the form `qa.spans.span_form` gives as the answerer does ("On what date"
+   lists dates; the kind from the question's out-of-fold probabilities of step 0), and labels
+   each right when it is the gold answer (`qa.evaluation.short_answer_matches`, the same test
+   `articleqa eval` reports); a sentence counts when at least one of its candidates is right;
 3. encodes each such sentence once with its spans (`encode_with_spans`) and makes the rows of
    `qa.span_ranker.span_inputs`;
 4. picks C of a logistic regression by 5-fold cross-validation grouped by question (the share
    of sentences whose best-rated candidate is right, against the extractor's first candidate;
-   the smallest C within one standard error of the best),
-   fits it on all rows and writes the weights with what produced them.
+   the smallest C within one standard error of the best), fits it on all rows and writes the
+   weights with the kind model and what produced them.
 
     python -m training.train_span_ranker            # same data: same weights
 """
