@@ -63,7 +63,7 @@ def fit_kinds(embeddings, *, only=None, limit: int | None = None, seed: int = 0)
     P(name, count, date, other)}, a record, the SHA-256 of the kinds file)."""
     from articleqa.qa.answer_type import ANSWER_TYPES, answer_type
     from articleqa.qa.features import OPENING_ROW, analyse, question_vectors
-    from training.train_answer_scorer import fit_type_regression, type_record
+    from training.train_answer_scorer import answer_type_only, fit_type_regression, type_record
 
     def rows(questions):
         kept = [q for q in questions if q.get("type") not in (None, "null") and q.get("answer")]
@@ -80,14 +80,11 @@ def fit_kinds(embeddings, *, only=None, limit: int | None = None, seed: int = 0)
             ids += got[0]
             v += got[1]
             t += got[2]
-    extra_v, extra_t, hashes = [], [], {}
-    for path in ANSWER_TYPE_QUESTIONS:
-        hashes[str(path.relative_to(ROOT))] = sha256(path)
-        _ids, vectors, kinds = rows(load(path))
-        extra_v += vectors
-        extra_t += kinds
-    t_all, extra_all = np.array(t, dtype=int), np.array(extra_t, dtype=int)
-    model, c, loss, oof = fit_type_regression(np.vstack(v), t_all, np.vstack(extra_v), extra_all, seed, reads="opening")
+    hashes: dict[str, str] = {}
+    extra_v, extra_answers = answer_type_only(hashes, "opening", ANSWER_TYPE_QUESTIONS)
+    t_all = np.array(t, dtype=int)
+    extra_all = np.array([ANSWER_TYPES.index(answer_type(a)) for a in extra_answers], dtype=int)
+    model, c, loss, oof = fit_type_regression(np.vstack(v), t_all, extra_v, extra_all, seed, reads="opening")
     record = type_record(c, loss, oof, t_all, extra_all)
     print(f"kinds: {record}", file=sys.stderr)
     return model, dict(zip(ids, oof)), record, hashes
